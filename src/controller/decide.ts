@@ -1,0 +1,233 @@
+// The reconciler's decision, as a pure function of what was observed:
+// (invitation, its records, its link, its namespace's tenant, the User, config, now)
+// → the actions to take and the status that should be. No I/O, no clock, no
+// randomness: the reconciler performs the actions (issuing a token is one) and
+// calls decide() again with the new world until no action is left.
+import { isValidEmail, normalizeEmail } from '../api/email.ts';
+import { hasMembershipFrom } from '../api/user.ts';
+import { REISSUE_ANNOTATION, type Membership, type User, type UserInvitation, type UserInvitationStatus } from '../api/types.ts';
+import { parseDuration } from '../config/duration.ts';
+import type { UsherConfig } from '../config/types.ts';
+import type { InvitationRecord } from '../records/record.ts';
+import { selectorOfLink } from '../records/token.ts';
+import { mergeConditions, readiness, type DesiredCondition } from './conditions.ts';
+
+export interface Observed {
+  invitation: UserInvitation;
+  /** Every record owned by this invitation (normally one). */
+  records: readonly InvitationRecord[];
+  /** The link as last disclosed (status.link or the link Secret), or just issued. */
+  link: string | undefined;
+  /** The tenant named by the invitation's namespace label; undefined when unlabelled. */
+  namespaceTenant: string | undefined;
+  /** The User for the invitation's email, if one exists. */
+  user: User | undefined;
+  config: UsherConfig;
+  now: Date;
+}
+
+export type Action =
+  | { kind: 'issue'; issuance: number; issuedAt: string; expiresAt: string; email: string; reason: 'Issued' | 'Reissued' }
+  | { kind: 'deleteRecord'; name: string; why: string }
+  | { kind: 'sendMail'; record: string }
+  | { kind: 'ensureUser'; email: string; membership: Membership };
+
+export interface Plan {
+  actions: Action[];
+  status: UserInvitationStatus;
+  /** Reconcile again after this long (the next deadline), if anything is due. */
+  requeueAfterMs?: number;
+}
+
+const SECOND = 1000;
+
+function iso(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export function membershipOf(invitation: UserInvitation): Membership {
+  const { spec, metadata } = invitation;
+  const scope = spec.scope ?? 'Tenant';
+  return {
+    scope,
+    ...(scope === 'Tenant' && spec.tenant ? { tenant: spec.tenant } : {}),
+    groups: [...(spec.groups ?? [])],
+    roles: (spec.roles ?? []).map((r) => ({ name: r.name, ...(r.namespaces?.length ? { namespaces: [...r.namespaces] } : {}) })),
+    invitation: { namespace: metadata.namespace ?? '', name: metadata.name, uid: metadata.uid ?? '' },
+  };
+}
+
+/** Who may invite whom: a namespace may invite only into its own tenant; Instance scope only from configured namespaces. */
+function forbiddenReason(o: Observed): string | undefined {
+  const { spec, metadata } = o.invitation;
+  const namespace = metadata.namespace ?? '';
+  const label = o.config.tenancy.namespaceLabel;
+  if ((spec.scope ?? 'Tenant') === 'Instance') {
+    if (o.config.tenancy.instanceNamespaces.includes(namespace)) return undefined;
+    return `Instance-scope invitations are only accepted from the namespaces in usher.tenancy.instanceNamespaces, and ${namespace} is not one of them.`;
+  }
+  if (o.namespaceTenant === undefined) return `Namespace ${namespace} has no ${label} label, so it may not invite into tenant ${spec.tenant ?? ''}.`;
+  if (o.namespaceTenant !== spec.tenant) return `Namespace ${namespace} belongs to tenant ${o.namespaceTenant} (label ${label}), so it may only invite into ${o.namespaceTenant}, not ${spec.tenant ?? ''}.`;
+  return undefined;
+}
+
+/** Problems the API server cannot see because they depend on Usher's config; each names the field. */
+function invalidReason(o: Observed): string | undefined {
+  const { spec } = o.invitation;
+  if (!isValidEmail(spec.email)) return `spec.email: ${JSON.stringify(spec.email)} is not a single email address.`;
+  if (o.config.invitations.requireGroupOrRole && !spec.createUserDirectly && !spec.groups?.length && !spec.roles?.length) {
+    return 'spec.groups, spec.roles: an invitation must grant at least one group or role (usher.security.invitations.requireGroupOrRole).';
+  }
+  if (spec.expireAfter !== undefined) {
+    let ms: number;
+    try {
+      ms = parseDuration(spec.expireAfter);
+    } catch (err) {
+      return `spec.expireAfter: ${(err as Error).message}`;
+    }
+    if (ms > o.config.invitations.maxExpireAfterMs) {
+      return `spec.expireAfter: ${spec.expireAfter} is longer than the maximum ${o.config.invitations.maxExpireAfter} (usher.security.invitations.maxExpireAfter).`;
+    }
+  }
+  return undefined;
+}
+
+function expireAfterMs(o: Observed): number {
+  const { expireAfter } = o.invitation.spec;
+  return expireAfter === undefined ? o.config.invitations.expireAfterMs : parseDuration(expireAfter);
+}
+
+function reissueCommand(o: Observed): string {
+  const { name, namespace } = o.invitation.metadata;
+  return `kubectl annotate userinvitation ${name} -n ${namespace ?? 'default'} --overwrite ${REISSUE_ANNOTATION}="$(date -u +%FT%TZ)"`;
+}
+
+export function decide(o: Observed): Plan {
+  const { invitation, config, now } = o;
+  const { spec, metadata } = invitation;
+  const previous = invitation.status ?? {};
+  const generation = metadata.generation;
+  const reissueRequest = metadata.annotations?.[REISSUE_ANNOTATION];
+  const email = normalizeEmail(spec.email);
+  const scope = spec.scope ?? 'Tenant';
+  const base: UserInvitationStatus = {
+    tenant: scope === 'Instance' ? '*' : (spec.tenant ?? ''),
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    ...(previous.lastHandledReissueAt !== undefined ? { lastHandledReissueAt: previous.lastHandledReissueAt } : {}),
+  };
+  const finish = (status: UserInvitationStatus, conditions: DesiredCondition[], actions: Action[] = [], requeueAfterMs?: number): Plan => ({
+    actions,
+    status: withoutUndefined({ ...base, ...status, conditions: mergeConditions(previous.conditions, conditions, generation, now) }),
+    ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
+  });
+  const revokeAll = (why: string): Action[] => o.records.map((r) => ({ kind: 'deleteRecord', name: r.name, why }));
+
+  // Accepted is a fact: nothing that happens to the spec afterwards un-accepts it.
+  const used = o.records.find((r) => r.usedAt);
+  if (used || previous.acceptedAt) {
+    const acceptedAt = used?.usedAt ?? previous.acceptedAt;
+    const user = used?.user ?? previous.user;
+    if (reissueRequest !== undefined) base.lastHandledReissueAt = reissueRequest;
+    return finish(
+      { phase: 'Accepted', ...(acceptedAt ? { acceptedAt } : {}), ...(user ? { user } : {}), ...pick(previous, 'issuance', 'issuedAt', 'expiresAt', 'sentAt') },
+      readiness('ready', 'Accepted', `Accepted by ${email}${user ? ` as User ${user}` : ''}.`),
+    );
+  }
+
+  const forbidden = forbiddenReason(o);
+  if (forbidden) return finish({ phase: 'Failed' }, readiness('stalled', 'Forbidden', `${forbidden} Nothing was issued.`), revokeAll('forbidden'));
+  const invalid = invalidReason(o);
+  if (invalid) return finish({ phase: 'Failed' }, readiness('stalled', 'InvalidSpec', `${invalid} Nothing was issued.`), revokeAll('invalid spec'));
+
+  if (spec.createUserDirectly) {
+    const hasMembership = hasMembershipFrom(o.user, metadata.uid);
+    const actions: Action[] = revokeAll('user created directly');
+    if (!hasMembership) {
+      actions.push({ kind: 'ensureUser', email, membership: membershipOf(invitation) });
+      return finish({ phase: previous.phase ?? 'Pending' }, readiness('progressing', 'CreatingUser', `Creating User for ${email}.`), actions);
+    }
+    return finish(
+      { phase: 'UserCreated', user: o.user?.metadata.name ?? '' },
+      readiness('ready', 'UserCreated', `User ${o.user?.metadata.name ?? ''} was created directly for ${email}; they sign in through the identity provider.`),
+      actions,
+    );
+  }
+
+  const linkSelector = selectorOfLink(o.link);
+  const current = o.records.find((r) => r.selector === linkSelector);
+  const stale = o.records.filter((r) => r !== current);
+  const reissueRequested = reissueRequest !== undefined && reissueRequest !== previous.lastHandledReissueAt;
+  const emailChanged = current !== undefined && current.email !== email;
+  const wasExpired = previous.phase === 'Expired';
+
+  if (!current && wasExpired && !reissueRequested) {
+    return finish({ phase: 'Expired', ...pick(previous, 'issuance', 'issuedAt', 'expiresAt') }, readiness('stalled', 'Expired', `The invitation expired. Reissue it with: ${reissueCommand(o)}`), revokeAll('superseded'));
+  }
+  if (!current || reissueRequested || emailChanged) {
+    const issuance = Math.max(previous.issuance ?? 0, ...o.records.map((r) => r.issuance)) + 1;
+    if (reissueRequested) base.lastHandledReissueAt = reissueRequest;
+    const reason = o.records.length > 0 || previous.issuance ? 'Reissued' : 'Issued';
+    return finish(
+      { phase: 'Pending' },
+      readiness('progressing', reason === 'Issued' ? 'Issuing' : 'Reissuing', `Issuing a new invitation link for ${email}.`),
+      [
+        ...o.records.map((r): Action => ({ kind: 'deleteRecord', name: r.name, why: 'superseded by a new token' })),
+        { kind: 'issue', issuance, issuedAt: iso(now), expiresAt: iso(new Date(now.getTime() + expireAfterMs(o))), email, reason },
+      ],
+    );
+  }
+
+  const cleanup: Action[] = stale.map((r) => ({ kind: 'deleteRecord', name: r.name, why: 'superseded by a new token' }));
+  const disclosed = config.invitations.linkDisclosure === 'Secret' ? { linkSecretName: linkSecretNameFor(metadata.name) } : { link: o.link ?? '' };
+  const issued = { ...disclosed, issuance: current.issuance, issuedAt: current.issuedAt, expiresAt: current.expiresAt };
+  const msLeft = Date.parse(current.expiresAt) - now.getTime();
+  if (msLeft <= 0) {
+    return finish({ phase: 'Expired', issuance: current.issuance, issuedAt: current.issuedAt, expiresAt: current.expiresAt, ...sentAtOf(current) }, readiness('stalled', 'Expired', `The invitation expired at ${current.expiresAt}. Reissue it with: ${reissueCommand(o)}`), cleanup);
+  }
+
+  if (!config.mail) {
+    return finish(
+      { phase: 'Pending', ...issued },
+      readiness('ready', 'LinkReady', `No mail server is configured: share the link in ${'link' in disclosed ? 'status.link' : `Secret ${disclosed.linkSecretName}`} with ${email} by hand. It expires at ${current.expiresAt}.`),
+      cleanup,
+      msLeft,
+    );
+  }
+  const mail = current.mail;
+  if (mail?.sentAt) {
+    return finish({ phase: 'Sent', ...issued, sentAt: mail.sentAt }, readiness('ready', 'Sent', `Invitation mailed to ${email} at ${mail.sentAt}; it expires at ${current.expiresAt}.`), cleanup, msLeft);
+  }
+  if (mail?.failedPermanently) {
+    return finish({ phase: 'Failed', ...issued }, readiness('stalled', 'MailRejected', `The mail server refused the invitation for ${email}: ${mail.lastError ?? 'no reply'}. Fix the address or the server, then reissue: ${reissueCommand(o)}`), cleanup, msLeft);
+  }
+  const waitMs = mail?.nextAttemptAt ? Date.parse(mail.nextAttemptAt) - now.getTime() : 0;
+  if (waitMs > 0) {
+    return finish(
+      { phase: 'Pending', ...issued },
+      readiness('progressing', 'MailRetrying', `Sending the invitation to ${email} failed (attempt ${mail?.attempts ?? 0}): ${mail?.lastError ?? ''}. Retrying in ${Math.ceil(waitMs / SECOND)}s.`),
+      cleanup,
+      Math.min(waitMs, msLeft),
+    );
+  }
+  return finish({ phase: 'Pending', ...issued }, readiness('progressing', 'Sending', `Sending the invitation to ${email}.`), [...cleanup, { kind: 'sendMail', record: current.name }]);
+}
+
+/** The Secret beside the invitation that holds its link when linkDisclosure is Secret. */
+export function linkSecretNameFor(invitationName: string): string {
+  return `${invitationName}-invitation-link`;
+}
+
+function sentAtOf(record: InvitationRecord): { sentAt?: string } {
+  return record.mail?.sentAt ? { sentAt: record.mail.sentAt } : {};
+}
+
+function pick<K extends keyof UserInvitationStatus>(status: UserInvitationStatus, ...keys: K[]): Pick<UserInvitationStatus, K> {
+  const out: Partial<UserInvitationStatus> = {};
+  for (const key of keys) if (status[key] !== undefined) out[key] = status[key];
+  return out as Pick<UserInvitationStatus, K>;
+}
+
+/** Status as it will read back from the API server: no keys holding undefined. */
+function withoutUndefined(status: UserInvitationStatus): UserInvitationStatus {
+  return Object.fromEntries(Object.entries(status).filter(([, v]) => v !== undefined)) as UserInvitationStatus;
+}

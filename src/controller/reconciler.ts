@@ -1,0 +1,205 @@
+// One reconcile of one UserInvitation, in controller-runtime's mould: read the
+// world (from caches), decide (a pure function), act, and write status only if
+// it changed. Acting changes the world, so decide runs again on the new world
+// until it asks for nothing more; then the status is written once.
+import type { Logger } from 'pino';
+import type { User, UserInvitation, UserInvitationStatus } from '../api/types.ts';
+import { userNameFor, withMembership } from '../api/user.ts';
+import type { UsherConfig } from '../config/types.ts';
+import { recordName, type InvitationRecord, type MailState } from '../records/record.ts';
+import { issueToken, linkFor } from '../records/token.ts';
+import { decide, type Action, type Observed } from './decide.ts';
+
+/** What the reconciler reads: caches, never the API server. */
+export interface ClusterReader {
+  invitation(namespace: string, name: string): UserInvitation | undefined;
+  /** Records owned by the invitation with this uid. */
+  records(namespace: string, invitationUid: string): InvitationRecord[];
+  namespaceTenant(namespace: string): string | undefined;
+  user(name: string): User | undefined;
+  /** The link held in the invitation's link Secret (linkDisclosure: Secret). */
+  linkSecret(namespace: string, invitationName: string): string | undefined;
+}
+
+/** What the reconciler changes. Each call is one API request and updates the caches it affects. */
+export interface ClusterWriter {
+  createRecord(record: InvitationRecord, owner: UserInvitation): Promise<InvitationRecord>;
+  /** Optimistic: fails with a conflict when record.resourceVersion is stale. */
+  updateRecord(record: InvitationRecord, owner: UserInvitation): Promise<InvitationRecord>;
+  deleteRecord(namespace: string, name: string): Promise<void>;
+  writeLinkSecret(owner: UserInvitation, link: string): Promise<void>;
+  writeStatus(invitation: UserInvitation, status: UserInvitationStatus): Promise<UserInvitation>;
+  /** Create (no resourceVersion) or update (optimistic) a User. */
+  saveUser(user: User): Promise<User>;
+  event(invitation: UserInvitation, type: 'Normal' | 'Warning', reason: string, message: string): void;
+}
+
+export interface InvitationMailer {
+  /** Renders and sends the invitation mail for this record's token. */
+  sendInvitation(invitation: UserInvitation, link: string, expiresAt: Date): Promise<{ ok: true } | { ok: false; permanent: boolean; response: string }>;
+}
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+export interface ReconcilerDeps {
+  reader: ClusterReader;
+  writer: ClusterWriter;
+  config: UsherConfig;
+  mailer?: InvitationMailer;
+  log: Logger;
+  now?: () => Date;
+  /** Delay before the next mail attempt after `attempts` transient failures. */
+  mailBackoffMs?: (attempts: number) => number;
+}
+
+/** decide() converges in a few rounds; more means a bug, not a slow world. */
+const MAX_ROUNDS = 8;
+
+export function defaultMailBackoffMs(attempts: number): number {
+  const base = Math.min(30_000 * 2 ** Math.max(0, attempts - 1), 60 * 60_000);
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+export class Reconciler {
+  private readonly deps: ReconcilerDeps;
+
+  constructor(deps: ReconcilerDeps) {
+    this.deps = deps;
+  }
+
+  async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
+    const { reader, config } = this.deps;
+    const now = this.deps.now ?? (() => new Date());
+    let invitation = reader.invitation(namespace, name);
+    // Gone: its records go with it by garbage collection (ownerReferences); nothing to do.
+    if (!invitation || invitation.metadata.deletionTimestamp) return {};
+    const uid = invitation.metadata.uid ?? '';
+    let freshLink: string | undefined;
+
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const observed: Observed = {
+        invitation,
+        records: reader.records(namespace, uid),
+        link: freshLink ?? (config.invitations.linkDisclosure === 'Secret' ? reader.linkSecret(namespace, name) : invitation.status?.link),
+        namespaceTenant: reader.namespaceTenant(namespace),
+        user: reader.user(userNameFor(invitation.spec.email)),
+        config,
+        now: now(),
+      };
+      const plan = decide(observed);
+      if (plan.actions.length === 0) {
+        invitation = await this.writeStatusIfChanged(invitation, plan.status);
+        return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
+      }
+      for (const action of plan.actions) {
+        const link = await this.act(invitation, action, observed);
+        if (link) freshLink = link;
+      }
+      // A fresh token's link must reach status before anything else can go wrong:
+      // the raw token exists nowhere else.
+      if (freshLink) {
+        if (config.invitations.linkDisclosure === 'Secret') await this.deps.writer.writeLinkSecret(invitation, freshLink);
+        const next = decide({ ...observed, records: reader.records(namespace, uid), link: freshLink, now: now() });
+        invitation = await this.writeStatusIfChanged(invitation, next.status);
+        freshLink = undefined;
+      }
+    }
+    throw new Error(`reconcile of ${namespace}/${name} did not converge after ${MAX_ROUNDS} rounds`);
+  }
+
+  /** Performs one action; returns the link when it issued a token. */
+  private async act(invitation: UserInvitation, action: Action, observed: Observed): Promise<string | undefined> {
+    const { writer, log } = this.deps;
+    const { namespace = '', name } = invitation.metadata;
+    switch (action.kind) {
+      case 'deleteRecord':
+        await writer.deleteRecord(namespace, action.name);
+        log.debug({ invitation: `${namespace}/${name}`, record: action.name, why: action.why }, 'deleted invitation record');
+        return undefined;
+      case 'issue': {
+        const token = issueToken();
+        await writer.createRecord(
+          {
+            name: recordName(invitation.metadata.uid ?? '', action.issuance),
+            namespace,
+            invitationName: name,
+            invitationUid: invitation.metadata.uid ?? '',
+            selector: token.selector,
+            verifierHash: token.verifierHash,
+            email: action.email,
+            issuance: action.issuance,
+            issuedAt: action.issuedAt,
+            expiresAt: action.expiresAt,
+          },
+          invitation,
+        );
+        writer.event(invitation, 'Normal', action.reason, `Issued invitation link #${action.issuance} for ${action.email}, valid until ${action.expiresAt}.`);
+        log.info({ invitation: `${namespace}/${name}`, issuance: action.issuance, expiresAt: action.expiresAt }, action.reason === 'Issued' ? 'issued invitation' : 'reissued invitation');
+        return linkFor(this.deps.config.baseUrl, token.token);
+      }
+      case 'ensureUser': {
+        const existing = observed.user;
+        const saved = await writer.saveUser(withMembership(existing, action.email, action.membership, existing ? {} : { authentication: 'External' }));
+        writer.event(invitation, 'Normal', 'UserCreated', `${existing ? 'Added a membership to' : 'Created'} User ${saved.metadata.name} for ${action.email} without an invitation link.`);
+        return undefined;
+      }
+      case 'sendMail':
+        await this.sendMail(invitation, action.record, observed);
+        return undefined;
+    }
+  }
+
+  /**
+   * Records the attempt before sending and the outcome after, both in the
+   * record: a crash between the two can cause one duplicate mail, never a lost one.
+   */
+  private async sendMail(invitation: UserInvitation, recordName: string, observed: Observed): Promise<void> {
+    const { writer, mailer, log } = this.deps;
+    const record = observed.records.find((r) => r.name === recordName);
+    if (!record || !mailer || !observed.link) return;
+    const now = this.deps.now ?? (() => new Date());
+    const attempts = (record.mail?.attempts ?? 0) + 1;
+    const started = await writer.updateRecord({ ...record, mail: { ...record.mail, attempts, attemptStartedAt: now().toISOString() } }, invitation);
+    const result = await mailer.sendInvitation(invitation, observed.link, new Date(record.expiresAt));
+    let mail: MailState;
+    if (result.ok) {
+      mail = { attempts, sentAt: now().toISOString().replace(/\.\d{3}Z$/, 'Z') };
+      writer.event(invitation, 'Normal', 'Sent', `Invitation mailed to ${record.email}.`);
+    } else if (result.permanent) {
+      mail = { attempts, failedPermanently: true, lastError: result.response };
+      writer.event(invitation, 'Warning', 'MailRejected', `The mail server refused the invitation: ${result.response}`);
+    } else {
+      const delay = (this.deps.mailBackoffMs ?? defaultMailBackoffMs)(attempts);
+      mail = { attempts, lastError: result.response, nextAttemptAt: new Date(now().getTime() + delay).toISOString() };
+      writer.event(invitation, 'Warning', 'MailRetrying', `Sending the invitation failed (attempt ${attempts}), retrying in ${Math.ceil(delay / 1000)}s: ${result.response}`);
+    }
+    log.info({ invitation: `${invitation.metadata.namespace ?? ''}/${invitation.metadata.name}`, attempts, ok: result.ok }, 'invitation mail attempt');
+    await writer.updateRecord({ ...started, mail }, invitation);
+  }
+
+  /** Writes status through the status subresource only when it differs; emits an Event on a phase change. */
+  private async writeStatusIfChanged(invitation: UserInvitation, status: UserInvitationStatus): Promise<UserInvitation> {
+    const previous = invitation.status ?? {};
+    if (sameStatus(previous, status)) return invitation;
+    const written = await this.deps.writer.writeStatus(invitation, status);
+    if (previous.phase !== status.phase && status.phase) {
+      const ready = status.conditions?.find((c) => c.type === 'Ready');
+      const warning = status.phase === 'Failed' || status.phase === 'Expired';
+      this.deps.writer.event(invitation, warning ? 'Warning' : 'Normal', ready?.reason ?? status.phase, ready?.message ?? `Phase is now ${status.phase}.`);
+    }
+    return written;
+  }
+}
+
+/** Deep equality of two statuses as JSON (key order aside). */
+export function sameStatus(a: UserInvitationStatus, b: UserInvitationStatus): boolean {
+  return canonical(a) === canonical(b);
+}
+
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([x], [y]) => x.localeCompare(y))) : v,
+  );
+}
