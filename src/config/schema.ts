@@ -1,0 +1,224 @@
+// The raw shape of Usher's configuration file, as a JSON schema, and its
+// validation turned into plain-words problems ("usher.mail.prot: unknown key
+// (did you mean "port"?)"). Defaults, durations, secrets and rules across keys
+// are the loader's business (load.ts); this file only knows the shape.
+import { Ajv, type DefinedError, type SchemaObject } from 'ajv';
+
+/** The file as written: every key optional except where the schema says. */
+export interface RawConfig {
+  usher?: {
+    baseUrl?: string;
+    security?: {
+      invitations?: {
+        expireAfter?: string;
+        maxExpireAfter?: string;
+        linkDisclosure?: 'Status' | 'Secret';
+        requireGroupOrRole?: boolean;
+      };
+    };
+    tenancy?: { namespaceLabel?: string; instanceNamespaces?: string[] };
+    mail?: {
+      host?: string;
+      port?: number;
+      tls?: 'implicit' | 'starttls' | 'none';
+      allowSelfSigned?: boolean;
+      from?: string;
+      replyTo?: string;
+      auth?: { user?: string; passwordFile?: string; passwordEnv?: string };
+      pool?: { maxConnections?: number };
+      rateLimitPerSecond?: number;
+      templatesDir?: string;
+    };
+    accept?: { port?: number };
+    controller?: { workers?: number; resyncPeriod?: string };
+  };
+}
+
+// `description` is what a wrong value is told it must be ("must be <description>").
+const duration = { type: 'string', description: 'an ISO-8601 duration such as P7D or PT12H' } as const;
+const text = { type: 'string', minLength: 1 } as const;
+const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+
+/** A closed object: unknown keys are errors, so typos do not silently fall back to defaults. */
+function object(properties: Record<string, SchemaObject>, required?: string[]): SchemaObject {
+  return { type: 'object', additionalProperties: false, properties, ...(required && { required }) };
+}
+
+export const configSchema = object({
+  usher: object({
+    baseUrl: { type: 'string', description: 'an http(s) URL such as https://platform.example.com' },
+    security: object({
+      invitations: object({
+        expireAfter: duration,
+        maxExpireAfter: duration,
+        linkDisclosure: { enum: ['Status', 'Secret'] },
+        requireGroupOrRole: { type: 'boolean' },
+      }),
+    }),
+    tenancy: object({
+      namespaceLabel: {
+        type: 'string',
+        maxLength: 317,
+        pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$',
+        description: 'a Kubernetes label key such as usher.dev/tenant',
+      },
+      instanceNamespaces: {
+        type: 'array',
+        uniqueItems: true,
+        items: {
+          type: 'string',
+          maxLength: 63,
+          pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+          description: 'a namespace name (lowercase letters, digits and dashes)',
+        },
+      },
+    }),
+    mail: object(
+      {
+        host: text,
+        port,
+        tls: { enum: ['implicit', 'starttls', 'none'] },
+        allowSelfSigned: { type: 'boolean' },
+        from: text,
+        replyTo: text,
+        auth: object({ user: text, passwordFile: text, passwordEnv: text }, ['user']),
+        pool: object({ maxConnections: { type: 'integer', minimum: 1 } }),
+        rateLimitPerSecond: { type: 'number', minimum: 0 },
+        templatesDir: text,
+      },
+      ['host', 'from'],
+    ),
+    accept: object({ port }),
+    controller: object({
+      workers: { type: 'integer', minimum: 1 },
+      resyncPeriod: duration,
+    }),
+  }),
+});
+
+const validate = new Ajv({ allErrors: true, verbose: true, strict: true }).compile<RawConfig>(configSchema);
+
+/** One ajv finding: where in the document (path segments) and what to say about it. */
+export interface SchemaProblem {
+  /** Segments of the offending value; for an unknown key, the key itself is the last one. */
+  path: (string | number)[];
+  message: string;
+}
+
+/** The document's shape problems, in plain words; empty when it fits the schema. */
+export function checkShape(doc: unknown): SchemaProblem[] {
+  if (validate(doc)) return [];
+  return (validate.errors as DefinedError[] | null | undefined ?? []).map(describeError);
+}
+
+function describeError(error: DefinedError): SchemaProblem {
+  const path = pointerToPath(error.instancePath);
+  const hint = typeof error.parentSchema?.description === 'string' ? error.parentSchema.description : undefined;
+  const got = describeValue(error.data);
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const key = error.params.additionalProperty;
+      const known = Object.keys((error.parentSchema?.properties ?? {}) as Record<string, unknown>);
+      const guess = closest(key, known);
+      const advice = guess === undefined ? `known keys: ${known.join(', ')}` : `did you mean "${guess}"?`;
+      return { path: [...path, key], message: `unknown key (${advice})` };
+    }
+    case 'required': {
+      const parent = formatPath(path);
+      return {
+        path: [...path, error.params.missingProperty],
+        message: parent === '' ? 'is required' : `is required when ${parent} is set`,
+      };
+    }
+    case 'type': {
+      if (error.data === null) return { path, message: 'has no value; give it one or remove the key' };
+      const wanted = hint ?? TYPE_WORDS[error.params.type] ?? error.params.type;
+      return { path, message: `must be ${wanted}, not ${got}` };
+    }
+    case 'enum': {
+      const allowed = error.params.allowedValues.map(String);
+      const guess = typeof error.data === 'string' ? closest(error.data, allowed) : undefined;
+      return {
+        path,
+        message: `must be one of ${allowed.join(', ')}, not ${got}${guess === undefined ? '' : ` (did you mean "${guess}"?)`}`,
+      };
+    }
+    case 'pattern':
+      return { path, message: `${got} is not ${hint ?? `valid (${error.message ?? error.keyword})`}` };
+    case 'maxLength':
+      return { path, message: `is longer than ${error.params.limit} characters` };
+    case 'minLength':
+      return { path, message: 'must not be empty' };
+    case 'minimum':
+      return { path, message: `must be at least ${error.params.limit}, not ${got}` };
+    case 'maximum':
+      return { path, message: `must be at most ${error.params.limit}, not ${got}` };
+    case 'uniqueItems':
+      return { path, message: `lists ${describeValue(Array.isArray(error.data) ? error.data[error.params.i] : undefined)} twice` };
+    default:
+      return { path, message: error.message ?? `fails the ${error.keyword} rule` };
+  }
+}
+
+const TYPE_WORDS: Partial<Record<string, string>> = {
+  string: 'text',
+  integer: 'a whole number',
+  number: 'a number',
+  boolean: 'true or false',
+  object: 'a mapping of keys',
+  array: 'a list',
+};
+
+function describeValue(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  if (value !== null && typeof value === 'object') return 'a mapping';
+  // JSON.stringify gives undefined (typed as string) for undefined.
+  return value === undefined ? 'nothing' : JSON.stringify(value);
+}
+
+function pointerToPath(pointer: string): (string | number)[] {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+/** `usher.tenancy.instanceNamespaces[0]`: how a key is named in messages. */
+export function formatPath(path: readonly (string | number)[]): string {
+  return path.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
+}
+
+/**
+ * The candidate a near-miss most likely meant: same letters in another case,
+ * or within a small edit distance (one edit for short words, two otherwise).
+ */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  const lower = word.toLowerCase();
+  let best: { candidate: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const distance = editDistance(lower, candidate.toLowerCase());
+    if (distance <= (word.length <= 4 ? 1 : 2) && (best === undefined || distance < best.distance)) {
+      best = { candidate, distance };
+    }
+  }
+  return best?.candidate;
+}
+
+/** Levenshtein distance, with a swap of two neighbours counted as one edit ("prot" for "port"). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  const at = (i: number, j: number): number => d[i]?.[j] ?? Infinity;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, at(i - 2, j - 2) + 1);
+      (d[i] as number[])[j] = best;
+    }
+  }
+  return at(a.length, b.length);
+}

@@ -1,0 +1,50 @@
+// The controller's mailer: renders an invitation with the (possibly
+// operator-supplied) templates and sends it through the SMTP transport.
+import { normalizeEmail } from '../api/email.ts';
+import type { UserInvitation } from '../api/types.ts';
+import type { MailConfig } from '../config/types.ts';
+import type { InvitationMailer } from '../controller/reconciler.ts';
+import { loadTemplates, renderInvitationMail } from './message.ts';
+import { createMailer, type MailLog, type MailTimeouts } from './transport.ts';
+
+export interface InvitationMailerHandle extends InvitationMailer {
+  close(): void;
+}
+
+/** Templates are loaded (and checked) here, at start-up: a broken one stops Usher with a clear error. */
+export function createInvitationMailer(config: MailConfig, log?: MailLog, options: { timeouts?: Partial<MailTimeouts>; platformName?: string } = {}): InvitationMailerHandle {
+  const templates = loadTemplates(config.templatesDir);
+  const mailer = createMailer(config, log, options.timeouts ? { timeouts: options.timeouts } : {});
+  return {
+    async sendInvitation(invitation: UserInvitation, link: string, expiresAt: Date) {
+      const { spec } = invitation;
+      const email = normalizeEmail(spec.email);
+      let message;
+      try {
+        message = renderInvitationMail(
+        {
+          email,
+          scope: spec.scope ?? 'Tenant',
+          ...(spec.tenant ? { tenant: spec.tenant } : {}),
+          groups: spec.groups ?? [],
+          roles: spec.roles ?? [],
+          link,
+          expiresAt,
+          now: new Date(),
+          ...(options.platformName ? { platformName: options.platformName } : {}),
+        },
+        templates,
+      );
+      } catch (err) {
+        // Only reachable when the invitation expired between decide() and here:
+        // report a transient failure and let the next reconcile mark it Expired.
+        return { ok: false as const, permanent: false, response: (err as Error).message };
+      }
+      const result = await mailer.send({ to: email, ...message });
+      return result.ok ? { ok: true as const } : { ok: false as const, permanent: result.permanent, response: result.response };
+    },
+    close: () => {
+      mailer.close();
+    },
+  };
+}

@@ -1,0 +1,339 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseConfig, type ParseOptions } from '../../src/config/load.ts';
+import type { UsherConfig } from '../../src/config/types.ts';
+
+const DAY = 24 * 3600 * 1000;
+const example = join(import.meta.dirname, '..', '..', 'examples', 'usher-config.yaml');
+
+/** A readFile stub that only knows the given files. */
+function files(contents: Record<string, string>): (path: string) => string {
+  return (path) => {
+    const content = contents[path];
+    if (content === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT', errno: -2 });
+    return content;
+  };
+}
+
+function parse(yaml: string, opts: ParseOptions = {}): UsherConfig {
+  return parseConfig(yaml, { source: 'usher-config.yaml', env: {}, ...opts });
+}
+
+function errorOf(yaml: string, opts: ParseOptions = {}): ConfigError {
+  try {
+    parse(yaml, opts);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError, but the configuration loaded');
+}
+
+const mailWith = (lines: string): string => `usher:\n  mail:\n    host: smtp.example.com\n    from: no-reply@example.com\n${lines}`;
+
+describe('parseConfig: the repo example', () => {
+  it('loads examples/usher-config.yaml, reading the password file', () => {
+    const config = parse(readFileSync(example, 'utf8'), {
+      readFile: files({ '/var/run/secrets/usher/smtp-password': 'hunter2\n' }),
+    });
+    expect(config.baseUrl).toBe('https://platform.example.com');
+    expect(config.invitations).toMatchObject({ expireAfter: 'P30D', expireAfterMs: 30 * DAY, maxExpireAfter: 'P90D' });
+    expect(config.mail).toEqual({
+      host: 'smtp.example.com',
+      port: 587,
+      tls: 'starttls',
+      allowSelfSigned: false,
+      from: 'Platform <no-reply@example.com>',
+      auth: { user: 'no-reply@example.com', password: 'hunter2' },
+      pool: { maxConnections: 5 },
+      rateLimitPerSecond: 0,
+    });
+  });
+
+  it('loads every key of the documented format', () => {
+    const config = parse(
+      `usher:
+  baseUrl: https://platform.example.com/
+  security:
+    invitations:
+      expireAfter: P30D
+      maxExpireAfter: P60D
+      linkDisclosure: Secret
+      requireGroupOrRole: false
+  tenancy:
+    namespaceLabel: example.com/team
+    instanceNamespaces: [usher-system, platform]
+  mail:
+    host: smtp.example.com
+    port: 2525
+    tls: none
+    allowSelfSigned: true
+    from: "Platform <no-reply@example.com>"
+    replyTo: help@example.com
+    auth:
+      user: no-reply@example.com
+      passwordEnv: SMTP_PASSWORD
+    pool: { maxConnections: 2 }
+    rateLimitPerSecond: 10
+    templatesDir: /etc/usher/templates
+  accept:
+    port: 9090
+  controller:
+    workers: 8
+    resyncPeriod: PT1H
+`,
+      { env: { SMTP_PASSWORD: 's3cret\n' } },
+    );
+    expect(config).toEqual({
+      baseUrl: 'https://platform.example.com',
+      invitations: {
+        expireAfter: 'P30D',
+        expireAfterMs: 30 * DAY,
+        maxExpireAfter: 'P60D',
+        maxExpireAfterMs: 60 * DAY,
+        linkDisclosure: 'Secret',
+        requireGroupOrRole: false,
+      },
+      tenancy: { namespaceLabel: 'example.com/team', instanceNamespaces: ['usher-system', 'platform'] },
+      mail: {
+        host: 'smtp.example.com',
+        port: 2525,
+        tls: 'none',
+        allowSelfSigned: true,
+        from: 'Platform <no-reply@example.com>',
+        replyTo: 'help@example.com',
+        auth: { user: 'no-reply@example.com', password: 's3cret' },
+        pool: { maxConnections: 2 },
+        rateLimitPerSecond: 10,
+        templatesDir: '/etc/usher/templates',
+      },
+      accept: { port: 9090 },
+      controller: { workers: 8, resyncPeriodMs: 3600 * 1000 },
+    } satisfies UsherConfig);
+  });
+});
+
+describe('parseConfig: defaults', () => {
+  const defaults: UsherConfig = {
+    baseUrl: 'http://localhost:8080',
+    invitations: {
+      expireAfter: 'P7D',
+      expireAfterMs: 7 * DAY,
+      maxExpireAfter: 'P90D',
+      maxExpireAfterMs: 90 * DAY,
+      linkDisclosure: 'Status',
+      requireGroupOrRole: true,
+    },
+    tenancy: { namespaceLabel: 'usher.dev/tenant', instanceNamespaces: [] },
+    accept: { port: 8080 },
+    controller: { workers: 4, resyncPeriodMs: 10 * 60 * 1000 },
+  };
+
+  it.each([
+    ['an empty file', ''],
+    ['a file of comments', '# nothing configured yet\n'],
+    ['an empty mapping', '{}'],
+    ['an usher key with nothing under it', 'usher:\n  # baseUrl: https://x\n'],
+    ['empty sections', 'usher:\n  security: {}\n  tenancy: {}\n  accept: {}\n  controller: {}\n'],
+  ])('%s gives all defaults and no mail', (_name, yaml) => {
+    const config = parse(yaml);
+    expect(config).toEqual(defaults);
+    expect(config).not.toHaveProperty('mail');
+  });
+
+  it.each([
+    ['no port, no tls', '', 587, 'starttls'],
+    ['port 465', '    port: 465\n', 465, 'implicit'],
+    ['tls: implicit', '    tls: implicit\n', 465, 'implicit'],
+    ['port 25, tls: none', '    port: 25\n    tls: none\n', 25, 'none'],
+    ['port 465 with explicit starttls', '    port: 465\n    tls: starttls\n', 465, 'starttls'],
+  ])('mail with %s: port %d, tls %s', (_name, lines, port, tls) => {
+    const { mail } = parse(mailWith(lines));
+    expect(mail).toEqual({
+      host: 'smtp.example.com',
+      port,
+      tls,
+      allowSelfSigned: false,
+      from: 'no-reply@example.com',
+      pool: { maxConnections: 5 },
+      rateLimitPerSecond: 0,
+    });
+  });
+
+  it.each([
+    ['https://platform.example.com/', 'https://platform.example.com'],
+    ['http://localhost:3000', 'http://localhost:3000'],
+    ['https://example.com/usher/', 'https://example.com/usher'],
+  ])('baseUrl %s becomes %s', (given, expected) => {
+    expect(parse(`usher:\n  baseUrl: ${given}\n`).baseUrl).toBe(expected);
+  });
+
+  it.each([
+    ['a trailing newline', 'hunter2\n', 'hunter2'],
+    ['a trailing CRLF', 'hunter2\r\n', 'hunter2'],
+    ['no newline', 'hunter2', 'hunter2'],
+    ['inner spaces kept', ' pass word \n', ' pass word '],
+  ])('the password file with %s', (_name, content, password) => {
+    const config = parse(mailWith('    auth: { user: u, passwordFile: /secret }\n'), { readFile: files({ '/secret': content }) });
+    expect(config.mail?.auth).toEqual({ user: 'u', password });
+  });
+
+  it('reads the password from the environment variable, trimming a trailing newline', () => {
+    const config = parse(mailWith('    auth: { user: u, passwordEnv: SMTP_PASSWORD }\n'), { env: { SMTP_PASSWORD: 'hunter2\n' } });
+    expect(config.mail?.auth).toEqual({ user: 'u', password: 'hunter2' });
+  });
+});
+
+describe('parseConfig: problems', () => {
+  it.each<[string, string, string, ParseOptions?]>([
+    [
+      'an unparseable duration',
+      'usher:\n  security:\n    invitations:\n      expireAfter: 30 days\n',
+      'usher-config.yaml: usher.security.invitations.expireAfter: "30 days" is not an ISO-8601 duration such as P7D or PT12H',
+    ],
+    ['a zero duration', 'usher:\n  controller:\n    resyncPeriod: PT0S\n', 'usher.controller.resyncPeriod: "PT0S" is zero'],
+    ['a negative duration', 'usher:\n  security:\n    invitations:\n      maxExpireAfter: -P1D\n', 'usher.security.invitations.maxExpireAfter: "-P1D" is negative'],
+    ['a duration written as a number', 'usher:\n  controller:\n    resyncPeriod: 600\n', 'usher.controller.resyncPeriod: must be an ISO-8601 duration such as P7D or PT12H, not 600'],
+    [
+      'expireAfter longer than maxExpireAfter',
+      'usher:\n  security:\n    invitations:\n      expireAfter: P30D\n      maxExpireAfter: P14D\n',
+      'usher.security.invitations.expireAfter: P30D is longer than usher.security.invitations.maxExpireAfter (P14D)',
+    ],
+    [
+      'expireAfter longer than the default maxExpireAfter',
+      'usher:\n  security:\n    invitations:\n      expireAfter: P1Y\n',
+      'usher.security.invitations.expireAfter: P1Y is longer than usher.security.invitations.maxExpireAfter (P90D, the default)',
+    ],
+    ['a misspelt key', mailWith('    prot: 25\n'), 'usher.mail.prot: unknown key (did you mean "port"?)'],
+    ['a key in the wrong case', 'usher:\n  baseURL: https://x.example.com\n', 'usher.baseURL: unknown key (did you mean "baseUrl"?)'],
+    ['an unknown key with no near miss', 'usher:\n  accept:\n    listen: 0.0.0.0\n', 'usher.accept.listen: unknown key (known keys: port)'],
+    ['a key outside usher', 'baseUrl: https://x.example.com\n', 'baseUrl: unknown key (known keys: usher)'],
+    ['an enum value in the wrong case', 'usher:\n  security:\n    invitations:\n      linkDisclosure: secret\n', 'usher.security.invitations.linkDisclosure: must be one of Status, Secret, not "secret" (did you mean "Secret"?)'],
+    ['an unknown tls mode', mailWith('    tls: ssl\n'), 'usher.mail.tls: must be one of implicit, starttls, none, not "ssl"'],
+    ['a boolean written as yes', 'usher:\n  security:\n    invitations:\n      requireGroupOrRole: yes\n', 'usher.security.invitations.requireGroupOrRole: must be true or false, not "yes"'],
+    ['a port that is text', mailWith('    port: "587"\n'), 'usher.mail.port: must be a whole number, not "587"'],
+    ['a port out of range', 'usher:\n  accept:\n    port: 70000\n', 'usher.accept.port: must be at most 65535, not 70000'],
+    ['zero workers', 'usher:\n  controller:\n    workers: 0\n', 'usher.controller.workers: must be at least 1, not 0'],
+    ['a negative rate limit', mailWith('    rateLimitPerSecond: -1\n'), 'usher.mail.rateLimitPerSecond: must be at least 0, not -1'],
+    ['a section with no value', 'usher:\n  tenancy:\n', 'usher.tenancy: has no value; give it one or remove the key'],
+    ['a section that is a list', 'usher:\n  accept: [8080]\n', 'usher.accept: must be a mapping of keys, not a list'],
+    ['a bad label key', 'usher:\n  tenancy:\n    namespaceLabel: my label\n', 'usher.tenancy.namespaceLabel: "my label" is not a Kubernetes label key such as usher.dev/tenant'],
+    ['a bad namespace name', 'usher:\n  tenancy:\n    instanceNamespaces: [ok, Not_OK]\n', 'usher.tenancy.instanceNamespaces[1]: "Not_OK" is not a namespace name'],
+    ['a namespace listed twice', 'usher:\n  tenancy:\n    instanceNamespaces: [a, a]\n', 'usher.tenancy.instanceNamespaces: lists "a" twice'],
+    ['a baseUrl that is not http(s)', 'usher:\n  baseUrl: ftp://files.example.com\n', 'usher.baseUrl: "ftp://files.example.com" is not an http(s) URL'],
+    ['a baseUrl without a scheme', 'usher:\n  baseUrl: platform.example.com\n', 'usher.baseUrl: "platform.example.com" is not an http(s) URL'],
+    ['a baseUrl with a query', 'usher:\n  baseUrl: https://x.example.com/?a=1\n', 'usher.baseUrl: "https://x.example.com/?a=1" must not have a query (?) or fragment (#)'],
+    ['mail without from', 'usher:\n  mail:\n    host: smtp.example.com\n', 'usher.mail.from: is required when usher.mail is set'],
+    ['mail auth without user', mailWith('    auth: { passwordEnv: P }\n'), 'usher.mail.auth.user: is required when usher.mail.auth is set', { env: { P: 'x' } }],
+    [
+      'mail auth with both password sources',
+      mailWith('    auth: { user: u, passwordFile: /secret, passwordEnv: P }\n'),
+      'usher.mail.auth: has both passwordFile and passwordEnv; keep only one',
+    ],
+    ['mail auth with no password source', mailWith('    auth: { user: u }\n'), 'usher.mail.auth: needs passwordFile or passwordEnv'],
+    [
+      'an unreadable password file',
+      mailWith('    auth: { user: u, passwordFile: /var/run/secrets/usher/smtp-password }\n'),
+      'usher.mail.auth.passwordFile: cannot read /var/run/secrets/usher/smtp-password: no such file or directory (ENOENT)',
+      { readFile: files({}) },
+    ],
+    ['an empty password file', mailWith('    auth: { user: u, passwordFile: /secret }\n'), 'usher.mail.auth.passwordFile: the file /secret is empty', { readFile: files({ '/secret': '\n' }) }],
+    ['an unset password variable', mailWith('    auth: { user: u, passwordEnv: SMTP_PASSWORD }\n'), 'usher.mail.auth.passwordEnv: the environment variable SMTP_PASSWORD is not set'],
+    ['an empty password variable', mailWith('    auth: { user: u, passwordEnv: SMTP_PASSWORD }\n'), 'usher.mail.auth.passwordEnv: the environment variable SMTP_PASSWORD is empty', { env: { SMTP_PASSWORD: '' } }],
+    ['a YAML syntax error', 'usher:\n  baseUrl: [https://x.example.com\n', 'usher-config.yaml: line 3, column 1: YAML syntax error: unexpected end of the stream within a flow collection'],
+    ['a duplicated key', 'usher:\n  baseUrl: https://a.example.com\n  baseUrl: https://b.example.com\n', 'usher-config.yaml: line 3, column 3: YAML syntax error: duplicated mapping key'],
+    ['a file that is not a mapping', 'just some text\n', 'usher-config.yaml: the file: must be a mapping of keys, not "just some text"'],
+  ])('%s', (_name, yaml, expected, opts) => {
+    const error = errorOf(yaml, opts);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.name).toBe('ConfigError');
+    expect(error.message.split('\n')).toHaveLength(1);
+    expect(error.message).toContain(expected);
+    expect(error.message.startsWith('usher-config.yaml: ')).toBe(true);
+  });
+
+  it('reports every problem, one per line, each naming the file', () => {
+    const error = errorOf(
+      `usher:
+  baseUrl: ftp://x
+  security:
+    invitations:
+      expireAfter: 30 days
+      linkDisclosure: status
+  mail:
+    host: smtp.example.com
+    prot: 25
+    auth: { user: u, passwordEnv: NOPE }
+  controller: { workers: 0 }
+`,
+    );
+    expect([...error.problems].sort()).toEqual(
+      [
+        'usher.baseUrl: "ftp://x" is not an http(s) URL such as https://platform.example.com',
+        'usher.security.invitations.expireAfter: "30 days" is not an ISO-8601 duration such as P7D or PT12H',
+        'usher.security.invitations.linkDisclosure: must be one of Status, Secret, not "status" (did you mean "Status"?)',
+        'usher.mail.from: is required when usher.mail is set',
+        'usher.mail.prot: unknown key (did you mean "port"?)',
+        'usher.mail.auth.passwordEnv: the environment variable NOPE is not set',
+        'usher.controller.workers: must be at least 1, not 0',
+      ].sort(),
+    );
+    expect(error.message.split('\n')).toEqual(error.problems.map((p) => `usher-config.yaml: ${p}`));
+  });
+
+  it('never prints the password, even when other keys are wrong', () => {
+    const error = errorOf(mailWith('    port: nope\n    auth: { user: u, passwordFile: /secret }\n'), {
+      readFile: files({ '/secret': 'hunter2\n' }),
+    });
+    expect(error.message).toContain('usher.mail.port: must be a whole number, not "nope"');
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it('names the configuration "configuration" when no source is given', () => {
+    expect(() => parseConfig('usher:\n  acept: {}\n')).toThrow('configuration: usher.acept: unknown key (did you mean "accept"?)');
+  });
+});
+
+describe('loadConfig', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'usher-config-test-'));
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('loads a file from disk, reading the real password file and the given env', () => {
+    const secret = join(dir, 'smtp-password');
+    writeFileSync(secret, 'from-disk\n');
+    const file = join(dir, 'usher-config.yaml');
+    writeFileSync(file, mailWith(`    auth: { user: u, passwordFile: ${secret} }\n    replyTo: help@example.com\n`));
+    const config = loadConfig(file, {});
+    expect(config.mail?.auth).toEqual({ user: 'u', password: 'from-disk' });
+    expect(config.mail?.replyTo).toBe('help@example.com');
+  });
+
+  it('names the file and the OS error when a password file is missing from disk', () => {
+    const file = join(dir, 'missing-secret.yaml');
+    const secret = join(dir, 'no-such-secret');
+    writeFileSync(file, mailWith(`    auth: { user: u, passwordFile: ${secret} }\n`));
+    expect(() => loadConfig(file, {})).toThrow(`${file}: usher.mail.auth.passwordFile: cannot read ${secret}: no such file or directory (ENOENT)`);
+  });
+
+  it('takes the password variable from the env it is given', () => {
+    const file = join(dir, 'env.yaml');
+    writeFileSync(file, mailWith('    auth: { user: u, passwordEnv: USHER_TEST_PASSWORD }\n'));
+    expect(loadConfig(file, { USHER_TEST_PASSWORD: 'from-env' }).mail?.auth?.password).toBe('from-env');
+    expect(() => loadConfig(file, {})).toThrow(`${file}: usher.mail.auth.passwordEnv: the environment variable USHER_TEST_PASSWORD is not set`);
+  });
+
+  it('names the file when it cannot be read', () => {
+    const file = join(dir, 'absent.yaml');
+    expect(() => loadConfig(file)).toThrow(new ConfigError(file, ['cannot read the file: no such file or directory (ENOENT)']));
+  });
+
+  it('loads an empty file as all defaults', () => {
+    const file = join(dir, 'empty.yaml');
+    writeFileSync(file, '');
+    expect(loadConfig(file).baseUrl).toBe('http://localhost:8080');
+  });
+});
