@@ -153,16 +153,15 @@ export function decide(o: Observed): Plan {
     );
   }
 
+  // The current record is the one whose link we hold; with no link to hold (an expired
+  // invitation's is withdrawn from status), the one status names by issuance. A record
+  // matching neither was created by a reconcile that died before it could disclose the link.
   const linkSelector = selectorOfLink(o.link);
-  const current = o.records.find((r) => r.selector === linkSelector);
+  const current = o.records.find((r) => (o.link ? r.selector === linkSelector : r.issuance === previous.issuance));
   const stale = o.records.filter((r) => r !== current);
   const reissueRequested = reissueRequest !== undefined && reissueRequest !== previous.lastHandledReissueAt;
   const emailChanged = current !== undefined && current.email !== email;
-  const wasExpired = previous.phase === 'Expired';
 
-  if (!current && wasExpired && !reissueRequested) {
-    return finish({ phase: 'Expired', ...pick(previous, 'issuance', 'issuedAt', 'expiresAt') }, readiness('stalled', 'Expired', `The invitation expired. Reissue it with: ${reissueCommand(o)}`), revokeAll('superseded'));
-  }
   if (!current || reissueRequested || emailChanged) {
     const issuance = Math.max(previous.issuance ?? 0, ...o.records.map((r) => r.issuance)) + 1;
     if (reissueRequested) base.lastHandledReissueAt = reissueRequest;
@@ -224,10 +223,10 @@ function sentAtOf(record: InvitationRecord): { sentAt?: string } {
 function pick<K extends keyof UserInvitationStatus>(status: UserInvitationStatus, ...keys: K[]): Pick<UserInvitationStatus, K> {
   const out: Partial<UserInvitationStatus> = {};
   for (const key of keys) if (status[key] !== undefined) out[key] = status[key];
-  return out as Pick<UserInvitationStatus, K>;
+  return out;
 }
 
 /** Status as it will read back from the API server: no keys holding undefined. */
 function withoutUndefined(status: UserInvitationStatus): UserInvitationStatus {
-  return Object.fromEntries(Object.entries(status).filter(([, v]) => v !== undefined)) as UserInvitationStatus;
+  return Object.fromEntries(Object.entries(status).filter(([, v]) => v !== undefined));
 }

@@ -8,6 +8,7 @@ import { userNameFor, withMembership } from '../api/user.ts';
 import type { UsherConfig } from '../config/types.ts';
 import { recordName, type InvitationRecord, type MailState } from '../records/record.ts';
 import { issueToken, linkFor } from '../records/token.ts';
+import { isConflict } from '../kube/client.ts';
 import { decide, type Action, type Observed } from './decide.ts';
 
 /** What the reconciler reads: caches, never the API server. */
@@ -29,6 +30,8 @@ export interface ClusterWriter {
   deleteRecord(namespace: string, name: string): Promise<void>;
   writeLinkSecret(owner: UserInvitation, link: string): Promise<void>;
   writeStatus(invitation: UserInvitation, status: UserInvitationStatus): Promise<UserInvitation>;
+  /** A fresh read from the API server, for retrying after a conflict. */
+  readInvitation(namespace: string, name: string): Promise<UserInvitation | undefined>;
   /** Create (no resourceVersion) or update (optimistic) a User. */
   saveUser(user: User): Promise<User>;
   event(invitation: UserInvitation, type: 'Normal' | 'Warning', reason: string, message: string): void;
@@ -90,7 +93,7 @@ export class Reconciler {
       };
       const plan = decide(observed);
       if (plan.actions.length === 0) {
-        invitation = await this.writeStatusIfChanged(invitation, plan.status);
+        await this.writeStatusIfChanged(invitation, plan.status);
         return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
       }
       for (const action of plan.actions) {
@@ -101,12 +104,38 @@ export class Reconciler {
       // the raw token exists nowhere else.
       if (freshLink) {
         if (config.invitations.linkDisclosure === 'Secret') await this.deps.writer.writeLinkSecret(invitation, freshLink);
-        const next = decide({ ...observed, records: reader.records(namespace, uid), link: freshLink, now: now() });
-        invitation = await this.writeStatusIfChanged(invitation, next.status);
+        const disclosed = await this.discloseLink(invitation, observed, freshLink, plan.status.lastHandledReissueAt);
+        if (!disclosed) return {};
+        invitation = disclosed;
         freshLink = undefined;
       }
     }
     throw new Error(`reconcile of ${namespace}/${name} did not converge after ${MAX_ROUNDS} rounds`);
+  }
+
+  /**
+   * Writes the status that shows a freshly issued link. A conflict here (someone
+   * edited the invitation meanwhile) must not lose the link, so it re-reads the
+   * invitation from the API server and tries again. Undefined if it was deleted.
+   */
+  private async discloseLink(invitation: UserInvitation, observed: Observed, link: string, handledReissueAt: string | undefined): Promise<UserInvitation | undefined> {
+    const { reader, writer } = this.deps;
+    const now = this.deps.now ?? (() => new Date());
+    const { namespace = '', name } = invitation.metadata;
+    let latest = invitation;
+    for (let attempt = 1; ; attempt++) {
+      // The reissue request this token answered counts as handled, though status does not say so yet.
+      const asIssued: UserInvitation = handledReissueAt === undefined ? latest : { ...latest, status: { ...latest.status, lastHandledReissueAt: handledReissueAt } };
+      const next = decide({ ...observed, invitation: asIssued, records: reader.records(namespace, latest.metadata.uid ?? ''), link, now: now() });
+      try {
+        return await this.writeStatusIfChanged(latest, next.status);
+      } catch (err) {
+        if (!isConflict(err) || attempt >= 5) throw err;
+        const fresh = await writer.readInvitation(namespace, name);
+        if (!fresh || fresh.metadata.uid !== invitation.metadata.uid) return undefined;
+        latest = fresh;
+      }
+    }
   }
 
   /** Performs one action; returns the link when it issued a token. */

@@ -4,22 +4,44 @@
 // wrote until the informer delivers that exact resourceVersion (watch events
 // arrive in order, so everything before it is older), or the object's deletion.
 // resourceVersions are compared only for equality, as the API conventions require.
+// Entries also lapse after a while: a safety net, should an event never match
+// (a relist that skipped over our version), against shadowing the cache for good.
 
 interface Entry<T> {
   /** undefined: we deleted it. */
   object: T | undefined;
   resourceVersion: string | undefined;
+  at: number;
 }
 
 export class Overlay<T> {
   private readonly entries = new Map<string, Entry<T>>();
+  private readonly cachedVersion: (key: string) => string | undefined;
+  private readonly ttlMs: number;
+  private readonly clock: () => number;
+
+  /** @param cachedVersion the resourceVersion the informer holds for a key, if any. */
+  constructor(cachedVersion: (key: string) => string | undefined, options: { ttlMs?: number; clock?: () => number } = {}) {
+    this.cachedVersion = cachedVersion;
+    this.ttlMs = options.ttlMs ?? 60_000;
+    this.clock = options.clock ?? Date.now;
+  }
 
   wrote(key: string, object: T, resourceVersion: string | undefined): void {
-    this.entries.set(key, { object, resourceVersion });
+    // The watch event may have beaten the API response here: then the cache is already current.
+    if (resourceVersion !== undefined && this.cachedVersion(key) === resourceVersion) {
+      this.entries.delete(key);
+      return;
+    }
+    this.entries.set(key, { object, resourceVersion, at: this.clock() });
   }
 
   deleted(key: string): void {
-    this.entries.set(key, { object: undefined, resourceVersion: undefined });
+    if (this.cachedVersion(key) === undefined) {
+      this.entries.delete(key);
+      return;
+    }
+    this.entries.set(key, { object: undefined, resourceVersion: undefined, at: this.clock() });
   }
 
   /** The informer saw `key` at `resourceVersion` (undefined: saw it deleted). */
@@ -37,12 +59,18 @@ export class Overlay<T> {
   /** The freshest copy: ours if we have one, else the cache's. */
   resolve(key: string, cached: T | undefined): T | undefined {
     const entry = this.entries.get(key);
-    return entry ? entry.object : cached;
+    if (!entry) return cached;
+    if (this.clock() - entry.at > this.ttlMs) {
+      this.entries.delete(key);
+      return cached;
+    }
+    return entry.object;
   }
 
   /** Keys we wrote or deleted and the cache may not show yet. */
   pending(): [string, T | undefined][] {
-    return [...this.entries].map(([key, entry]) => [key, entry.object]);
+    const now = this.clock();
+    return [...this.entries].filter(([, entry]) => now - entry.at <= this.ttlMs).map(([key, entry]) => [key, entry.object]);
   }
 
   get size(): number {

@@ -1,6 +1,7 @@
 // Table-driven tests of the reconciler's pure decision.
 import { describe, expect, it } from 'vitest';
 import { REISSUE_ANNOTATION, type User, type UserInvitation, type UserInvitationSpec, type UserInvitationStatus } from '../../src/api/types.ts';
+import { parseConfig } from '../../src/config/load.ts';
 import type { UsherConfig } from '../../src/config/types.ts';
 import { decide, type Action, type Observed } from '../../src/controller/decide.ts';
 import type { InvitationRecord } from '../../src/records/record.ts';
@@ -10,13 +11,7 @@ const DAY = 86_400_000;
 const SELECTOR = 'a'.repeat(32);
 const LINK = `https://usher.example/accept/${SELECTOR}.${'v'.repeat(43)}`;
 
-const config: UsherConfig = {
-  baseUrl: 'https://usher.example',
-  invitations: { expireAfterMs: 7 * DAY, expireAfter: 'P7D', maxExpireAfterMs: 90 * DAY, maxExpireAfter: 'P90D', linkDisclosure: 'Status', requireGroupOrRole: true },
-  tenancy: { namespaceLabel: 'usher.dev/tenant', instanceNamespaces: ['usher-system'] },
-  accept: { port: 8080 },
-  controller: { workers: 4, resyncPeriodMs: 600_000 },
-};
+const config: UsherConfig = parseConfig('usher:\n  baseUrl: https://usher.example\n  tenancy:\n    instanceNamespaces: [usher-system]\n', { source: 'test' });
 const withMail: UsherConfig = {
   ...config,
   mail: { host: 'smtp', port: 25, tls: 'none', allowSelfSigned: false, from: 'x@example.com', pool: { maxConnections: 1 }, rateLimitPerSecond: 0 },

@@ -1,0 +1,90 @@
+// The controller: informer events feed a work queue of invitation keys;
+// N workers take keys and reconcile them, one worker per key at a time;
+// errors back off per key; every invitation with a deadline (expiry, a mail
+// retry) is re-queued for that moment, so phases change on time.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { UsherConfig } from '../config/types.ts';
+import { apiErrorOf } from '../kube/client.ts';
+import { KubeCluster } from '../kube/cluster.ts';
+import { WorkQueue } from '../kube/workqueue.ts';
+import { Reconciler, type InvitationMailer } from './reconciler.ts';
+
+export interface ControllerOptions {
+  kubeConfig: KubeConfig;
+  config: UsherConfig;
+  log: Logger;
+  mailer?: InvitationMailer;
+}
+
+export interface ControllerStats {
+  reconciles: number;
+  errors: number;
+}
+
+export class Controller {
+  readonly cluster: KubeCluster;
+  readonly queue = new WorkQueue();
+  readonly stats: ControllerStats = { reconciles: 0, errors: 0 };
+  private readonly reconciler: Reconciler;
+  private readonly options: ControllerOptions;
+  private workers: Promise<void>[] = [];
+
+  constructor(options: ControllerOptions) {
+    this.options = options;
+    this.cluster = new KubeCluster(options.kubeConfig, options.config, options.log, {
+      onInvitation: (namespace, name) => {
+        this.queue.add(`${namespace}/${name}`);
+      },
+    });
+    this.reconciler = new Reconciler({
+      reader: this.cluster,
+      writer: this.cluster,
+      config: options.config,
+      log: options.log.child({ component: 'reconciler' }),
+      ...(options.mailer ? { mailer: options.mailer } : {}),
+    });
+  }
+
+  /** Fills the caches, then starts the workers. Resolves once caches are synced. */
+  async start(): Promise<void> {
+    await this.cluster.start();
+    this.options.log.info({ invitations: this.cluster.invitations.list().length }, 'caches synced, starting workers');
+    for (let i = 0; i < this.options.config.controller.workers; i++) this.workers.push(this.work());
+  }
+
+  /** Stops taking new keys and waits for in-flight reconciles to finish (graceful shutdown). */
+  async stop(): Promise<void> {
+    await this.queue.shutDownWithDrain();
+    await Promise.all(this.workers);
+    this.cluster.stop();
+  }
+
+  private async work(): Promise<void> {
+    const { log } = this.options;
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      const slash = key.indexOf('/');
+      const namespace = key.slice(0, slash);
+      const name = key.slice(slash + 1);
+      try {
+        this.stats.reconciles++;
+        const result = await this.reconciler.reconcile(namespace, name);
+        log.debug({ invitation: key, requeueAfterMs: result.requeueAfterMs }, 'reconciled');
+        this.queue.forget(key);
+        // A little past the deadline: it is reached when now >= it, and timers may fire early.
+        if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, Math.max(0, result.requeueAfterMs) + 50);
+      } catch (err) {
+        this.stats.errors++;
+        const error = apiErrorOf(err);
+        // A conflict only means our cache was behind: retry soon, quietly.
+        const level = error.code === 409 ? 'debug' : 'warn';
+        log[level]({ invitation: key, code: error.code, err: error.message, retries: this.queue.numRequeues(key) }, 'reconcile failed, retrying with backoff');
+        this.queue.addRateLimited(key);
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+}

@@ -1,0 +1,482 @@
+// A list+watch cache of one resource path with client-go reflector semantics,
+// because client-node's own informer can stop for good on an error, never asks
+// for bookmarks and has no watchdog (see shared notes, kubernetes-client-pitfalls).
+//
+// One loop per start(): list (fills the cache, emits the differences), then
+// watch from the list's resourceVersion, resuming from the newest version seen
+// (bookmarks included) whenever a watch ends. Only a 410 Gone, or the periodic
+// resync, lists again. Errors back off with jitter and never end the loop.
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import { Backoff, type BackoffOptions } from './backoff.ts';
+import { apiErrorOf } from './client.ts';
+import { silentLogger, type Logger } from './log.ts';
+
+/**
+ * What the informer needs of an object. Looser than client-node's
+ * KubernetesObject (whose V1ObjectMeta has Date timestamps), so that both
+ * client-node's classes and the plain JSON types of src/api fit.
+ */
+export interface ObjectLike {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+}
+
+export interface ListResult<T> {
+  items: T[];
+  metadata?: { resourceVersion?: string };
+}
+
+/** The part of client-node's Watch the informer uses; tests pass a fake. */
+export interface WatchLike {
+  watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController>;
+}
+
+export interface InformerOptions<T extends ObjectLike> {
+  kubeConfig: KubeConfig;
+  /** Collection path to watch, e.g. `/apis/usher.dev/v1alpha1/userinvitations` or `/api/v1/namespaces/x/configmaps`. */
+  path: string;
+  /** Lists the same collection (same namespace and selectors as path and the options below). */
+  list: () => Promise<ListResult<T>>;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Full relist that emits `update` for every object; 0 turns it off. Default 30 min. */
+  resyncPeriodMs?: number;
+  /** Restart the watch when nothing (no event, no bookmark) arrived for this long; 0 turns it off. Default 5 min. */
+  watchdogMs?: number;
+  /** Server-side watch timeout; default random 300–600 s per watch, as client-go. */
+  watchTimeoutSeconds?: number;
+  /** A list() taking longer counts as failed (its late result is ignored). Default 2 min. */
+  listTimeoutMs?: number;
+  /** Retry delays after errors. Default 800 ms doubling to 30 s, reset after 2 min. */
+  backoff?: BackoffOptions;
+  /** Applied to every object before it is cached (after managedFields are dropped): trim what handlers never read. */
+  transform?: (obj: T) => T;
+  log?: Logger;
+  /** Replaces client-node's Watch (tests). */
+  watch?: WatchLike;
+}
+
+/**
+ * add(obj), update(obj, old), delete(obj). A delete found by a relist carries
+ * the last state seen; during a resync update's obj and old may be the same version.
+ */
+export type InformerEvent = 'add' | 'update' | 'delete';
+
+type Handler<T> = (obj: T, old?: T) => void;
+
+/** client-go's MetaNamespaceKeyFunc: `namespace/name`, or `name` for cluster-scoped objects. */
+export function objectKey(namespace: string | undefined, name: string): string {
+  return namespace ? `${namespace}/${name}` : name;
+}
+
+/** The inverse of objectKey(). */
+export function splitObjectKey(key: string): { namespace?: string; name: string } {
+  const slash = key.indexOf('/');
+  return slash < 0 ? { name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}
+
+// client-node's Watch aborts a watch after 30 s without data, but the API server
+// sends bookmarks only about once a minute: on a quiet resource the watch would
+// be cut before any bookmark arrived, its resourceVersion would never move and
+// fall out of the server's watch cache (a 410 and a relist). The informer's own
+// watchdog still catches stalls.
+const WATCH_INACTIVITY_MS = 150_000;
+
+/** Why one watch ended. */
+type WatchEnd =
+  | { kind: 'closed' | 'timeout' | 'gone' | 'watchdog' | 'resync' | 'stopped'; events: number; ms: number }
+  | { kind: 'error'; err: unknown; events: number; ms: number };
+
+interface Attempt {
+  ended: boolean;
+  events: number;
+  lastActivity: number;
+  finish: (kind: Exclude<WatchEnd['kind'], 'error'>) => void;
+  fail: (err: unknown) => void;
+}
+
+/** State of one start()…stop(); a later start() gets a new one, so a winding-down loop cannot touch the cache. */
+interface Run {
+  stopped: boolean;
+  resyncDue: boolean;
+  synced: Promise<undefined>;
+  resolveSynced: (value: undefined) => void;
+  rejectSynced: (err: Error) => void;
+  attempt?: Attempt;
+  wake?: () => void;
+  resyncTimer?: NodeJS.Timeout;
+}
+
+const now = (): number => performance.now();
+
+export class Informer<T extends ObjectLike> {
+  readonly #opts: InformerOptions<T>;
+  readonly #watch: WatchLike;
+  readonly #log: Logger;
+  readonly #backoff: Backoff;
+  readonly #cache = new Map<string, T>();
+  readonly #handlers: Record<InformerEvent, Handler<T>[]> = { add: [], update: [], delete: [] };
+  #resourceVersion = '';
+  #synced = false;
+  #run: Run | undefined;
+
+  constructor(options: InformerOptions<T>) {
+    this.#opts = options;
+    this.#log = options.log ?? silentLogger;
+    this.#backoff = new Backoff(options.backoff);
+    if (options.watch) {
+      this.#watch = options.watch;
+    } else {
+      const watch = new Watch(options.kubeConfig);
+      // A private field of client-node 2.x, hence the guard (see WATCH_INACTIVITY_MS).
+      if (typeof (watch as unknown as Record<string, unknown>).requestTimeoutMs === 'number') {
+        Object.assign(watch, { requestTimeoutMs: WATCH_INACTIVITY_MS });
+      }
+      this.#watch = watch;
+    }
+  }
+
+  on(event: 'add' | 'delete', handler: (obj: T) => void): this;
+  on(event: 'update', handler: (obj: T, old: T) => void): this;
+  on(event: InformerEvent, handler: (obj: T, old?: T) => void): this;
+  on(event: InformerEvent, handler: (obj: T, old: T) => void): this {
+    // Only update handlers may require `old`, and #emit always passes it for updates.
+    this.#handlers[event].push(handler as Handler<T>);
+    return this;
+  }
+
+  off(event: InformerEvent, handler: (obj: T, old: T) => void): this {
+    const list = this.#handlers[event];
+    const i = list.indexOf(handler as Handler<T>);
+    if (i >= 0) list.splice(i, 1);
+    return this;
+  }
+
+  /**
+   * Starts listing and watching; resolves once the first list is in the cache
+   * (rejects if stop() comes first). List failures are retried, not thrown.
+   * A start() after stop() relists and emits what changed meanwhile.
+   */
+  start(): Promise<void> {
+    if (this.#run && !this.#run.stopped) return this.#run.synced;
+    const { promise: synced, resolve: resolveSynced, reject: rejectSynced } = Promise.withResolvers<undefined>();
+    // Marks it handled: a caller that never awaits start() gets no unhandled rejection.
+    synced.catch(() => undefined);
+    const run: Run = { stopped: false, resyncDue: false, synced, resolveSynced, rejectSynced };
+    this.#run = run;
+    this.#synced = false;
+    this.#backoff.reset();
+    this.#spawn(run);
+    return synced;
+  }
+
+  /** Stops watching; the cache keeps its last state. */
+  stop(): void {
+    const run = this.#run;
+    if (!run || run.stopped) return;
+    run.stopped = true;
+    run.attempt?.finish('stopped');
+    run.wake?.();
+    clearTimeout(run.resyncTimer);
+    run.rejectSynced(new Error(`informer for ${this.#opts.path} stopped before it synced`));
+  }
+
+  hasSynced(): boolean {
+    return this.#synced;
+  }
+
+  /** The newest resourceVersion seen (list, event or bookmark). */
+  lastResourceVersion(): string {
+    return this.#resourceVersion;
+  }
+
+  /** The cached object; treat it as read-only, it is shared with every handler. */
+  get(namespace: string | undefined, name: string): T | undefined {
+    return this.#cache.get(objectKey(namespace, name));
+  }
+
+  /** Cached objects, all or of one namespace ('' for cluster-scoped ones); read-only like get()'s. */
+  list(namespace?: string): T[] {
+    const all = [...this.#cache.values()];
+    return namespace === undefined ? all : all.filter((obj) => (obj.metadata?.namespace ?? '') === namespace);
+  }
+
+  /** Runs the loop; should it ever throw (a bug), says so and starts it again rather than stop silently. */
+  #spawn(run: Run): void {
+    this.#loop(run).catch((err: unknown) => {
+      if (isStopped(run)) return;
+      const delay = this.#backoff.next();
+      this.#log.error({ path: this.#opts.path, err, retryInMs: Math.round(delay) }, 'informer loop crashed; restarting it');
+      void this.#sleep(run, delay).then(() => {
+        if (!isStopped(run)) this.#spawn(run);
+      });
+    });
+  }
+
+  async #loop(run: Run): Promise<void> {
+    let relist = true;
+    while (!isStopped(run)) {
+      if (relist || run.resyncDue) {
+        const resync = run.resyncDue;
+        run.resyncDue = false;
+        try {
+          await this.#relist(run, resync);
+        } catch (err) {
+          if (isStopped(run)) break;
+          const delay = this.#backoff.next();
+          this.#log.warn({ path: this.#opts.path, err: apiErrorOf(err), retryInMs: Math.round(delay) }, 'list failed');
+          run.resyncDue ||= resync;
+          await this.#sleep(run, delay);
+          continue;
+        }
+        if (isStopped(run)) break;
+        this.#armResync(run);
+        if (!this.#synced) {
+          this.#synced = true;
+          run.resolveSynced(undefined);
+        }
+      }
+      const end = await this.#watchOnce(run);
+      if (isStopped(run)) break;
+      relist = await this.#afterWatch(run, end);
+    }
+    clearTimeout(run.resyncTimer);
+  }
+
+  /** Logs why the watch ended and waits if it failed; true when a relist is needed. */
+  async #afterWatch(run: Run, end: WatchEnd): Promise<boolean> {
+    const path = this.#opts.path;
+    switch (end.kind) {
+      case 'gone':
+        this.#log.info({ path, resourceVersion: this.#resourceVersion }, 'resourceVersion expired (410 Gone); relisting');
+        this.#resourceVersion = '';
+        return true;
+      case 'watchdog':
+        this.#log.warn({ path, silentMs: this.#opts.watchdogMs ?? 300_000 }, 'watch silent for too long; restarting it');
+        return false;
+      case 'closed':
+        // A watch the server ends at once without a single event is a failure in disguise (client-go's "very short watch").
+        if (end.events === 0 && end.ms < 1000) {
+          await this.#sleep(run, this.#backoff.next());
+        }
+        this.#log.debug({ path, events: end.events }, 'watch closed; resuming');
+        return false;
+      case 'error': {
+        const delay = this.#backoff.next();
+        this.#log.warn({ path, err: apiErrorOf(end.err), retryInMs: Math.round(delay) }, 'watch failed; resuming after backoff');
+        await this.#sleep(run, delay);
+        return false;
+      }
+      default: // timeout (no data for WATCH_INACTIVITY_MS), resync, stopped
+        this.#log.debug({ path, reason: end.kind }, 'watch ended; resuming');
+        return false;
+    }
+  }
+
+  /** Lists, replaces the cache and emits the differences (every object as an update on a resync). */
+  async #relist(run: Run, resync: boolean): Promise<void> {
+    const result = await withTimeout(this.#opts.list(), this.#opts.listTimeoutMs ?? 120_000, 'list');
+    if (run.stopped) return;
+    const fresh = new Map<string, T>();
+    for (const item of result.items) {
+      const obj = this.#prepare(item);
+      if (obj) fresh.set(objectKey(obj.metadata?.namespace, obj.metadata?.name ?? ''), obj);
+    }
+    for (const [key, old] of this.#cache) {
+      if (!fresh.has(key)) {
+        this.#cache.delete(key);
+        this.#emit('delete', old);
+      }
+    }
+    for (const [key, obj] of fresh) {
+      const old = this.#cache.get(key);
+      this.#cache.set(key, obj);
+      if (!old) this.#emit('add', obj);
+      else if (resync || versionOf(old) !== versionOf(obj)) this.#emit('update', obj, old);
+    }
+    this.#resourceVersion = result.metadata?.resourceVersion ?? '';
+    this.#log.debug({ path: this.#opts.path, objects: fresh.size, resourceVersion: this.#resourceVersion, resync }, 'listed');
+  }
+
+  /** Runs one watch; resolves with why it ended. */
+  #watchOnce(run: Run): Promise<WatchEnd> {
+    return new Promise((resolve) => {
+      const startedAt = now();
+      let controller: AbortController | undefined;
+      let watchdog: NodeJS.Timeout | undefined;
+      const end = (result: WatchEnd): void => {
+        if (attempt.ended) return;
+        attempt.ended = true;
+        clearTimeout(watchdog);
+        if (run.attempt === attempt) run.attempt = undefined;
+        controller?.abort();
+        resolve(result);
+      };
+      const attempt: Attempt = {
+        ended: false,
+        events: 0,
+        lastActivity: startedAt,
+        finish: (kind) => { end({ kind, events: attempt.events, ms: now() - startedAt }); },
+        fail: (err) => { end({ kind: 'error', err, events: attempt.events, ms: now() - startedAt }); },
+      };
+      run.attempt = attempt;
+
+      // One timer per watch, re-armed for the remainder rather than on every event.
+      const watchdogMs = this.#opts.watchdogMs ?? 300_000;
+      const check = (): void => {
+        const idle = now() - attempt.lastActivity;
+        if (idle >= watchdogMs) attempt.finish('watchdog');
+        else arm(watchdogMs - idle);
+      };
+      const arm = (ms: number): void => {
+        watchdog = setTimeout(check, ms);
+        watchdog.unref(); // the watch's own request keeps the process alive
+      };
+      if (watchdogMs > 0 && Number.isFinite(watchdogMs)) arm(watchdogMs);
+
+      const params = {
+        resourceVersion: this.#resourceVersion || undefined,
+        allowWatchBookmarks: true,
+        timeoutSeconds: this.#opts.watchTimeoutSeconds ?? Math.floor(300 * (1 + Math.random())),
+        labelSelector: this.#opts.labelSelector,
+        fieldSelector: this.#opts.fieldSelector,
+      };
+      const done = (err: unknown): void => {
+        if (err === null || err === undefined) attempt.finish('closed');
+        else if (apiErrorOf(err).code === 410) attempt.finish('gone');
+        else if ((err as { name?: unknown }).name === 'TimeoutError') attempt.finish('timeout');
+        else attempt.fail(err);
+      };
+      let started: Promise<AbortController>;
+      try {
+        started = this.#watch.watch(this.#opts.path, params, (type, obj) => { this.#onEvent(attempt, type, obj); }, done);
+      } catch (err) {
+        attempt.fail(err);
+        return;
+      }
+      started.then(
+        (c) => {
+          // watch() resolves only once the response has started; the watch may have ended meanwhile.
+          controller = c;
+          if (attempt.ended) c.abort();
+        },
+        (err: unknown) => { attempt.fail(err); },
+      );
+    });
+  }
+
+  #onEvent(attempt: Attempt, type: string, raw: unknown): void {
+    // Lines already read may still arrive after the watch was aborted.
+    if (attempt.ended) return;
+    try {
+      this.#handleEvent(attempt, type, raw);
+    } catch (err) {
+      // client-node's Watch would swallow this; end the watch instead, so the
+      // event is retried from the last resourceVersion rather than lost unseen.
+      attempt.fail(err);
+    }
+  }
+
+  #handleEvent(attempt: Attempt, type: string, raw: unknown): void {
+    attempt.lastActivity = now();
+    attempt.events++;
+    if (type === 'ERROR') {
+      // A Status object; 410 means our resourceVersion left the server's window.
+      if (apiErrorOf(raw).code === 410) attempt.finish('gone');
+      else attempt.fail(raw);
+      return;
+    }
+    const version = (raw as T | null)?.metadata?.resourceVersion;
+    if (type === 'ADDED' || type === 'MODIFIED') {
+      const obj = this.#prepare(raw as T);
+      if (obj) this.#upsert(obj);
+    } else if (type === 'DELETED') {
+      const obj = this.#prepare(raw as T);
+      if (obj) {
+        this.#cache.delete(objectKey(obj.metadata?.namespace, obj.metadata?.name ?? ''));
+        this.#emit('delete', obj);
+      }
+    } else if (type !== 'BOOKMARK') {
+      this.#log.warn({ path: this.#opts.path, type }, 'unknown watch event type ignored');
+      return;
+    }
+    if (version) this.#resourceVersion = version;
+  }
+
+  #upsert(obj: T): void {
+    const key = objectKey(obj.metadata?.namespace, obj.metadata?.name ?? '');
+    const old = this.#cache.get(key);
+    // After a reconnect the server may replay an object we already hold (client-node #2424).
+    if (old && versionOf(old) !== undefined && versionOf(old) === versionOf(obj)) return;
+    this.#cache.set(key, obj);
+    if (old) this.#emit('update', obj, old);
+    else this.#emit('add', obj);
+  }
+
+  /** Drops managedFields (often the bulk of an object, and never read here) and applies the transform. */
+  #prepare(obj: T): T | undefined {
+    if (!obj.metadata?.name) {
+      this.#log.warn({ path: this.#opts.path }, 'object without metadata.name ignored');
+      return undefined;
+    }
+    delete (obj.metadata as { managedFields?: unknown }).managedFields;
+    return this.#opts.transform ? this.#opts.transform(obj) : obj;
+  }
+
+  #emit(event: InformerEvent, obj: T, old?: T): void {
+    for (const handler of this.#handlers[event].slice()) {
+      try {
+        handler(obj, old);
+      } catch (err) {
+        // One handler's bug must not starve the others or break the cache.
+        this.#log.error({ path: this.#opts.path, event, err }, 'informer handler threw');
+      }
+    }
+  }
+
+  #armResync(run: Run): void {
+    clearTimeout(run.resyncTimer);
+    const period = this.#opts.resyncPeriodMs ?? 30 * 60_000;
+    if (!(period > 0) || !Number.isFinite(period)) return;
+    run.resyncTimer = setTimeout(() => {
+      run.resyncDue = true;
+      run.attempt?.finish('resync');
+    }, period);
+    run.resyncTimer.unref();
+  }
+
+  /** Waits, unless stop() comes first. Kept referenced: a backing-off informer is still running. */
+  #sleep(run: Run, ms: number): Promise<void> {
+    if (run.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        if (run.wake === wake) run.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      run.wake = wake;
+    });
+  }
+}
+
+/** Read through a call: TypeScript would otherwise keep `stopped` narrowed across awaits, while stop() changes it meanwhile. */
+function isStopped(run: Run): boolean {
+  return run.stopped;
+}
+
+function versionOf(obj: ObjectLike): string | undefined {
+  return obj.metadata?.resourceVersion;
+}
+
+function withTimeout<V>(promise: Promise<V>, ms: number, what: string): Promise<V> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => { reject(new Error(`${what} timed out after ${ms} ms`)); }, ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => { clearTimeout(timer); });
+}
