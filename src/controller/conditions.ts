@@ -6,6 +6,7 @@ import type { Condition, ConditionStatus } from '../api/types.ts';
 export const READY = 'Ready';
 export const RECONCILING = 'Reconciling';
 export const STALLED = 'Stalled';
+export const MAIL_DELIVERED = 'MailDelivered';
 
 export interface DesiredCondition {
   type: string;

@@ -15,6 +15,8 @@ export interface ControllerOptions {
   config: UsherConfig;
   log: Logger;
   mailer?: InvitationMailer;
+  /** Delay before the next mail attempt after n transient failures (tests shorten it). */
+  mailBackoffMs?: (attempts: number) => number;
 }
 
 export interface ControllerStats {
@@ -43,6 +45,7 @@ export class Controller {
       config: options.config,
       log: options.log.child({ component: 'reconciler' }),
       ...(options.mailer ? { mailer: options.mailer } : {}),
+      ...(options.mailBackoffMs ? { mailBackoffMs: options.mailBackoffMs } : {}),
     });
   }
 

@@ -10,7 +10,7 @@ import { parseDuration } from '../config/duration.ts';
 import type { UsherConfig } from '../config/types.ts';
 import type { InvitationRecord } from '../records/record.ts';
 import { selectorOfLink } from '../records/token.ts';
-import { mergeConditions, readiness, type DesiredCondition } from './conditions.ts';
+import { MAIL_DELIVERED, mergeConditions, readiness, type DesiredCondition } from './conditions.ts';
 
 export interface Observed {
   invitation: UserInvitation;
@@ -181,39 +181,53 @@ export function decide(o: Observed): Plan {
   const issued = { ...disclosed, issuance: current.issuance, issuedAt: current.issuedAt, expiresAt: current.expiresAt };
   const msLeft = Date.parse(current.expiresAt) - now.getTime();
   if (msLeft <= 0) {
-    return finish({ phase: 'Expired', issuance: current.issuance, issuedAt: current.issuedAt, expiresAt: current.expiresAt, ...sentAtOf(current) }, readiness('stalled', 'Expired', `The invitation expired at ${current.expiresAt}. Reissue it with: ${reissueCommand(o)}`), cleanup);
+    return finish({ phase: 'Expired', issuance: current.issuance, issuedAt: current.issuedAt, expiresAt: current.expiresAt, ...sentAtOf(current) }, [...readiness('stalled', 'Expired', `The invitation expired at ${current.expiresAt}. Reissue it with: ${reissueCommand(o)}`), ...(current.mail?.sentAt ? [delivered('True', 'Sent', `Mailed to ${email} at ${current.mail.sentAt}.`)] : [])], cleanup);
   }
 
   if (!config.mail) {
     return finish(
       { phase: 'Pending', ...issued },
-      readiness('ready', 'LinkReady', `No mail server is configured: share the link in ${'link' in disclosed ? 'status.link' : `Secret ${disclosed.linkSecretName}`} with ${email} by hand. It expires at ${current.expiresAt}.`),
+      [
+        ...readiness('ready', 'LinkReady', `No mail server is configured: share the link in ${'link' in disclosed ? 'status.link' : `Secret ${disclosed.linkSecretName}`} with ${email} by hand. It expires at ${current.expiresAt}.`),
+        delivered('False', 'NoMailServer', 'No mail server is configured (usher.mail): the link must be shared by hand.'),
+      ],
       cleanup,
       msLeft,
     );
   }
   const mail = current.mail;
   if (mail?.sentAt) {
-    return finish({ phase: 'Sent', ...issued, sentAt: mail.sentAt }, readiness('ready', 'Sent', `Invitation mailed to ${email} at ${mail.sentAt}; it expires at ${current.expiresAt}.`), cleanup, msLeft);
+    return finish({ phase: 'Sent', ...issued, sentAt: mail.sentAt }, [...readiness('ready', 'Sent', `Invitation mailed to ${email} at ${mail.sentAt}; it expires at ${current.expiresAt}.`), delivered('True', 'Sent', `Mailed to ${email} at ${mail.sentAt}.`)], cleanup, msLeft);
   }
   if (mail?.failedPermanently) {
-    return finish({ phase: 'Failed', ...issued }, readiness('stalled', 'MailRejected', `The mail server refused the invitation for ${email}: ${mail.lastError ?? 'no reply'}. Fix the address or the server, then reissue: ${reissueCommand(o)}`), cleanup, msLeft);
+    return finish({ phase: 'Failed', ...issued }, [
+        ...readiness('stalled', 'MailRejected', `The mail server refused the invitation for ${email}: ${mail.lastError ?? 'no reply'}. Fix the address or the server, then reissue: ${reissueCommand(o)}`),
+        delivered('False', 'MailRejected', `Refused by the mail server: ${mail.lastError ?? 'no reply'}`),
+      ], cleanup, msLeft);
   }
   const waitMs = mail?.nextAttemptAt ? Date.parse(mail.nextAttemptAt) - now.getTime() : 0;
   if (waitMs > 0) {
     return finish(
       { phase: 'Pending', ...issued },
-      readiness('progressing', 'MailRetrying', `Sending the invitation to ${email} failed (attempt ${mail?.attempts ?? 0}): ${mail?.lastError ?? ''}. Retrying in ${Math.ceil(waitMs / SECOND)}s.`),
+      [
+        ...readiness('progressing', 'MailRetrying', `Sending the invitation to ${email} failed (attempt ${mail?.attempts ?? 0}): ${mail?.lastError ?? ''}. Retrying in ${Math.ceil(waitMs / SECOND)}s.`),
+        delivered('False', 'MailRetrying', `Attempt ${mail?.attempts ?? 0} failed: ${mail?.lastError ?? ''}`),
+      ],
       cleanup,
       Math.min(waitMs, msLeft),
     );
   }
-  return finish({ phase: 'Pending', ...issued }, readiness('progressing', 'Sending', `Sending the invitation to ${email}.`), [...cleanup, { kind: 'sendMail', record: current.name }]);
+  return finish({ phase: 'Pending', ...issued }, [...readiness('progressing', 'Sending', `Sending the invitation to ${email}.`), delivered('Unknown', 'Sending', `Sending to ${email}.`)], [...cleanup, { kind: 'sendMail', record: current.name }]);
 }
 
 /** The Secret beside the invitation that holds its link when linkDisclosure is Secret. */
 export function linkSecretNameFor(invitationName: string): string {
   return `${invitationName}-invitation-link`;
+}
+
+/** MailDelivered: what became of the mail for the current token. */
+function delivered(status: DesiredCondition['status'], reason: string, message: string): DesiredCondition {
+  return { type: MAIL_DELIVERED, status, reason, message };
 }
 
 function sentAtOf(record: InvitationRecord): { sentAt?: string } {

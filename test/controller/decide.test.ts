@@ -82,6 +82,17 @@ describe('decide', () => {
     expect(plan.status.observedGeneration).toBe(2);
   });
 
+  it.each<[string, Partial<Observed>, string, string]>([
+    ['no mail server', { records: [record()], link: LINK }, 'False', 'NoMailServer'],
+    ['sending', { config: withMail, records: [record()], link: LINK }, 'Unknown', 'Sending'],
+    ['sent', { config: withMail, records: [record({ mail: { attempts: 2, sentAt: '2026-11-25T11:00:00Z' } })], link: LINK }, 'True', 'Sent'],
+    ['retrying', { config: withMail, records: [record({ mail: { attempts: 1, lastError: '421 busy', nextAttemptAt: '2026-11-25T12:01:00Z' } })], link: LINK }, 'False', 'MailRetrying'],
+    ['rejected', { config: withMail, records: [record({ mail: { attempts: 1, failedPermanently: true, lastError: '550 no' } })], link: LINK }, 'False', 'MailRejected'],
+  ])('reports MailDelivered when %s', (_name, observed, status, reason) => {
+    const condition = decide(observe(observed)).status.conditions?.find((c) => c.type === 'MailDelivered');
+    expect(condition).toMatchObject({ status, reason });
+  });
+
   it('issues with the default lifetime, or the invitation own expireAfter', () => {
     const byDefault = decide(observe({})).actions[0];
     expect(byDefault).toMatchObject({ kind: 'issue', issuance: 1, issuedAt: '2026-11-25T12:00:00Z', expiresAt: '2026-12-02T12:00:00Z', email: 'jane.doe@example.com', reason: 'Issued' });

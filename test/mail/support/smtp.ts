@@ -33,6 +33,8 @@ export interface TestSmtpOptions extends SMTPServerOptions {
   users?: Record<string, string>;
   /** Holds the greeting back this long, for timeouts. */
   greetingDelayMs?: number;
+  /** Listen on this port (a server that comes up where one was down); a free one by default. */
+  listenPort?: number;
 }
 
 /** An SMTP reply the server answers with: smtp-server sends `responseCode` and the message. */
@@ -41,7 +43,7 @@ export function smtpError(responseCode: number, message: string): Error {
 }
 
 export async function startSmtp(options: TestSmtpOptions = {}): Promise<TestSmtp> {
-  const { users, greetingDelayMs, ...serverOptions } = options;
+  const { users, greetingDelayMs, listenPort, ...serverOptions } = options;
   const received: Received[] = [];
   const timers = new Set<NodeJS.Timeout>();
   const state = { connections: 0 };
@@ -98,7 +100,7 @@ export async function startSmtp(options: TestSmtpOptions = {}): Promise<TestSmtp
   });
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(listenPort ?? 0, '127.0.0.1', () => {
       resolve();
     });
   });
