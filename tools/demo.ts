@@ -2,12 +2,14 @@
 // (building it on first use), installs the CRDs, starts the operator against it,
 // applies the example invitations and shows them reaching their phases. Stays
 // up until Ctrl-C so you can poke at it with kubectl.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { startControlPlane } from './control-plane/control-plane.ts';
+import { startMailCatcher } from './mail-catcher.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const say = (line: string): void => {
@@ -15,24 +17,52 @@ const say = (line: string): void => {
 };
 
 const plane = await startControlPlane();
-const kubectl = (...args: string[]): string => execFileSync('kubectl', ['--kubeconfig', plane.kubeconfigs.admin, ...args], { encoding: 'utf8' });
-kubectl('apply', '--server-side', '-f', join(root, 'crds'));
-kubectl('wait', '--for=condition=Established', '-f', join(root, 'crds'));
+// Asynchronous on purpose: the mail catcher shares this process and must keep answering.
+const run = promisify(execFile);
+const kubectl = async (...args: string[]): Promise<string> => (await run('kubectl', ['--kubeconfig', plane.kubeconfigs.admin, ...args], { encoding: 'utf8' })).stdout;
+await kubectl('apply', '--server-side', '-f', join(root, 'crds'));
+await kubectl('wait', '--for=condition=Established', '-f', join(root, 'crds'));
 
 // Two namespaces as a platform would have them: one per tenant (labelled with its
 // tenant), and Usher's own, the only one allowed to invite to the whole instance.
-for (const ns of ['acme', 'usher-system']) kubectl('create', 'namespace', ns);
-kubectl('label', 'namespace', 'acme', 'usher.dev/tenant=acme');
+for (const ns of ['acme', 'usher-system']) await kubectl('create', 'namespace', ns);
+await kubectl('label', 'namespace', 'acme', 'usher.dev/tenant=acme');
+
+// A local mail catcher stands in for the SMTP provider: every invitation lands there.
+const catcher = await startMailCatcher({
+  smtpPort: 0,
+  webPort: 0,
+  onMail: ({ mail }) => {
+    const to = mail.to && !Array.isArray(mail.to) ? mail.to.text : '';
+    say(`  mail caught: to ${to}: "${mail.subject ?? ''}"`);
+  },
+});
 
 const work = mkdtempSync(join(tmpdir(), 'usher-demo-'));
 const configPath = join(work, 'usher.yaml');
 writeFileSync(
   configPath,
-  ['usher:', '  baseUrl: http://localhost:8080', '  tenancy:', '    instanceNamespaces: [usher-system]', ''].join('\n'),
+  [
+    'usher:',
+    '  baseUrl: http://localhost:8080',
+    '  tenancy:',
+    '    instanceNamespaces: [usher-system]',
+    '  mail:',
+    '    host: 127.0.0.1',
+    `    port: ${catcher.smtpPort}`,
+    '    tls: none',
+    '    from: "Usher demo <usher@localhost>"',
+    '',
+  ].join('\n'),
 );
 const operator = spawn(process.execPath, [join(root, 'src', 'main.ts'), '--config', configPath, '--kubeconfig', plane.kubeconfigs.admin], {
   stdio: ['ignore', 'pipe', 'pipe'],
   env: { ...process.env, LOG_LEVEL: 'info' },
+});
+// Should this script die without its Ctrl-C handler, the operator goes with it.
+process.on('exit', () => {
+  operator.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
 });
 const operatorLog = join(work, 'operator.log');
 operator.stdout.on('data', (chunk: Buffer) => {
@@ -40,17 +70,18 @@ operator.stdout.on('data', (chunk: Buffer) => {
 });
 operator.stderr.on('data', (chunk: Buffer) => process.stderr.write(chunk));
 
-for (const example of ['tenant-developer.yaml', 'long-expiry.yaml', 'sso-direct.yaml']) kubectl('apply', '-n', 'acme', '-f', join(root, 'examples', example));
-kubectl('apply', '-n', 'usher-system', '-f', join(root, 'examples', 'instance-admin.yaml'));
+for (const example of ['tenant-developer.yaml', 'long-expiry.yaml', 'sso-direct.yaml']) await kubectl('apply', '-n', 'acme', '-f', join(root, 'examples', example));
+await kubectl('apply', '-n', 'usher-system', '-f', join(root, 'examples', 'instance-admin.yaml'));
 
-for (const [ns, name, phase] of [['acme', 'jane-doe', 'Pending'], ['acme', 'contractor', 'Pending'], ['acme', 'sam-sso', 'UserCreated'], ['usher-system', 'ops-lead', 'Pending']] as const) {
-  kubectl('wait', `--for=jsonpath={.status.phase}=${phase}`, `userinvitation/${name}`, '-n', ns, '--timeout=60s');
+for (const [ns, name, phase] of [['acme', 'jane-doe', 'Sent'], ['acme', 'contractor', 'Sent'], ['acme', 'sam-sso', 'UserCreated'], ['usher-system', 'ops-lead', 'Sent']] as const) {
+  await kubectl('wait', `--for=jsonpath={.status.phase}=${phase}`, `userinvitation/${name}`, '-n', ns, '--timeout=60s');
 }
 say('');
-say(kubectl('get', 'userinvitations', '-A'));
-say(kubectl('get', 'users.usher.dev'));
-const link = kubectl('get', 'userinvitation', 'jane-doe', '-n', 'acme', '-o', 'jsonpath={.status.link}');
-say(`No mail server is configured, so links wait in status for manual sharing. Jane's link:\n  ${link}\n`);
+say(await kubectl('get', 'userinvitations', '-A'));
+say(await kubectl('get', 'users.usher.dev'));
+const link = await kubectl('get', 'userinvitation', 'jane-doe', '-n', 'acme', '-o', 'jsonpath={.status.link}');
+say(`Read the invitation mails as the invitees got them: ${catcher.webUrl}`);
+say(`Jane's acceptance link (also in her mail): ${link}\n`);
 say(`Point kubectl at this control plane from another terminal:
 
   export KUBECONFIG=${plane.kubeconfigs.admin}
@@ -63,7 +94,7 @@ Press Ctrl-C to stop everything.`);
 const shutdown = (): void => {
   operator.kill('SIGTERM');
   operator.once('exit', () => {
-    void plane.stop().then(() => {
+    void Promise.all([plane.stop(), catcher.close()]).then(() => {
       rmSync(work, { recursive: true, force: true });
       process.exit(0);
     });

@@ -115,5 +115,4 @@ export interface User {
   kind: typeof USER_KIND;
   metadata: ObjectMeta;
   spec: UserSpec;
-  status?: { membershipCount?: number };
 }
