@@ -18,6 +18,9 @@ export default defineConfig({
           name: 'integration',
           include: ['test/**/*.int.test.ts'],
           globalSetup: ['test/support/global-setup.ts'],
+          // One control plane, and controllers that watch every namespace: two files running at
+          // once would have two operators reconciling each other's invitations.
+          fileParallelism: false,
           testTimeout: 60_000,
           hookTimeout: 120_000,
         },
