@@ -80,11 +80,26 @@ describe('parseConfig: the repo example', () => {
     templatesDir: /etc/usher/templates
   accept:
     port: 9090
+    loginUrl: https://console.example.com
+    credentialsNamespace: platform-system
+    oidc:
+      issuer: https://login.example.com/
+      clientId: usher
+      clientSecretFile: /var/run/secrets/usher/oidc-client-secret
+    csrfKeyFile: /var/run/secrets/usher/csrf-key
+    rateLimit: { perClientPerMinute: 30, perTokenPerMinute: 5 }
+    trustProxy: [10.0.0.0/8, "fd00::1"]
   controller:
     workers: 8
     resyncPeriod: PT1H
 `,
-      { env: { SMTP_PASSWORD: 's3cret\n' } },
+      {
+        env: { SMTP_PASSWORD: 's3cret\n' },
+        readFile: files({
+          '/var/run/secrets/usher/oidc-client-secret': 'oidc-s3cret\n',
+          '/var/run/secrets/usher/csrf-key': `${'k'.repeat(48)}\n`,
+        }),
+      },
     );
     expect(config).toEqual({
       baseUrl: 'https://platform.example.com',
@@ -109,7 +124,15 @@ describe('parseConfig: the repo example', () => {
         rateLimitPerSecond: 10,
         templatesDir: '/etc/usher/templates',
       },
-      accept: { port: 9090 },
+      accept: {
+        port: 9090,
+        loginUrl: 'https://console.example.com',
+        credentialsNamespace: 'platform-system',
+        oidc: { issuer: 'https://login.example.com', clientId: 'usher', clientSecret: 'oidc-s3cret' },
+        csrfKey: 'k'.repeat(48),
+        rateLimit: { perClientPerMinute: 30, perTokenPerMinute: 5 },
+        trustProxy: ['10.0.0.0/8', 'fd00::1'],
+      },
       controller: { workers: 8, resyncPeriodMs: 3600 * 1000 },
     } satisfies UsherConfig);
   });
@@ -127,7 +150,12 @@ describe('parseConfig: defaults', () => {
       requireGroupOrRole: true,
     },
     tenancy: { namespaceLabel: 'usher.dev/tenant', instanceNamespaces: [] },
-    accept: { port: 8080 },
+    accept: {
+      port: 8080,
+      credentialsNamespace: 'usher-system',
+      rateLimit: { perClientPerMinute: 60, perTokenPerMinute: 10 },
+      trustProxy: [],
+    },
     controller: { workers: 4, resyncPeriodMs: 10 * 60 * 1000 },
   };
 
@@ -180,6 +208,24 @@ describe('parseConfig: defaults', () => {
     expect(config.mail?.auth).toEqual({ user: 'u', password });
   });
 
+  it('reads the OIDC client secret from the environment and allows an http issuer on loopback', () => {
+    const config = parse('usher:\n  accept:\n    oidc: { issuer: "http://127.0.0.1:9999/", clientId: usher, clientSecretEnv: OIDC_SECRET }\n', {
+      env: { OIDC_SECRET: 'shh\n' },
+    });
+    expect(config.accept.oidc).toEqual({ issuer: 'http://127.0.0.1:9999', clientId: 'usher', clientSecret: 'shh' });
+    expect(config.accept).not.toHaveProperty('csrfKey');
+    expect(config.accept).not.toHaveProperty('loginUrl');
+  });
+
+  it('never prints the OIDC client secret or the CSRF key', () => {
+    const error = errorOf('usher:\n  accept:\n    port: nope\n    csrfKeyFile: /csrf\n    oidc: { issuer: https://login.example.com, clientId: usher, clientSecretFile: /oidc }\n', {
+      readFile: files({ '/csrf': 'csrf-key-material-that-is-long-enough-0123\n', '/oidc': 'oidc-client-secret\n' }),
+    });
+    expect(error.problems).toEqual(['usher.accept.port: must be a whole number, not "nope"']);
+    expect(error.message).not.toContain('oidc-client-secret');
+    expect(error.message).not.toContain('csrf-key-material');
+  });
+
   it('reads the password from the environment variable, trimming a trailing newline', () => {
     const config = parse(mailWith('    auth: { user: u, passwordEnv: SMTP_PASSWORD }\n'), { env: { SMTP_PASSWORD: 'hunter2\n' } });
     expect(config.mail?.auth).toEqual({ user: 'u', password: 'hunter2' });
@@ -208,7 +254,7 @@ describe('parseConfig: problems', () => {
     ],
     ['a misspelt key', mailWith('    prot: 25\n'), 'usher.mail.prot: unknown key (did you mean "port"?)'],
     ['a key in the wrong case', 'usher:\n  baseURL: https://x.example.com\n', 'usher.baseURL: unknown key (did you mean "baseUrl"?)'],
-    ['an unknown key with no near miss', 'usher:\n  accept:\n    listen: 0.0.0.0\n', 'usher.accept.listen: unknown key (known keys: port)'],
+    ['an unknown key with no near miss', 'usher:\n  accept:\n    listen: 0.0.0.0\n', 'usher.accept.listen: unknown key (known keys: port, loginUrl, credentialsNamespace, oidc, csrfKeyFile, rateLimit, trustProxy)'],
     ['a key outside usher', 'baseUrl: https://x.example.com\n', 'baseUrl: unknown key (known keys: usher)'],
     ['an enum value in the wrong case', 'usher:\n  security:\n    invitations:\n      linkDisclosure: secret\n', 'usher.security.invitations.linkDisclosure: must be one of Status, Secret, not "secret" (did you mean "Secret"?)'],
     ['an unknown tls mode', mailWith('    tls: ssl\n'), 'usher.mail.tls: must be one of implicit, starttls, none, not "ssl"'],
@@ -245,6 +291,34 @@ describe('parseConfig: problems', () => {
     ['a YAML syntax error', 'usher:\n  baseUrl: [https://x.example.com\n', 'usher-config.yaml: line 3, column 1: YAML syntax error: unexpected end of the stream within a flow collection'],
     ['a duplicated key', 'usher:\n  baseUrl: https://a.example.com\n  baseUrl: https://b.example.com\n', 'usher-config.yaml: line 3, column 3: YAML syntax error: duplicated mapping key'],
     ['a file that is not a mapping', 'just some text\n', 'usher-config.yaml: the file: must be a mapping of keys, not "just some text"'],
+    ['a loginUrl that is not http(s)', 'usher:\n  accept:\n    loginUrl: console.example.com\n', 'usher.accept.loginUrl: "console.example.com" is not an http(s) URL'],
+    ['a credentials namespace that is not a name', 'usher:\n  accept:\n    credentialsNamespace: Usher_System\n', 'usher.accept.credentialsNamespace: "Usher_System" is not a namespace name'],
+    ['a zero rate limit', 'usher:\n  accept:\n    rateLimit: { perTokenPerMinute: 0 }\n', 'usher.accept.rateLimit.perTokenPerMinute: must be at least 1, not 0'],
+    ['a rate limit that is not whole', 'usher:\n  accept:\n    rateLimit: { perClientPerMinute: 2.5 }\n', 'usher.accept.rateLimit.perClientPerMinute: must be a whole number, not 2.5'],
+    ['a trusted proxy that is no address', 'usher:\n  accept:\n    trustProxy: [10.0.0.0/8, ingress]\n', 'usher.accept.trustProxy[1]: "ingress" is not an IP address or CIDR range'],
+    ['a trusted range with a too long prefix', 'usher:\n  accept:\n    trustProxy: [10.0.0.0/33]\n', 'usher.accept.trustProxy[0]: "10.0.0.0/33" is not an IP address or CIDR range'],
+    ['oidc without clientId', 'usher:\n  accept:\n    oidc: { issuer: https://login.example.com, clientSecretEnv: S }\n', 'usher.accept.oidc.clientId: is required when usher.accept.oidc is set', { env: { S: 'x' } }],
+    ['oidc without a client secret', 'usher:\n  accept:\n    oidc: { issuer: https://login.example.com, clientId: usher }\n', 'usher.accept.oidc: needs clientSecretFile or clientSecretEnv (where the OIDC client secret is)'],
+    [
+      'oidc with both secret sources',
+      'usher:\n  accept:\n    oidc: { issuer: https://login.example.com, clientId: usher, clientSecretFile: /s, clientSecretEnv: S }\n',
+      'usher.accept.oidc: has both clientSecretFile and clientSecretEnv; keep only one',
+    ],
+    ['an unset oidc secret variable', 'usher:\n  accept:\n    oidc: { issuer: https://login.example.com, clientId: usher, clientSecretEnv: OIDC_SECRET }\n', 'usher.accept.oidc.clientSecretEnv: the environment variable OIDC_SECRET is not set'],
+    [
+      'an http issuer off loopback',
+      'usher:\n  accept:\n    oidc: { issuer: http://login.example.com, clientId: usher, clientSecretEnv: S }\n',
+      'usher.accept.oidc.issuer: "http://login.example.com" is not an https URL without query or fragment (http only for localhost)',
+      { env: { S: 'x' } },
+    ],
+    [
+      'an issuer with a query',
+      'usher:\n  accept:\n    oidc: { issuer: "https://login.example.com/?tenant=a", clientId: usher, clientSecretEnv: S }\n',
+      'usher.accept.oidc.issuer: "https://login.example.com/?tenant=a" is not an https URL without query or fragment',
+      { env: { S: 'x' } },
+    ],
+    ['an unreadable CSRF key file', 'usher:\n  accept:\n    csrfKeyFile: /csrf\n', 'usher.accept.csrfKeyFile: cannot read /csrf: no such file or directory (ENOENT)', { readFile: files({}) }],
+    ['a short CSRF key', 'usher:\n  accept:\n    csrfKeyFile: /csrf\n', 'usher.accept.csrfKeyFile: the file /csrf holds fewer than 32 bytes', { readFile: files({ '/csrf': 'short\n' }) }],
   ])('%s', (_name, yaml, expected, opts) => {
     const error = errorOf(yaml, opts);
     expect(error).toBeInstanceOf(ConfigError);

@@ -16,7 +16,7 @@ import { userNameFor } from '../../src/api/user.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { Controller } from '../../src/controller/controller.ts';
 import { loadKubeConfig } from '../../src/kube/client.ts';
-import { kubectl, kubectlOk } from '../support/cluster.ts';
+import { deleteNamespaces, kubectl, kubectlOk } from '../support/cluster.ts';
 import { readFileSync } from 'node:fs';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -72,7 +72,7 @@ describe('the UserInvitation controller', () => {
 
   afterAll(async () => {
     await controller.stop();
-    for (const ns of [tenantNs, otherNs, adminNs]) await kubectl(['delete', 'namespace', ns, '--wait=false']);
+    await deleteNamespaces(tenantNs, otherNs, adminNs);
   });
 
   it('issues a link for each example and shows it at a glance', async () => {

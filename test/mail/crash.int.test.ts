@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { UserInvitation } from '../../src/api/types.ts';
-import { kubectl, kubectlOk } from '../support/cluster.ts';
+import { deleteNamespaces, kubectl, kubectlOk } from '../support/cluster.ts';
 import { startSmtp, type TestSmtp } from './support/smtp.ts';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -47,7 +47,7 @@ describe('a crash around the send', () => {
 
   afterAll(async () => {
     await smtp.close();
-    await kubectl(['delete', 'namespace', ns, '--wait=false']);
+    await deleteNamespaces(ns);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -8,7 +8,7 @@ import type { MailConfig } from '../../src/config/types.ts';
 import { Controller } from '../../src/controller/controller.ts';
 import { loadKubeConfig } from '../../src/kube/client.ts';
 import { createInvitationMailer, type InvitationMailerHandle } from '../../src/mail/invitation-mailer.ts';
-import { kubectl, kubectlOk } from '../support/cluster.ts';
+import { deleteNamespaces, kubectl, kubectlOk } from '../support/cluster.ts';
 import { closedPort, mailConfig, smtpError, startSmtp, type TestSmtp } from './support/smtp.ts';
 
 const ns = `mail-${Math.random().toString(16).slice(2, 8)}`;
@@ -66,7 +66,7 @@ describe('invitation mail delivery', () => {
   });
   afterEach(stopOperators);
   afterAll(async () => {
-    await kubectl(['delete', 'namespace', ns, '--wait=false']);
+    await deleteNamespaces(ns);
   });
 
   it('mails each issued token once, with the link from status; reissue mails the new link; a restart mails nothing', async () => {

@@ -38,6 +38,15 @@ export async function kubectlOk(args: string[], opts: { as?: UserName; input?: s
 }
 
 /**
+ * Deletes namespaces and waits until they are gone: what a test file leaves behind
+ * must not be reconciled by the next file's operator.
+ */
+export async function deleteNamespaces(...names: string[]): Promise<void> {
+  const present = names.filter(Boolean);
+  if (present.length) await kubectl(['delete', 'namespace', ...present, '--wait=true', '--timeout=90s']);
+}
+
+/**
  * Creates a fresh namespace before the file's tests and deletes it after them.
  * Returns a getter, since the name is only known once beforeAll has run.
  */
@@ -48,7 +57,7 @@ export function useNamespace(prefix: string): () => string {
     await kubectlOk(['create', 'namespace', name]);
   });
   afterAll(async () => {
-    if (name) await kubectl(['delete', 'namespace', name, '--wait=false']);
+    await deleteNamespaces(name);
   });
   return () => name;
 }
