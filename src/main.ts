@@ -1,16 +1,26 @@
-// Usher's entry point: load and validate the config, connect to Kubernetes,
-// start the controller, and shut down gracefully on SIGTERM/SIGINT.
+// Usher's entry point: load and validate the config, then run three things:
+//   - the acceptance page (every replica serves it),
+//   - the metrics/health server (every replica),
+//   - the controller (only the replica holding the leader-election Lease).
+// SIGTERM/SIGINT shut down gracefully: in-flight reconciles finish and the Lease
+// is released so a standby takes over at once.
 //
 //   node dist/main.js --config /etc/usher/config.yaml [--kubeconfig PATH]
 //
-// Environment: USHER_CONFIG (config path), KUBECONFIG, LOG_LEVEL (pino level, default info).
+// Environment: USHER_CONFIG (config path), KUBECONFIG, LOG_LEVEL (pino level, default info),
+// USHER_METRICS_PORT (default 9090), USHER_LEADER_ELECTION=false (single replica, no Lease),
+// USHER_LEASE_NAME, POD_NAME, POD_NAMESPACE (set by the Helm chart).
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
+import { createAcceptServer } from './accept/index.ts';
 import { ConfigError, loadConfig, parseConfig } from './config/load.ts';
 import type { UsherConfig } from './config/types.ts';
 import { Controller } from './controller/controller.ts';
 import { loadKubeConfig } from './kube/client.ts';
+import { LeaderElector, leaderElectionSettingsFromEnv } from './kube/leader-election.ts';
 import { createInvitationMailer } from './mail/invitation-mailer.ts';
+import { countByPhase, UsherMetrics, withMailMetrics } from './metrics/metrics.ts';
+import { startMetricsServer } from './metrics/server.ts';
 
 const log = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { app: 'usher' } });
 
@@ -34,24 +44,63 @@ async function main(): Promise<void> {
   });
   const config = readConfig(values.config ?? process.env.USHER_CONFIG);
   const kubeConfig = loadKubeConfig(values.kubeconfig);
+  const metrics = new UsherMetrics();
   const mailer = config.mail ? createInvitationMailer(config.mail, log.child({ component: 'mail' })) : undefined;
   if (!config.mail) log.info('no mail server configured: invitation links are shown in status for manual sharing');
 
-  const controller = new Controller({ kubeConfig, config, log, ...(mailer ? { mailer } : {}) });
+  const controller = new Controller({ kubeConfig, config, log, metrics, ...(mailer ? { mailer: withMailMetrics(mailer, metrics) } : {}) });
+  metrics.setSources({ invitationsByPhase: () => countByPhase(controller.cluster.invitations.list()), workqueueDepth: () => controller.queue.len() });
+
+  let leading = false;
   let stopping = false;
+  // Ready means "can serve": a standby serves the acceptance page, so its readiness must not
+  // wait for a Lease it may never get (a rollout would stall on it).
+  const metricsServer = await startMetricsServer({ metrics, port: Number(process.env.USHER_METRICS_PORT ?? 9090), ready: () => !leading || controller.cluster.hasSynced() });
+  const accept = createAcceptServer({ kubeConfig, config, log });
+  const acceptUrl = await accept.listen(config.accept.port);
+
+  const startController = async (): Promise<void> => {
+    leading = true;
+    metrics.setLeader(true);
+    await controller.start();
+    log.info({ workers: config.controller.workers, baseUrl: config.baseUrl }, 'controller running');
+  };
+  const election = leaderElectionSettingsFromEnv();
+  const elector = election.enabled
+    ? new LeaderElector({
+        kubeConfig,
+        namespace: election.namespace,
+        name: election.name,
+        identity: election.identity,
+        log: log.child({ component: 'leader-election' }),
+        onStartedLeading: () => {
+          void startController();
+        },
+        onStoppedLeading: () => {
+          metrics.setLeader(false);
+          // As controller-runtime does: a replica that lost its Lease must stop reconciling at once.
+          if (!stopping) {
+            log.error('lost the leader-election lease; exiting so a fresh replica can stand by');
+            process.exit(1);
+          }
+        },
+      })
+    : undefined;
+
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down: finishing in-flight reconciles');
     const hardStop = setTimeout(() => process.exit(1), 25_000);
     hardStop.unref();
-    void controller
-      .stop()
-      .then(() => {
-        mailer?.close();
-        log.info('stopped');
-        process.exit(0);
-      });
+    void (async () => {
+      await controller.stop();
+      await elector?.stop();
+      await Promise.all([accept.close(), metricsServer.close()]);
+      mailer?.close();
+      log.info('stopped');
+      process.exit(0);
+    })();
   };
   process.on('SIGTERM', () => {
     shutdown('SIGTERM');
@@ -60,8 +109,9 @@ async function main(): Promise<void> {
     shutdown('SIGINT');
   });
 
-  await controller.start();
-  log.info({ workers: config.controller.workers, baseUrl: config.baseUrl }, 'usher is running');
+  log.info({ acceptUrl, metricsPort: metricsServer.port, leaderElection: election.enabled ? `${election.namespace}/${election.name}` : 'off' }, 'usher is up');
+  if (elector) void elector.run();
+  else await startController();
 }
 
 main().catch((err: unknown) => {

@@ -3,11 +3,12 @@
 // Every problem found is reported at once, one per line, so an operator fixes
 // the file in one go rather than one restart per typo.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { getSystemErrorMessage } from 'node:util';
 import { CORE_SCHEMA, load, YAMLException } from 'js-yaml';
 import { parseDuration } from './duration.ts';
 import { checkShape, formatPath, type RawConfig } from './schema.ts';
-import type { MailConfig, UsherConfig } from './types.ts';
+import type { AcceptConfig, MailConfig, UsherConfig } from './types.ts';
 
 /** The configuration cannot be used; the message lists every problem, one per line, each naming the file and key. */
 export class ConfigError extends Error {
@@ -22,9 +23,9 @@ export class ConfigError extends Error {
 }
 
 export interface ParseOptions {
-  /** Where passwordEnv is looked up (default process.env). */
+  /** Where passwordEnv / clientSecretEnv are looked up (default process.env). */
   env?: NodeJS.ProcessEnv;
-  /** Reads passwordFile (default: the file system, UTF-8). */
+  /** Reads passwordFile, clientSecretFile, csrfKeyFile (default: the file system, UTF-8). */
   readFile?: (path: string) => string;
   /** The file name that messages start with. */
   source?: string;
@@ -81,6 +82,9 @@ const DEFAULTS = {
   maxConnections: 5,
   rateLimitPerSecond: 0,
   acceptPort: 8080,
+  credentialsNamespace: 'usher-system',
+  perClientPerMinute: 60,
+  perTokenPerMinute: 10,
   workers: 4,
   resyncPeriod: 'PT10M',
 } as const;
@@ -119,7 +123,7 @@ function convert(raw: RawConfig, io: Io, problems: string[]): UsherConfig {
       namespaceLabel: usher.tenancy?.namespaceLabel ?? DEFAULTS.namespaceLabel,
       instanceNamespaces: [...(usher.tenancy?.instanceNamespaces ?? [])],
     },
-    accept: { port: usher.accept?.port ?? DEFAULTS.acceptPort },
+    accept: accept(usher.accept ?? {}, io, problems),
     controller: {
       workers: usher.controller?.workers ?? DEFAULTS.workers,
       resyncPeriodMs: duration('usher.controller.resyncPeriod', usher.controller?.resyncPeriod ?? DEFAULTS.resyncPeriod, problems),
@@ -154,32 +158,110 @@ function mail(raw: RawMail, io: Io, problems: string[]): MailConfig {
 
 /** The SMTP password from exactly one of passwordFile / passwordEnv. Messages never include it. */
 function smtpPassword(auth: NonNullable<RawMail['auth']>, io: Io, problems: string[]): string | undefined {
-  const at = 'usher.mail.auth';
-  const { passwordFile, passwordEnv } = auth;
-  if (passwordFile !== undefined && passwordEnv !== undefined) {
-    problems.push(`${at}: has both passwordFile and passwordEnv; keep only one`);
+  const source = { at: 'usher.mail.auth', fileKey: 'passwordFile', envKey: 'passwordEnv', what: 'the SMTP password' };
+  return secret(source, auth.passwordFile, auth.passwordEnv, io, problems);
+}
+
+interface SecretSource {
+  /** The key holding fileKey and envKey, e.g. usher.mail.auth. */
+  at: string;
+  fileKey: string;
+  envKey: string;
+  /** What the secret is, for "needs passwordFile or passwordEnv (where <what> is)". */
+  what: string;
+}
+
+/** A secret from exactly one of a file or an environment variable. Messages never include it. */
+function secret(source: SecretSource, file: string | undefined, env: string | undefined, io: Io, problems: string[]): string | undefined {
+  const { at, fileKey, envKey } = source;
+  if (file !== undefined && env !== undefined) {
+    problems.push(`${at}: has both ${fileKey} and ${envKey}; keep only one`);
     return undefined;
   }
-  if (passwordFile !== undefined) {
-    let content: string;
-    try {
-      content = io.readFile(passwordFile);
-    } catch (error) {
-      problems.push(`${at}.passwordFile: cannot read ${passwordFile}: ${osError(error)}`);
-      return undefined;
-    }
-    return nonEmptyPassword(`${at}.passwordFile`, `the file ${passwordFile}`, content, problems);
-  }
-  if (passwordEnv !== undefined) {
-    const value = io.env[passwordEnv];
+  if (file !== undefined) return secretFile(`${at}.${fileKey}`, file, io, problems);
+  if (env !== undefined) {
+    const value = io.env[env];
     if (value === undefined) {
-      problems.push(`${at}.passwordEnv: the environment variable ${passwordEnv} is not set`);
+      problems.push(`${at}.${envKey}: the environment variable ${env} is not set`);
       return undefined;
     }
-    return nonEmptyPassword(`${at}.passwordEnv`, `the environment variable ${passwordEnv}`, value, problems);
+    return nonEmptyPassword(`${at}.${envKey}`, `the environment variable ${env}`, value, problems);
   }
-  problems.push(`${at}: needs passwordFile or passwordEnv (where the SMTP password is)`);
+  problems.push(`${at}: needs ${fileKey} or ${envKey} (where ${source.what} is)`);
   return undefined;
+}
+
+function secretFile(key: string, path: string, io: Io, problems: string[]): string | undefined {
+  let content: string;
+  try {
+    content = io.readFile(path);
+  } catch (error) {
+    problems.push(`${key}: cannot read ${path}: ${osError(error)}`);
+    return undefined;
+  }
+  return nonEmptyPassword(key, `the file ${path}`, content, problems);
+}
+
+type RawAccept = NonNullable<NonNullable<RawConfig['usher']>['accept']>;
+
+/** Shortest CSRF key accepted: 32 bytes, the HMAC-SHA-256 block of security it feeds. */
+const MIN_CSRF_KEY_BYTES = 32;
+
+function accept(raw: RawAccept, io: Io, problems: string[]): AcceptConfig {
+  const at = 'usher.accept';
+  const config: AcceptConfig = {
+    port: raw.port ?? DEFAULTS.acceptPort,
+    credentialsNamespace: raw.credentialsNamespace ?? DEFAULTS.credentialsNamespace,
+    rateLimit: {
+      perClientPerMinute: raw.rateLimit?.perClientPerMinute ?? DEFAULTS.perClientPerMinute,
+      perTokenPerMinute: raw.rateLimit?.perTokenPerMinute ?? DEFAULTS.perTokenPerMinute,
+    },
+    trustProxy: (raw.trustProxy ?? []).filter((entry, i) => {
+      if (isAddressOrRange(entry)) return true;
+      problems.push(`${at}.trustProxy[${i}]: ${JSON.stringify(entry)} is not an IP address or CIDR range such as 10.0.0.0/8`);
+      return false;
+    }),
+  };
+  if (raw.loginUrl !== undefined) {
+    const url = URL.parse(raw.loginUrl);
+    if (url === null || !/^https?:$/.test(url.protocol)) problems.push(`${at}.loginUrl: ${JSON.stringify(raw.loginUrl)} is not an http(s) URL such as https://console.example.com`);
+    config.loginUrl = raw.loginUrl;
+  }
+  if (raw.oidc !== undefined) {
+    const { issuer = '', clientId = '', clientSecretFile, clientSecretEnv } = raw.oidc;
+    const source = { at: `${at}.oidc`, fileKey: 'clientSecretFile', envKey: 'clientSecretEnv', what: 'the OIDC client secret' };
+    const clientSecret = secret(source, clientSecretFile, clientSecretEnv, io, problems);
+    if (issuer !== '' && !isIssuer(issuer)) {
+      problems.push(`${at}.oidc.issuer: ${JSON.stringify(issuer)} is not an https URL without query or fragment (http only for localhost)`);
+    }
+    // issuer and clientId are required by the schema: when missing, a problem is already reported.
+    if (clientSecret !== undefined) config.oidc = { issuer: issuer.replace(/\/$/, ''), clientId, clientSecret };
+  }
+  if (raw.csrfKeyFile !== undefined) {
+    const key = secretFile(`${at}.csrfKeyFile`, raw.csrfKeyFile, io, problems);
+    if (key !== undefined && Buffer.byteLength(key, 'utf8') < MIN_CSRF_KEY_BYTES) {
+      problems.push(`${at}.csrfKeyFile: the file ${raw.csrfKeyFile} holds fewer than ${MIN_CSRF_KEY_BYTES} bytes; use e.g. \`openssl rand -base64 48\``);
+    } else if (key !== undefined) {
+      config.csrfKey = key;
+    }
+  }
+  return config;
+}
+
+/** https, or http on a loopback host (a provider run by tests or on a laptop); no query or fragment (RFC 8414). */
+function isIssuer(text: string): boolean {
+  const url = URL.parse(text);
+  if (url === null || url.search !== '' || url.hash !== '') return false;
+  if (url.protocol === 'https:') return true;
+  return url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+}
+
+function isAddressOrRange(text: string): boolean {
+  const [address = '', prefix, ...rest] = text.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
 function nonEmptyPassword(key: string, origin: string, value: string, problems: string[]): string | undefined {

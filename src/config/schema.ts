@@ -29,7 +29,15 @@ export interface RawConfig {
       rateLimitPerSecond?: number;
       templatesDir?: string;
     };
-    accept?: { port?: number };
+    accept?: {
+      port?: number;
+      loginUrl?: string;
+      credentialsNamespace?: string;
+      oidc?: { issuer?: string; clientId?: string; clientSecretFile?: string; clientSecretEnv?: string };
+      csrfKeyFile?: string;
+      rateLimit?: { perClientPerMinute?: number; perTokenPerMinute?: number };
+      trustProxy?: string[];
+    };
     controller?: { workers?: number; resyncPeriod?: string };
   };
 }
@@ -38,6 +46,13 @@ export interface RawConfig {
 const duration = { type: 'string', description: 'an ISO-8601 duration such as P7D or PT12H' } as const;
 const text = { type: 'string', minLength: 1 } as const;
 const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+const perMinute = { type: 'integer', minimum: 1 } as const;
+const namespaceName = {
+  type: 'string',
+  maxLength: 63,
+  pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+  description: 'a namespace name (lowercase letters, digits and dashes)',
+} as const;
 
 /** A closed object: unknown keys are errors, so typos do not silently fall back to defaults. */
 function object(properties: Record<string, SchemaObject>, required?: string[]): SchemaObject {
@@ -65,12 +80,7 @@ export const configSchema = object({
       instanceNamespaces: {
         type: 'array',
         uniqueItems: true,
-        items: {
-          type: 'string',
-          maxLength: 63,
-          pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
-          description: 'a namespace name (lowercase letters, digits and dashes)',
-        },
+        items: namespaceName,
       },
     }),
     mail: object(
@@ -88,7 +98,27 @@ export const configSchema = object({
       },
       ['host', 'from'],
     ),
-    accept: object({ port }),
+    accept: object({
+      port,
+      loginUrl: { type: 'string', description: 'an http(s) URL such as https://console.example.com' },
+      credentialsNamespace: namespaceName,
+      oidc: object(
+        {
+          issuer: { type: 'string', description: 'an https URL such as https://login.example.com' },
+          clientId: text,
+          clientSecretFile: text,
+          clientSecretEnv: text,
+        },
+        ['issuer', 'clientId'],
+      ),
+      csrfKeyFile: text,
+      rateLimit: object({ perClientPerMinute: perMinute, perTokenPerMinute: perMinute }),
+      trustProxy: {
+        type: 'array',
+        uniqueItems: true,
+        items: { type: 'string', minLength: 1, description: 'an IP address or CIDR range such as 10.0.0.0/8' },
+      },
+    }),
     controller: object({
       workers: { type: 'integer', minimum: 1 },
       resyncPeriod: duration,

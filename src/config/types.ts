@@ -22,6 +22,45 @@ export interface MailConfig {
   templatesDir?: string;
 }
 
+export interface OidcConfig {
+  /** The OpenID Provider's issuer identifier (https; http only on loopback, for tests and local setups). */
+  issuer: string;
+  clientId: string;
+  /** Read from clientSecretFile or clientSecretEnv. */
+  clientSecret: string;
+}
+
+export interface AcceptConfig {
+  /** Port of the acceptance page's HTTP server. */
+  port: number;
+  /** Where a person signs in once they have accepted; shown on the success page. */
+  loginUrl?: string;
+  /** Namespace of the Secrets holding password hashes (default usher-system, the operator's own). */
+  credentialsNamespace: string;
+  /** When set, the page offers "Continue with SSO" instead of a password form. */
+  oidc?: OidcConfig;
+  /**
+   * Key material for the CSRF tokens and the SSO state cookie, from csrfKeyFile.
+   * Absent: a random key per process, which is fine for one replica; with
+   * several replicas behind one Service a form rendered by one and posted to
+   * another would fail its CSRF check, so they need the same key file.
+   */
+  csrfKey?: string;
+  rateLimit: {
+    /** Requests per minute from one client address (all pages). */
+    perClientPerMinute: number;
+    /** Requests per minute for one invitation link, whatever the client. */
+    perTokenPerMinute: number;
+  };
+  /**
+   * Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is
+   * believed (default none: the peer address is the client). Without it,
+   * behind an ingress every client shares the ingress's address and its
+   * per-client rate limit.
+   */
+  trustProxy: string[];
+}
+
 export interface UsherConfig {
   /** Where the acceptance page is reachable from the invitee's browser, without a trailing slash. */
   baseUrl: string;
@@ -46,10 +85,7 @@ export interface UsherConfig {
   };
   /** Absent when no mail server is configured: links are then shared by hand. */
   mail?: MailConfig;
-  accept: {
-    /** Port of the acceptance page's HTTP server. */
-    port: number;
-  };
+  accept: AcceptConfig;
   controller: {
     workers: number;
     /** Full relist of every watched resource at this period, a safety net for missed events. */

@@ -8,6 +8,7 @@ import type { UsherConfig } from '../config/types.ts';
 import { apiErrorOf } from '../kube/client.ts';
 import { KubeCluster } from '../kube/cluster.ts';
 import { WorkQueue } from '../kube/workqueue.ts';
+import type { UsherMetrics } from '../metrics/metrics.ts';
 import { Reconciler, type InvitationMailer } from './reconciler.ts';
 
 export interface ControllerOptions {
@@ -17,6 +18,7 @@ export interface ControllerOptions {
   mailer?: InvitationMailer;
   /** Delay before the next mail attempt after n transient failures (tests shorten it). */
   mailBackoffMs?: (attempts: number) => number;
+  metrics?: UsherMetrics;
 }
 
 export interface ControllerStats {
@@ -71,15 +73,18 @@ export class Controller {
       const slash = key.indexOf('/');
       const namespace = key.slice(0, slash);
       const name = key.slice(slash + 1);
+      const started = performance.now();
       try {
         this.stats.reconciles++;
         const result = await this.reconciler.reconcile(namespace, name);
+        this.options.metrics?.observeReconcile(performance.now() - started, result.requeueAfterMs !== undefined ? 'requeue_after' : 'success');
         log.debug({ invitation: key, requeueAfterMs: result.requeueAfterMs }, 'reconciled');
         this.queue.forget(key);
         // A little past the deadline: it is reached when now >= it, and timers may fire early.
         if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, Math.max(0, result.requeueAfterMs) + 50);
       } catch (err) {
         this.stats.errors++;
+        this.options.metrics?.observeReconcile(performance.now() - started, 'error');
         const error = apiErrorOf(err);
         // A conflict only means our cache was behind: retry soon, quietly.
         const level = error.code === 409 ? 'debug' : 'warn';

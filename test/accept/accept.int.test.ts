@@ -151,7 +151,7 @@ describe('closed links', () => {
     const live = await createInvitation(page.url, namespace(), tenantSpec(email()));
     const forged = `${page.url}/accept/${live.record.selector}.${issueToken().verifier}`;
     const unknown = `${page.url}/accept/${issueToken().token}`;
-    const malformed = [`${page.url}/accept/not-a-token`, `${page.url}/accept/${live.token}x`, `${page.url}/accept/${live.token.toUpperCase()}`, `${page.url}/accept/${'a'.repeat(300)}`, `${page.url}/accept/${live.token}/extra`];
+    const malformed = [`${page.url}/accept/not-a-token`, `${page.url}/accept/${live.token}x`, `${page.url}/accept/${live.token.toUpperCase()}`, `${page.url}/accept/${'a'.repeat(300)}`, `${page.url}/accept/${live.token}/extra`, `${page.url}/accept/%E0%A4%A`];
 
     // A deleted invitation whose record Secret outlived it (no garbage collector yet): dead too.
     const orphan = await createInvitation(page.url, namespace(), tenantSpec(email()));
@@ -289,6 +289,30 @@ describe('concurrency', () => {
     expect(verified).toEqual(passwords.map((_, i) => i === winner));
     expect((await readRecord(namespace(), inv.record.name))?.usedAt).toBeDefined();
   });
+
+  it('a claim left by a crashed attempt holds the link off only until it lapses', async () => {
+    const inv = await createInvitation(page.url, namespace(), tenantSpec(email()));
+    const session = new Session();
+    const form = await session.get(inv.link);
+    const withClaim = async (expiresAt: Date): Promise<void> => {
+      await kubectlOk(['delete', 'secret', inv.record.name, '-n', namespace()]);
+      const claimed = { ...inv.record, acceptanceClaim: { id: 'crashed-replica', expiresAt: expiresAt.toISOString() } };
+      await kubectlOk(['create', '-f', '-'], { input: JSON.stringify(secretFromRecord(claimed, ownerReferenceTo(inv.invitation))) });
+    };
+    const submit = (): ReturnType<Session['post']> => session.post(inv.link, { csrf: csrfOf(form.body), intent: 'password', firstName: 'Jane', password: PASSWORD, confirm: PASSWORD });
+
+    await withClaim(new Date(Date.now() + 60_000));
+    const held = await submit();
+    expect(held.status).toBe(409);
+    expect(held.body).toContain('This invitation is being accepted');
+    expect(await readUser(userNameFor(inv.record.email))).toBeUndefined();
+
+    await withClaim(new Date(Date.now() - 1000));
+    expect((await submit()).status).toBe(200);
+    const record = await readRecord(namespace(), inv.record.name);
+    expect(record?.usedAt).toBeDefined();
+    expect(record).not.toHaveProperty('acceptanceClaim');
+  });
 });
 
 describe('what goes out besides the page', () => {
@@ -321,7 +345,7 @@ describe('what goes out besides the page', () => {
     expect(lines).toContain('invitation accepted');
     expect(lines).not.toContain(verifier);
     expect(lines).not.toContain(PASSWORD);
-    expect(lines).not.toContain('/accept/');
+    expect(lines).not.toContain(`/accept/${inv.record.selector}`);
     expect(lines).not.toContain('$argon2id$');
     const requests = page.logs.slice(before).map((l) => JSON.parse(l) as { msg: string; req?: unknown }).filter((l) => l.msg === 'request');
     expect(requests[0]?.req).toEqual({ method: 'GET', route: '/accept/:token', selector: inv.record.selector });

@@ -2,6 +2,7 @@
 // the harness's API server, invitations with records made by hand (no
 // controller), a fetch client that keeps cookies, and readers for what the
 // page wrote.
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { inject } from 'vitest';
@@ -16,6 +17,11 @@ import { issueToken } from '../../src/records/token.ts';
 import { freePort } from '../../tools/control-plane/control-plane.ts';
 import { kubectl, kubectlOk } from '../support/cluster.ts';
 
+/** Debian's Chromium, headless, with nothing that reaches out to the network on its own. */
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+/** Where the browser tests leave their screenshots (gitignored). */
+export const SCREENSHOTS = join(import.meta.dirname, '..', '..', 'test-results', 'accept');
+
 export interface RunningPage {
   url: string;
   config: UsherConfig;
@@ -25,8 +31,8 @@ export interface RunningPage {
 }
 
 /** Starts the page on a free loopback port; `yaml` is the `accept:` section and anything else under `usher:`. */
-export async function startPage(extraYaml: (port: number) => string, opts: { now?: () => Date; env?: NodeJS.ProcessEnv } = {}): Promise<RunningPage> {
-  const port = await freePort();
+export async function startPage(extraYaml: (port: number) => string, opts: { now?: () => Date; env?: NodeJS.ProcessEnv; port?: number } = {}): Promise<RunningPage> {
+  const port = opts.port ?? (await freePort());
   const config = parseConfig(`usher:\n  baseUrl: http://127.0.0.1:${port}\n${extraYaml(port)}`, { source: 'test-config.yaml', env: opts.env ?? {} });
   const logs: string[] = [];
   const sink = new Writable({
@@ -36,7 +42,7 @@ export async function startPage(extraYaml: (port: number) => string, opts: { now
     },
   });
   const server = createAcceptServer({
-    kubeConfig: loadKubeConfig(inject('kubeconfigs').admin),
+    kubeConfig: loadKubeConfig(inject('kubeconfigs').operator),
     config,
     log: pino({ level: 'debug' }, sink),
     ...(opts.now ? { now: opts.now } : {}),

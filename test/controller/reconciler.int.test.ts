@@ -30,7 +30,7 @@ function startController(): Controller {
     `usher:\n  baseUrl: http://usher.test\n  tenancy:\n    instanceNamespaces: [${adminNs}]\n  controller:\n    workers: 4\n`,
     { source: 'test-config.yaml' },
   );
-  return new Controller({ kubeConfig: loadKubeConfig(inject('kubeconfigs').admin), config, log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
+  return new Controller({ kubeConfig: loadKubeConfig(inject('kubeconfigs').operator), config, log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
 }
 
 async function getInvitation(ns: string, name: string): Promise<UserInvitation> {

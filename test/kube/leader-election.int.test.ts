@@ -177,6 +177,18 @@ describe('LeaderElector against the API server', () => {
     expect((await readLease(lease)).spec?.holderIdentity).toBe('intruder');
   });
 
+  it('keeps leading when its Lease is deleted, by creating it again', async () => {
+    const lease = newLeaseName();
+    const a = candidate(lease, 'pod-a', FAST);
+    await until('pod-a to lead', () => a.elector.isLeader(), 10_000);
+    await leases.deleteNamespacedLease({ namespace: ns(), name: lease });
+    await until('the lease to be created again', async () => (await readLease(lease).catch(() => undefined))?.spec?.holderIdentity === 'pod-a', 3 * FAST.retryPeriodMs);
+    // Past a whole renew deadline: the recreation counted as a renewal.
+    await new Promise((r) => setTimeout(r, FAST.renewDeadlineMs + FAST.retryPeriodMs));
+    expect(a.elector.isLeader()).toBe(true);
+    expect(a.stoppedAt).toHaveLength(0);
+  });
+
   it.skipIf(!inject('localControlPlane'))('stops leading within renewDeadline when renewals fail (RBAC revoked), before the lease could expire', async () => {
     const lease = newLeaseName();
     // The chart's Role for the Lease, bound to the operator identity in this namespace only.

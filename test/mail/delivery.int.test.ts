@@ -23,7 +23,7 @@ async function startOperator(mail: MailConfig): Promise<Controller> {
   const config = parseConfig('usher:\n  baseUrl: https://usher.example\n', { source: 'test' });
   const mailer = createInvitationMailer(mail, undefined, { timeouts: { connectionMs: 2000, greetingMs: 2000, socketMs: 5000 } });
   const controller = new Controller({
-    kubeConfig: loadKubeConfig(inject('kubeconfigs').admin),
+    kubeConfig: loadKubeConfig(inject('kubeconfigs').operator),
     config: { ...config, mail },
     log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     mailer,

@@ -1,7 +1,9 @@
 // The metrics module on its own: what each method records, the gauges
 // computed from callbacks at scrape time, and the exposition text Prometheus reads.
 import { describe, expect, it } from 'vitest';
-import { countByPhase, NO_PHASE, UsherMetrics } from '../../src/metrics/metrics.ts';
+import type { UserInvitation } from '../../src/api/types.ts';
+import type { InvitationMailer } from '../../src/controller/reconciler.ts';
+import { countByPhase, NO_PHASE, UsherMetrics, withMailMetrics } from '../../src/metrics/metrics.ts';
 
 /** The value of one sample line of the exposition text, e.g. `usher_reconcile_total{result="error"}`. */
 function sample(text: string, series: string): number | undefined {
@@ -134,5 +136,41 @@ describe('countByPhase', () => {
       [NO_PHASE]: 2,
     });
     expect(countByPhase([])).toEqual({});
+  });
+});
+
+describe('withMailMetrics', () => {
+  it('counts what the mailer reports, passes results and errors through unchanged', async () => {
+    const metrics = new UsherMetrics({ defaultMetrics: false });
+    const outcomes: (Awaited<ReturnType<InvitationMailer['sendInvitation']>> | Error)[] = [
+      { ok: true },
+      { ok: false, permanent: true, response: '550 no such user' },
+      { ok: false, permanent: false, response: '421 try later' },
+      new Error('connection reset'),
+      { ok: true },
+    ];
+    const calls: unknown[][] = [];
+    const mailer = withMailMetrics(
+      {
+        sendInvitation: (...args) => {
+          calls.push(args);
+          const next = outcomes.shift();
+          return next instanceof Error ? Promise.reject(next) : Promise.resolve(next ?? { ok: true });
+        },
+      },
+      metrics,
+    );
+    const invitation = { metadata: { name: 'x' } } as UserInvitation;
+    const expiresAt = new Date();
+    expect(await mailer.sendInvitation(invitation, 'https://l', expiresAt)).toEqual({ ok: true });
+    expect(await mailer.sendInvitation(invitation, 'https://l', expiresAt)).toEqual({ ok: false, permanent: true, response: '550 no such user' });
+    await mailer.sendInvitation(invitation, 'https://l', expiresAt);
+    await expect(mailer.sendInvitation(invitation, 'https://l', expiresAt)).rejects.toThrow('connection reset');
+    await mailer.sendInvitation(invitation, 'https://l', expiresAt);
+    expect(calls[0]).toEqual([invitation, 'https://l', expiresAt]);
+    const text = await metrics.text();
+    expect(sample(text, 'usher_mails_sent_total')).toBe(2);
+    expect(sample(text, 'usher_mails_failed_total{permanent="true"}')).toBe(1);
+    expect(sample(text, 'usher_mails_failed_total{permanent="false"}')).toBe(2);
   });
 });

@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { ensureHelm } from '../../tools/control-plane/binaries.ts';
 import { startControlPlane, type ControlPlane, type UserName } from '../../tools/control-plane/control-plane.ts';
 
 declare module 'vitest' {
@@ -17,9 +18,18 @@ let plane: ControlPlane | undefined;
 export async function setup(project: TestProject): Promise<void> {
   plane = await startControlPlane();
   const crds = join(project.config.root, 'crds');
+  const kubectl = (args: string[], input?: string): void => {
+    execFileSync('kubectl', ['--kubeconfig', plane?.kubeconfigs.admin ?? '', ...args], { input, stdio: ['pipe', 'ignore', 'inherit'] });
+  };
   try {
-    for (const args of [['apply', '--server-side', '-f', crds], ['wait', '--for=condition=Established', '--timeout=60s', '-f', crds]]) {
-      execFileSync('kubectl', ['--kubeconfig', plane.kubeconfigs.admin, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+    kubectl(['apply', '--server-side', '-f', crds]);
+    kubectl(['wait', '--for=condition=Established', '--timeout=60s', '-f', crds]);
+    // The operator identity gets exactly the chart's RBAC, rendered by helm: tests that run Usher
+    // as `operator` prove the chart grants enough, and nothing in them can lean on admin rights.
+    if (plane.local) {
+      const rbac = execFileSync(await ensureHelm(), ['template', 'usher-harness', join(project.config.root, 'charts', 'usher'), '-n', 'usher-system', '--set', 'serviceAccount.name=usher', '--show-only', 'templates/rbac.yaml'], { encoding: 'utf8' });
+      kubectl(['create', 'namespace', 'usher-system']);
+      kubectl(['apply', '-f', '-'], rbac);
     }
   } catch (err) {
     await plane.stop();

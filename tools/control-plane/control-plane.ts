@@ -39,6 +39,14 @@ export interface ControlPlane {
   local: boolean;
   /** Folder with data, logs and kubeconfigs (removed by stop() for a local control plane). */
   dir: string;
+  /** etcd's client URL, http://127.0.0.1:PORT (local control planes only): its v3 HTTP gateway answers under /v3/. */
+  etcdUrl?: string;
+  /**
+   * Stops kube-apiserver (SIGTERM), waits `downMs`, and starts it again with
+   * the same flags on the same port; resolves once it is ready. Local control
+   * planes only (fault tests: watches must recover).
+   */
+  restartApiServer?: (options?: { downMs?: number }) => Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -165,7 +173,8 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
   process.on('exit', onExit);
 
   const launch = (name: string, binary: string, args: string[]): ChildProcess => {
-    const out = createWriteStream(join(dir, `${name}.log`));
+    // Appending: a restarted process (restartApiServer) keeps its earlier log.
+    const out = createWriteStream(join(dir, `${name}.log`), { flags: 'a' });
     const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
     child.stdout.pipe(out);
     child.stderr.pipe(out);
@@ -216,7 +225,7 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
 
     const certDir = join(dir, 'certs');
     const server = `https://127.0.0.1:${apiPort}`;
-    const apiserver = launch('kube-apiserver', bins.kubeApiserver, [
+    const apiserverArgs = [
       `--etcd-servers=${etcdUrl}`,
       `--cert-dir=${certDir}`,
       '--bind-address=127.0.0.1',
@@ -232,11 +241,34 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
       '--disable-admission-plugins=ServiceAccount',
       '--endpoint-reconciler-type=none',
       '--v=1',
-    ]);
+    ];
+    let apiserver = launch('kube-apiserver', bins.kubeApiserver, apiserverArgs);
     // The self-signed serving cert kube-apiserver writes is for localhost/127.0.0.1;
     // clients verify it with its CA (the cert itself).
     const caFile = join(certDir, 'apiserver.crt');
     await waitFor('kube-apiserver', 120_000, () => httpsGetOk(`${server}/readyz`, tokens.admin, caFile), [etcd, apiserver]);
+
+    const restartApiServer = async ({ downMs = 0 } = {}): Promise<void> => {
+      if (stopped) throw new Error('the control plane is stopped');
+      const old = apiserver;
+      if (old.exitCode === null && old.signalCode === null) {
+        const exited = new Promise<void>((r) => old.once('exit', () => { r(); }));
+        old.kill('SIGTERM');
+        const timer = setTimeout(() => {
+          old.kill('SIGKILL');
+        }, 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      children.splice(children.indexOf(old), 1);
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      // The same place in the launch order (stop() goes through children in reverse).
+      apiserver = launch('kube-apiserver', bins.kubeApiserver, apiserverArgs);
+      children.splice(children.indexOf(apiserver), 1);
+      children.splice(1, 0, apiserver);
+      writeFileSync(join(dir, 'pids'), children.map((c) => c.pid).join('\n'));
+      await waitFor('kube-apiserver (restarted)', 120_000, () => httpsGetOk(`${server}/readyz`, tokens.admin, caFile), [etcd, apiserver]);
+    };
 
     const kubeconfigs = Object.fromEntries(
       (Object.keys(USERS) as UserName[]).map((k) => {
@@ -260,7 +292,7 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
       '--v=1',
     ]);
     log(`control plane ready at ${server} in ${((Date.now() - started) / 1000).toFixed(1)}s (data in ${dir})`);
-    return { server, kubeconfigs, local: true, dir, stop };
+    return { server, kubeconfigs, local: true, dir, etcdUrl, restartApiServer, stop };
   } catch (err) {
     const logs = ['etcd', 'kube-apiserver', 'kube-controller-manager']
       .map((n) => join(dir, `${n}.log`))

@@ -1,0 +1,264 @@
+// The routes:
+//   GET  /accept/:token               the invitation, with the form (or the SSO button)
+//   POST /accept/:token               the form: password, or the start of SSO
+//   GET  /accept/oidc/callback        back from the identity provider
+// Each answers with a whole page and the status that fits it.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { normalizeEmail } from '../api/email.ts';
+import type { UsherConfig } from '../config/types.ts';
+import { parseToken } from '../records/token.ts';
+import { acceptInvitation, type Credentials, type Outcome } from './acceptance.ts';
+import { csrfToken, csrfTokenValid, isCsrfNonce, newCsrfNonce } from './csrf.ts';
+import { checkSubmission, cleanName, field, type FormBody } from './form.ts';
+import { hashPassword } from './hash.ts';
+import { contentSecurityPolicy } from './headers.ts';
+import { html } from './html.ts';
+import type { PageKeys } from './keys.ts';
+import { lookUp, type Found, type Lookup } from './lookup.ts';
+import { isSsoState, SSO_STATE_TTL_MS, type OidcLogin, type SsoState } from './oidc.ts';
+import {
+  alreadyAcceptedPage,
+  busyPage,
+  emailHtml,
+  expiredPage,
+  invitationPage,
+  layout,
+  messagePage,
+  notFoundPage,
+  successPage,
+  type FormState,
+  type InvitationView,
+  type RenderedPage,
+} from './pages.ts';
+import { seal, unseal } from './seal.ts';
+import type { AcceptStore } from './store.ts';
+
+export interface Context {
+  config: UsherConfig;
+  store: AcceptStore;
+  keys: PageKeys;
+  oidc?: OidcLogin;
+  now: () => Date;
+  /** Whether cookies get Secure and the __Host- prefix (baseUrl is https). */
+  secureCookies: boolean;
+  log: Logger;
+}
+
+export const ROUTES = {
+  invitation: '/accept/:token',
+  callback: '/accept/oidc/callback',
+  /** The routes the rate limits apply to (assets and health checks are free). */
+  limited: new Set(['/accept/:token', '/accept/oidc/callback']),
+} as const;
+
+const SSO_STATE_PURPOSE = 'usher sso state';
+
+type TokenRequest = FastifyRequest<{ Params: { token: string }; Body: FormBody | undefined }>;
+
+export function send(reply: FastifyReply, page: RenderedPage, assets: string): FastifyReply {
+  return reply.code(page.status).type('text/html; charset=utf-8').send(layout({ assets }, page));
+}
+
+export function registerRoutes(app: FastifyInstance, ctx: Context): void {
+  const cookies = cookieNames(ctx.secureCookies);
+  const cookieOptions = { path: '/', httpOnly: true, sameSite: 'lax', secure: ctx.secureCookies } as const;
+
+  /** This browser's CSRF nonce: the one its cookie holds, or a new one set now. */
+  const csrfNonce = (request: FastifyRequest, reply: FastifyReply): string => {
+    const existing = request.cookies[cookies.csrf];
+    if (isCsrfNonce(existing)) return existing;
+    const nonce = newCsrfNonce();
+    void reply.setCookie(cookies.csrf, nonce, cookieOptions);
+    return nonce;
+  };
+
+  const formPage = async (request: FastifyRequest, reply: FastifyReply, found: Found, state: Omit<FormState, 'csrf'> = {}): Promise<FastifyReply> => {
+    const csrf = csrfToken(ctx.keys.csrf, found.record.selector, csrfNonce(request, reply), ctx.now());
+    const page = invitationPage(viewOf(found), { ...state, csrf }, ctx.oidc !== undefined);
+    // Chromium checks the redirects after a form submission against form-action: the SSO form's leads to the provider.
+    if (ctx.oidc) void reply.header('content-security-policy', contentSecurityPolicy(await ctx.oidc.formTargets()));
+    return send(reply, page, 'assets');
+  };
+
+  app.get(ROUTES.invitation, async (request: TokenRequest, reply) => {
+    const lookup = await lookUp(ctx.store, ctx.config, request.params.token, ctx.now());
+    if (lookup.kind !== 'open') return send(reply, closedPage(lookup, ctx), 'assets');
+    return formPage(request, reply, lookup.found);
+  });
+
+  app.post(ROUTES.invitation, async (request: TokenRequest, reply) => {
+    const { token } = request.params;
+    const parsed = parseToken(token);
+    if (!parsed) return send(reply, notFoundPage(), 'assets');
+    // Before anything else, and the same whether or not the token exists.
+    if (!csrfTokenValid(ctx.keys.csrf, parsed.selector, request.cookies[cookies.csrf], field(request.body, 'csrf'), ctx.now())) {
+      return send(reply, staleFormPage(token), 'assets');
+    }
+    const lookup = await lookUp(ctx.store, ctx.config, token, ctx.now());
+    if (lookup.kind !== 'open') return send(reply, closedPage(lookup, ctx), 'assets');
+    const { found } = lookup;
+    const intent = field(request.body, 'intent');
+
+    if (ctx.oidc) {
+      if (intent !== 'sso') return formPage(request, reply, found, { formError: 'This platform uses single sign-on: continue with SSO to accept.' });
+      const { url, state } = await ctx.oidc.start(token, ctx.now());
+      void reply.setCookie(cookies.sso, seal(ctx.keys.oidcState, SSO_STATE_PURPOSE, state), { ...cookieOptions, maxAge: SSO_STATE_TTL_MS / 1000 });
+      return reply.redirect(url.href, 303);
+    }
+
+    const checked = checkSubmission(request.body, found.record.email);
+    if (!checked.ok) return formPage(request, reply, found, { errors: checked.errors, values: checked.values });
+    const { submission } = checked;
+    const passwordHash = await hashPassword(submission.password);
+    const credentials: Credentials = { authentication: 'Password', firstName: submission.firstName, passwordHash, ...(submission.lastName ? { lastName: submission.lastName } : {}) };
+    const outcome = await acceptInvitation({ store: ctx.store, credentialsNamespace: ctx.config.accept.credentialsNamespace, now: ctx.now }, found, credentials);
+    logOutcome(ctx.log, found, outcome, 'Password');
+    return send(reply, outcomePage(outcome, found, ctx, submission.firstName), 'assets');
+  });
+
+  app.get(ROUTES.callback, async (request, reply) => {
+    const assets = '../assets';
+    const oidc = ctx.oidc;
+    const state = unseal(ctx.keys.oidcState, SSO_STATE_PURPOSE, request.cookies[cookies.sso]);
+    // Single use: whatever happens next, this state is spent.
+    void reply.clearCookie(cookies.sso, { path: '/' });
+    if (!oidc || !isSsoState(state) || state.expiresAt < ctx.now().getTime()) return send(reply, ssoSessionLostPage(), assets);
+    const back = `../${state.token}`;
+
+    const query = new URL(request.url, 'http://callback.invalid').search;
+    if (new URLSearchParams(query).has('error')) return send(reply, ssoCancelledPage(back), assets);
+    const lookup = await lookUp(ctx.store, ctx.config, state.token, ctx.now());
+    if (lookup.kind !== 'open') return send(reply, closedPage(lookup, ctx), assets);
+    const { found } = lookup;
+
+    const identity = await finishSso(oidc, `${oidc.redirectUri}${query}`, state, ctx.log);
+    if (!identity) return send(reply, ssoFailedPage(back), assets);
+    if (!identity.emailVerified) return send(reply, ssoMismatchPage(found, identity.email, back, 'unverified'), assets);
+    if (normalizeEmail(identity.email) !== found.record.email) return send(reply, ssoMismatchPage(found, identity.email, back, 'other'), assets);
+
+    const firstName = cleanName(identity.givenName).slice(0, 128);
+    const lastName = cleanName(identity.familyName).slice(0, 128);
+    const credentials: Credentials = { authentication: 'External', ...(firstName ? { firstName } : {}), ...(lastName ? { lastName } : {}) };
+    const outcome = await acceptInvitation({ store: ctx.store, credentialsNamespace: ctx.config.accept.credentialsNamespace, now: ctx.now }, found, credentials);
+    logOutcome(ctx.log, found, outcome, 'External');
+    return send(reply, outcomePage(outcome, found, ctx, firstName || undefined), assets);
+  });
+}
+
+async function finishSso(oidc: OidcLogin, callbackUrl: string, state: SsoState, log: Logger): Promise<Awaited<ReturnType<OidcLogin['finish']>> | undefined> {
+  try {
+    return await oidc.finish(new URL(callbackUrl), state);
+  } catch (err) {
+    // openid-client's messages name the failed check (state, nonce, signature…) and hold no secrets.
+    log.warn({ error: err instanceof Error ? err.message : String(err) }, 'SSO sign-in failed');
+    return undefined;
+  }
+}
+
+function logOutcome(log: Logger, found: Found, outcome: Outcome, authentication: string): void {
+  const invitation = `${found.record.namespace}/${found.record.invitationName}`;
+  if (outcome.kind === 'accepted') log.info({ invitation, user: outcome.user.metadata.name, authentication }, 'invitation accepted');
+  else log.info({ invitation, outcome: outcome.kind }, 'invitation not accepted');
+}
+
+function cookieNames(secure: boolean): { csrf: string; sso: string } {
+  // __Host-: only settable over https, by this host, for path / — no subdomain can plant one.
+  return secure ? { csrf: '__Host-usher-csrf', sso: '__Host-usher-sso' } : { csrf: 'usher-csrf', sso: 'usher-sso' };
+}
+
+export function viewOf(found: Found): InvitationView {
+  const { spec } = found.invitation;
+  const scope = spec.scope ?? 'Tenant';
+  return {
+    email: found.record.email,
+    scope,
+    ...(scope === 'Tenant' && spec.tenant ? { tenant: spec.tenant } : {}),
+    groups: spec.groups ?? [],
+    roles: spec.roles ?? [],
+    expiresAt: found.record.expiresAt,
+  };
+}
+
+function closedPage(lookup: Exclude<Lookup, { kind: 'open' }>, ctx: Context): RenderedPage {
+  switch (lookup.kind) {
+    case 'unknown':
+      return notFoundPage();
+    case 'expired':
+      return expiredPage(viewOf(lookup.found));
+    case 'accepted':
+      return alreadyAcceptedPage(viewOf(lookup.found), ctx.config.accept.loginUrl);
+  }
+}
+
+function outcomePage(outcome: Outcome, found: Found, ctx: Context, name: string | undefined): RenderedPage {
+  switch (outcome.kind) {
+    case 'accepted':
+      return successPage(viewOf(found), name, ctx.config.accept.loginUrl);
+    case 'alreadyAccepted':
+      return alreadyAcceptedPage(viewOf(found), ctx.config.accept.loginUrl);
+    case 'busy':
+      return busyPage();
+    case 'gone':
+      return notFoundPage();
+  }
+}
+
+function staleFormPage(token: string): RenderedPage {
+  return messagePage({
+    status: 403,
+    tone: 'warning',
+    icon: 'clock',
+    title: 'This form has expired',
+    lead: 'For your security, the form could not be accepted: it is too old, or it was not sent from this page.',
+    details: html`<p>Nothing was changed. Open the invitation again and fill in the form once more.</p><a class="button" href="${token}">Open the invitation again</a>`,
+  });
+}
+
+function ssoSessionLostPage(): RenderedPage {
+  return messagePage({
+    status: 400,
+    tone: 'warning',
+    icon: 'clock',
+    title: 'Your sign-in took too long',
+    lead: 'The single sign-on session expired or was started in another browser.',
+    details: html`<p>Open the link from your invitation email again and choose “Continue with SSO”.</p>`,
+  });
+}
+
+function ssoCancelledPage(back: string): RenderedPage {
+  return messagePage({
+    status: 400,
+    tone: 'warning',
+    icon: 'warn',
+    title: 'Sign-in was cancelled',
+    lead: 'The identity provider did not sign you in, so the invitation was not accepted.',
+    details: html`<a class="button" href="${back}">Back to the invitation</a>`,
+  });
+}
+
+function ssoFailedPage(back: string): RenderedPage {
+  return messagePage({
+    status: 502,
+    tone: 'danger',
+    icon: 'warn',
+    title: 'Sign-in could not be completed',
+    lead: 'The answer from the identity provider could not be verified. Your invitation is unchanged.',
+    details: html`<a class="button" href="${back}">Try again</a>`,
+  });
+}
+
+function ssoMismatchPage(found: Found, signedInAs: string, back: string, why: 'unverified' | 'other'): RenderedPage {
+  const lead =
+    why === 'other'
+      ? html`You signed in as <strong class="email">${signedInAs ? emailHtml(signedInAs) : 'an account without an email address'}</strong>, but this invitation is for <strong class="email">${emailHtml(found.record.email)}</strong>.`
+      : html`Your identity provider has not verified the email address <strong class="email">${emailHtml(signedInAs)}</strong>, so it cannot be matched to this invitation.`;
+  return messagePage({
+    status: 403,
+    tone: 'danger',
+    icon: 'warn',
+    title: 'This account does not match the invitation',
+    lead,
+    details: html`<p>Sign out of your identity provider, then sign in with the account for <strong class="email">${emailHtml(found.record.email)}</strong>. If you have no such account, ask your administrator.</p><a class="button" href="${back}">Back to the invitation</a>`,
+  });
+}
