@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { startControlPlane } from './control-plane/control-plane.ts';
+import { createServer } from 'node:net';
+import { freePort, startControlPlane } from './control-plane/control-plane.ts';
 import { startMailCatcher } from './mail-catcher.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -16,6 +17,21 @@ const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
 
+/** The usual port when it is free, else any free one (another Usher may be running). */
+async function portOr(preferred: number): Promise<number> {
+  const free = await new Promise<boolean>((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => {
+      resolve(false);
+    });
+    probe.listen(preferred, () => probe.close(() => {
+      resolve(true);
+    }));
+  });
+  return free ? preferred : freePort();
+}
+
+const [acceptPort, metricsPort] = [await portOr(8080), await portOr(9090)];
 const plane = await startControlPlane();
 // Asynchronous on purpose: the mail catcher shares this process and must keep answering.
 const run = promisify(execFile);
@@ -44,7 +60,9 @@ writeFileSync(
   configPath,
   [
     'usher:',
-    '  baseUrl: http://localhost:8080',
+    `  baseUrl: http://localhost:${acceptPort}`,
+    '  accept:',
+    `    port: ${acceptPort}`,
     '  tenancy:',
     '    instanceNamespaces: [usher-system]',
     '  mail:',
@@ -57,7 +75,7 @@ writeFileSync(
 );
 const operator = spawn(process.execPath, [join(root, 'src', 'main.ts'), '--config', configPath, '--kubeconfig', plane.kubeconfigs.admin], {
   stdio: ['ignore', 'pipe', 'pipe'],
-  env: { ...process.env, LOG_LEVEL: 'info' },
+  env: { ...process.env, LOG_LEVEL: 'info', USHER_METRICS_PORT: String(metricsPort) },
 });
 // Should this script die without its Ctrl-C handler, the operator goes with it.
 process.on('exit', () => {
@@ -69,6 +87,20 @@ operator.stdout.on('data', (chunk: Buffer) => {
   writeFileSync(operatorLog, chunk, { flag: 'a' });
 });
 operator.stderr.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+
+// An operator that dies (a port taken, say) ends the demo at once, with its log.
+operator.on('exit', (code) => {
+  if (code !== 0 && code !== null) {
+    let logText = '';
+    try {
+      logText = readFileSync(operatorLog, 'utf8').slice(-4000);
+    } catch {
+      // no log written yet
+    }
+    process.stderr.write(`the operator exited with ${code}; its log:\n${logText}\n`);
+    void plane.stop().then(() => process.exit(1));
+  }
+});
 
 for (const example of ['tenant-developer.yaml', 'long-expiry.yaml', 'sso-direct.yaml']) await kubectl('apply', '-n', 'acme', '-f', join(root, 'examples', example));
 await kubectl('apply', '-n', 'usher-system', '-f', join(root, 'examples', 'instance-admin.yaml'));
@@ -88,7 +120,7 @@ say(`Point kubectl at this control plane from another terminal:
   kubectl get userinvitations -A
   kubectl annotate userinvitation jane-doe -n acme --overwrite usher.dev/reissue-requested-at="$(date -u +%FT%TZ)"   # reissue
 
-Operator log: ${operatorLog}
+Operator log: ${operatorLog}   metrics: http://localhost:${metricsPort}/metrics
 Press Ctrl-C to stop everything.`);
 
 const shutdown = (): void => {
@@ -102,8 +134,4 @@ const shutdown = (): void => {
 };
 process.on('SIGINT', shutdown);
 process.on('SIGTERM', shutdown);
-operator.on('exit', (code) => {
-  if (code !== 0 && code !== null) {
-    process.stderr.write(`the operator exited with ${code}; its log:\n${readFileSync(operatorLog, 'utf8').slice(-4000)}\n`);
-  }
-});
+
