@@ -42,11 +42,12 @@ export interface ControlPlane {
   /** etcd's client URL, http://127.0.0.1:PORT (local control planes only): its v3 HTTP gateway answers under /v3/. */
   etcdUrl?: string;
   /**
-   * Stops kube-apiserver (SIGTERM), waits `downMs`, and starts it again with
-   * the same flags on the same port; resolves once it is ready. Local control
-   * planes only (fault tests: watches must recover).
+   * Stops kube-apiserver (SIGTERM, or SIGKILL for a crash), waits `downMs`,
+   * and starts it again with the same flags on the same port; resolves once it
+   * is ready, with how long stopping and starting took. Local control planes
+   * only (fault tests: watches must recover).
    */
-  restartApiServer?: (options?: { downMs?: number }) => Promise<void>;
+  restartApiServer?: (options?: { downMs?: number; signal?: 'SIGTERM' | 'SIGKILL' }) => Promise<{ stopMs: number; startMs: number }>;
   stop(): Promise<void>;
 }
 
@@ -248,12 +249,13 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
     const caFile = join(certDir, 'apiserver.crt');
     await waitFor('kube-apiserver', 120_000, () => httpsGetOk(`${server}/readyz`, tokens.admin, caFile), [etcd, apiserver]);
 
-    const restartApiServer = async ({ downMs = 0 } = {}): Promise<void> => {
+    const restartApiServer = async ({ downMs = 0, signal = 'SIGTERM' }: { downMs?: number; signal?: 'SIGTERM' | 'SIGKILL' } = {}): Promise<{ stopMs: number; startMs: number }> => {
       if (stopped) throw new Error('the control plane is stopped');
       const old = apiserver;
+      const stopping = Date.now();
       if (old.exitCode === null && old.signalCode === null) {
         const exited = new Promise<void>((r) => old.once('exit', () => { r(); }));
-        old.kill('SIGTERM');
+        old.kill(signal);
         const timer = setTimeout(() => {
           old.kill('SIGKILL');
         }, 10_000);
@@ -261,13 +263,16 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
         clearTimeout(timer);
       }
       children.splice(children.indexOf(old), 1);
+      const stopMs = Date.now() - stopping;
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      const starting = Date.now();
       // The same place in the launch order (stop() goes through children in reverse).
       apiserver = launch('kube-apiserver', bins.kubeApiserver, apiserverArgs);
       children.splice(children.indexOf(apiserver), 1);
       children.splice(1, 0, apiserver);
       writeFileSync(join(dir, 'pids'), children.map((c) => c.pid).join('\n'));
       await waitFor('kube-apiserver (restarted)', 120_000, () => httpsGetOk(`${server}/readyz`, tokens.admin, caFile), [etcd, apiserver]);
+      return { stopMs, startMs: Date.now() - starting };
     };
 
     const kubeconfigs = Object.fromEntries(

@@ -1,0 +1,216 @@
+// `npm run bench`: Usher's benchmarks against fresh local control planes
+// (kube-apiserver + etcd + kube-controller-manager on loopback) and an SMTP
+// sink on loopback, the operator running as its own process. Prints progress,
+// then one table; writes every figure to bench/results/latest.json (read by
+// bench/plot.ts for BENCHMARKS.md's images).
+//
+//   npm run bench                                  # everything, the default sizes
+//   npm run bench -- --only throughput,latency     # some of them
+//   npm run bench -- --n 500 --sweep none --memory 0,2000 --restart-n 2000 --expiry-n 200   # a quick run
+//
+// Benchmarks: throughput (N at once, operator against the limit, plus a sweep
+// of smaller N for the plot), latency, memory, restart, accept, expiry.
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { acceptBench, type AcceptResult } from './accept.ts';
+import { expiry, type ExpiryResult } from './expiry.ts';
+import { latency, type LatencyResult } from './latency.ts';
+import { root } from './support/plane.ts';
+import { bytes, mib, ms, perSecond, table, type Row } from './support/stats.ts';
+import { state, type StateResult } from './state.ts';
+import { limitBatch, operatorBatch, type BatchResult } from './throughput.ts';
+
+const ALL = ['throughput', 'latency', 'memory', 'restart', 'accept', 'expiry'] as const;
+type BenchName = (typeof ALL)[number];
+
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string', default: ALL.join(',') },
+    n: { type: 'string', default: '2000' },
+    sweep: { type: 'string', default: '250,500,1000' },
+    workers: { type: 'string', default: '4' },
+    'create-concurrency': { type: 'string', default: '16' },
+    'latency-n': { type: 'string', default: '200' },
+    memory: { type: 'string', default: '0,10000,50000' },
+    'restart-n': { type: 'string', default: '10000' },
+    'seed-concurrency': { type: 'string', default: '48' },
+    'accept-seconds': { type: 'string', default: '10' },
+    'accept-connections': { type: 'string', default: '16' },
+    'accept-pooled': { type: 'boolean', default: false },
+    'expiry-n': { type: 'string', default: '1000' },
+    'expiry-start': { type: 'string', default: '45' },
+    'expiry-spread': { type: 'string', default: '45' },
+    'operator-root': { type: 'string' },
+    profile: { type: 'string' },
+    out: { type: 'string', default: join(root, 'bench', 'results', 'latest.json') },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+if (values.help) {
+  process.stdout.write(`usage: npm run bench -- [--only ${ALL.join(',')}] [--n 2000] [--sweep 250,500,1000|none]
+  [--workers 4] [--create-concurrency 16] [--latency-n 200] [--memory 0,10000,50000] [--restart-n 10000]
+  [--seed-concurrency 48] [--accept-seconds 10] [--accept-connections 16] [--accept-pooled] [--expiry-n 1000] [--expiry-start 45]
+  [--expiry-spread 45] [--operator-root DIR] [--profile DIR] [--out FILE]\n`);
+  process.exit(0);
+}
+
+const int = (name: string, text: string | undefined): number => {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number, not ${JSON.stringify(text)}`);
+  return n;
+};
+const list = (name: string, text: string | undefined): number[] => (text === 'none' || !text ? [] : text.split(',').map((t) => int(name, t.trim())));
+const only = new Set(values.only.split(',').map((s) => s.trim()).filter(Boolean));
+for (const name of only) if (!(ALL as readonly string[]).includes(name)) throw new Error(`--only: unknown benchmark ${name} (known: ${ALL.join(', ')})`);
+const wants = (name: BenchName): boolean => only.has(name);
+
+const workers = int('workers', values.workers);
+const operatorRoot = values['operator-root'];
+const log = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
+
+const results: {
+  machine: Record<string, string | number>;
+  startedAt: string;
+  finishedAt?: string;
+  args: string[];
+  throughput?: { operator: BatchResult[]; limit: BatchResult[] };
+  latency?: LatencyResult;
+  state?: StateResult;
+  accept?: AcceptResult;
+  expiry?: ExpiryResult;
+} = {
+  machine: {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? '?',
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    loadAverageAtStart: loadavg().map((l) => l.toFixed(2)).join(' '),
+  },
+  startedAt: new Date().toISOString(),
+  args: process.argv.slice(2),
+};
+const rows: Row[] = [];
+const started = performance.now();
+const save = (): void => {
+  mkdirSync(join(values.out, '..'), { recursive: true });
+  writeFileSync(values.out, `${JSON.stringify(results, null, 1)}\n`);
+};
+
+log(`Usher benchmarks on ${results.machine.cpus} cores, ${results.machine.memoryGiB} GiB, Node ${process.version}; load average ${results.machine.loadAverageAtStart}`);
+
+if (wants('throughput')) {
+  const n = int('n', values.n);
+  const sizes = [...new Set([...list('sweep', values.sweep), n])].sort((a, b) => a - b);
+  log(`\n[throughput] N = ${sizes.join(', ')}: operator (${workers} workers) against the limit (plain client, same concurrency)`);
+  const operator: BatchResult[] = [];
+  const limit: BatchResult[] = [];
+  for (const size of sizes) {
+    const batch = { n: size, createConcurrency: int('create-concurrency', values['create-concurrency']), workers, log, ...(operatorRoot ? { operatorRoot } : {}) };
+    operator.push(await operatorBatch({ ...batch, restartCheck: size === n, ...(values.profile && size === n ? { profileDir: values.profile } : {}) }));
+    limit.push(await limitBatch(batch));
+    results.throughput = { operator, limit };
+    save();
+  }
+  for (const [i, o] of operator.entries()) {
+    const l = limit[i];
+    if (!l) continue;
+    const main = o.n === n;
+    if (!main) continue;
+    rows.push(
+      { bench: '1 throughput', metric: `operator, N=${o.n}`, value: perSecond(o.rate), note: `${o.seconds.toFixed(1)} s to all Sent; ${o.mails} mails, ${o.duplicateMails} duplicates` },
+      { bench: '1 throughput', metric: `limit (plain client), N=${l.n}`, value: perSecond(l.rate), note: `${l.seconds.toFixed(1)} s; same writes and sends, ${workers} at once` },
+      { bench: '1 throughput', metric: 'operator / limit', value: `${((100 * o.rate) / l.rate).toFixed(0)}%`, note: '' },
+      { bench: '1 throughput', metric: 'API writes per invitation', value: writesPer(o), note: `limit: ${writesPer(l)} (events are the difference)` },
+      ...(o.restart ? [{ bench: '1 throughput', metric: 'then restarted: writes / mails', value: `${o.restart.apiWrites} / ${o.restart.mails}`, note: `on the ${o.n} it settled; ready ${o.restart.readySeconds.toFixed(2)} s, ${o.restart.changedObjects} objects changed` }] : []),
+      { bench: '1 throughput', metric: 'CPU s per 1000 invitations', value: (o.cpu.operator + o.cpu.apiserver + o.cpu.etcd).toFixed(1), note: `operator ${o.cpu.operator.toFixed(1)}, apiserver ${o.cpu.apiserver.toFixed(1)}, etcd ${o.cpu.etcd.toFixed(1)} (limit: apiserver ${l.cpu.apiserver.toFixed(1)}, etcd ${l.cpu.etcd.toFixed(1)}, client ${l.cpu.bench.toFixed(1)})` },
+    );
+  }
+  const others = operator.filter((o) => o.n !== n);
+  if (others.length) {
+    rows.push({
+      bench: '1 throughput',
+      metric: `sweep N=${others.map((o) => o.n).join('/')}`,
+      value: others.map((o) => o.rate.toFixed(0)).join('/'),
+      note: `per s; limit ${others.map((o) => (limit.find((l) => l.n === o.n)?.rate ?? NaN).toFixed(0)).join('/')}`,
+    });
+  }
+}
+
+function writesPer(r: BatchResult): string {
+  let total = 0;
+  for (const [key, value] of Object.entries(r.requests)) {
+    const [verb = '', resource = ''] = key.split(' ');
+    if (/^(POST|PUT|PATCH|DELETE)$/.test(verb) && resource !== 'userinvitations' && !resource.startsWith('leases')) total += value;
+  }
+  return total.toFixed(2);
+}
+
+if (wants('latency')) {
+  const n = int('latency-n', values['latency-n']);
+  log(`\n[latency] ${n} invitations one after another, create → Sent`);
+  const r = await latency({ n, workers, log, ...(operatorRoot ? { operatorRoot } : {}) });
+  results.latency = r;
+  save();
+  rows.push(
+    { bench: '2 latency', metric: `create → Sent p50 (n=${n})`, value: ms(r.p50), note: `one at a time; limit ${ms(r.limit.p50)}` },
+    { bench: '2 latency', metric: 'create → Sent p95', value: ms(r.p95), note: `limit ${ms(r.limit.p95)}` },
+    { bench: '2 latency', metric: 'create → Sent p99', value: ms(r.p99), note: `max ${ms(r.max)}; limit ${ms(r.limit.p99)}, max ${ms(r.limit.max)}` },
+  );
+}
+
+if (wants('memory') || wants('restart')) {
+  const memoryPoints = wants('memory') ? list('memory', values.memory) : [];
+  const restartN = wants('restart') ? int('restart-n', values['restart-n']) : 0;
+  log(`\n[memory/restart] memory at ${memoryPoints.join(', ') || '–'} invitations; restart with ${restartN || '–'}`);
+  const r = await state({ memoryPoints, restartN, seedConcurrency: int('seed-concurrency', values['seed-concurrency']), log, ...(operatorRoot ? { operatorRoot } : {}) });
+  results.state = r;
+  save();
+  for (const m of r.memory) {
+    rows.push({ bench: '3 memory', metric: `${m.invitations} invitations: RSS / heap used`, value: `${mib(m.rss)} / ${mib(m.heapUsed)}`, note: `heap total ${mib(m.heapTotal)}, external ${mib(m.external)}` });
+  }
+  if (r.perInvitation) rows.push({ bench: '3 memory', metric: 'per invitation: heap / RSS', value: `${bytes(r.perInvitation.heap)} / ${bytes(r.perInvitation.rss)}`, note: 'invitation + record Secret in cache' });
+  for (const x of r.restarts) {
+    rows.push(
+      { bench: '4 restart', metric: `${x.invitations} settled: time to ready`, value: `${x.readySeconds.toFixed(2)} s`, note: 'spawn → caches synced, workers running' },
+      { bench: '4 restart', metric: 'time until all reconciled', value: `${x.resyncSeconds.toFixed(2)} s`, note: '' },
+      { bench: '4 restart', metric: 'API writes / mails during resync', value: `${x.apiWrites} / ${x.mails}`, note: `${x.changedObjects} objects changed resourceVersion` },
+    );
+  }
+}
+
+if (wants('accept')) {
+  log('\n[accept] the acceptance page');
+  const r = await acceptBench({ seconds: int('accept-seconds', values['accept-seconds']), connections: int('accept-connections', values['accept-connections']), pooled: values['accept-pooled'], log });
+  results.accept = r;
+  save();
+  rows.push(
+    { bench: '5 accept', metric: `page GET (${r.connections} connections)`, value: perSecond(r.page.rate), note: `p50 ${ms(r.page.p50)}, p99 ${ms(r.page.p99)}, ${r.page.requests} requests, ${r.page.errors} errors` },
+    { bench: '5 accept', metric: 'accepts (argon2id m=19456 t=2 p=1)', value: perSecond(r.accepts.rate), note: `POST p50 ${ms(r.accepts.p50)}, p99 ${ms(r.accepts.p99)}, ${r.accepts.requests} accepted, ${r.accepts.errors} errors` },
+  );
+}
+
+if (wants('expiry')) {
+  const n = int('expiry-n', values['expiry-n']);
+  const startS = int('expiry-start', values['expiry-start']);
+  const spreadS = int('expiry-spread', values['expiry-spread']);
+  log(`\n[expiry] ${n} invitations expiring ${startS}–${startS + spreadS} s after creation`);
+  const r = await expiry({ n, startS, spreadS, workers, log, ...(operatorRoot ? { operatorRoot } : {}) });
+  results.expiry = r;
+  save();
+  rows.push(
+    { bench: '6 expiry', metric: `Expired after expiresAt p50 (n=${n})`, value: ms(r.p50), note: `${r.sentFirst} of ${n} were Sent first` },
+    { bench: '6 expiry', metric: 'Expired after expiresAt p99', value: ms(r.p99), note: `max ${ms(r.max)}` },
+  );
+}
+
+results.finishedAt = new Date().toISOString();
+save();
+log(`\nUsher benchmarks, ${results.startedAt} (${((performance.now() - started) / 60_000).toFixed(1)} min; ${results.machine.cpus} cores ${results.machine.cpuModel}, ${results.machine.memoryGiB} GiB, Node ${process.version}; load average at start ${results.machine.loadAverageAtStart})\n`);
+log(table(rows));
+log(`\nfigures: ${values.out}`);

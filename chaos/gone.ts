@@ -1,0 +1,123 @@
+// A watch that expires: the operator's watches must come back with 410 Gone,
+// relist, and miss nothing that happened while they were away.
+//
+// With `n` invitations Sent, the operator is frozen (SIGSTOP). Meanwhile new
+// invitations are created, some deleted, some asked to reissue; then etcd is
+// compacted to its current revision (nothing older can be watched from), and
+// kube-apiserver is restarted so that every watch, the operator's included,
+// must be re-established: its watch cache now starts after the operator's
+// last resourceVersion. The operator is thawed (SIGCONT) and must answer 410
+// with a relist (its informers log it), then handle every change it missed.
+// It runs without leader election (USHER_LEADER_ELECTION=false, the single-
+// replica setting): a leader frozen longer than its renew deadline rightly
+// exits on waking (as controller-runtime does) and its successor simply lists.
+import { GROUP, INVITATION_PLURAL, REISSUE_ANNOTATION, VERSION } from '../src/api/types.ts';
+import { mergePatchOptions } from '../src/kube/client.ts';
+import { createInvitations, invitationBody, pool, TENANT } from '../bench/support/invitations.ts';
+import { startOperator } from '../bench/support/operator.ts';
+import { watchPhases } from '../bench/support/phases.ts';
+import { startPlane } from '../bench/support/plane.ts';
+import { startSink } from '../bench/support/sink.ts';
+import { Checks, compactEtcd, etcdRevision, records, sleep } from './support.ts';
+
+export interface GoneOptions {
+  n: number;
+  /** Invitations created, deleted and reissued while the operator is frozen (each). */
+  changes: number;
+  log: (line: string) => void;
+}
+
+export interface GoneResult {
+  n: number;
+  relists410: number;
+  compactedAt: number;
+  created: number;
+  deleted: number;
+  reissued: number;
+  missed: number;
+  ok: boolean;
+}
+
+export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
+  const { n, changes, log } = options;
+  const checks = new Checks(log);
+  const plane = await startPlane();
+  const { restartApiServer, etcdUrl } = plane.plane;
+  if (!restartApiServer || !etcdUrl) throw new Error('this control plane cannot restart its API server or reach etcd');
+  const sink = await startSink();
+  const ns = 'gone';
+  try {
+    await plane.namespace(ns, TENANT);
+    const op = await startOperator({ kubeconfig: plane.kubeconfig, smtpPort: sink.port, leaderElection: false });
+    await op.running;
+    const watch = await watchPhases(plane.kubeConfig, plane.custom, ns);
+    const first = Array.from({ length: n }, (_, i) => invitationBody(ns, `inv-${i}`));
+    await createInvitations(plane.custom, first, 16);
+    await watch.waitFor('Sent', first.map((b) => b.metadata.name), 120_000);
+    const mailsBefore = sink.total;
+
+    process.kill(op.pid, 'SIGSTOP');
+    const created = Array.from({ length: changes }, (_, i) => invitationBody(ns, `late-${i}`));
+    const deleted = first.slice(0, changes).map((b) => b.metadata.name);
+    const reissued = first.slice(changes, 2 * changes).map((b) => b.metadata.name);
+    const uids = new Map((await records(plane.core, ns)).map((r) => [r.invitationName, r.invitationUid]));
+    await createInvitations(plane.custom, created, 16);
+    await pool(deleted, 16, (name) => plane.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: INVITATION_PLURAL, name }));
+    const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    await pool(reissued, 16, (name) =>
+      plane.custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: INVITATION_PLURAL, name, body: { metadata: { annotations: { [REISSUE_ANNOTATION]: at } } } }, mergePatchOptions()),
+    );
+    const revision = await etcdRevision(etcdUrl);
+    await compactEtcd(etcdUrl, revision);
+    await restartApiServer();
+    log(`    operator frozen; ${changes} created, ${changes} deleted, ${changes} reissued; etcd compacted at revision ${revision}; API server restarted`);
+    process.kill(op.pid, 'SIGCONT');
+
+    let missed = 0;
+    try {
+      await watch.waitFor('Sent', created.map((b) => b.metadata.name), 120_000);
+    } catch (err) {
+      missed += changes - created.filter((b) => watch.seen.get('Sent')?.has(b.metadata.name)).length;
+      log(`    ${(err as Error).message}`);
+    }
+    // Reissued: a second issuance, Sent again (the watch saw them Sent before, so read status).
+    const reissueDone = (): number => {
+      let done = 0;
+      for (const name of reissued) {
+        const inv = watch.informer.get(ns, name);
+        if (inv?.status?.phase === 'Sent' && (inv.status.issuance ?? 0) >= 2) done++;
+      }
+      return done;
+    };
+    let deadline = performance.now() + 120_000;
+    while (reissueDone() < changes && performance.now() < deadline) await sleep(200);
+    const reissuedOk = reissueDone();
+    missed += changes - reissuedOk;
+    // Deleted: their records go with them (garbage collector), and no mail goes out for them.
+    const deletedUids = new Set(deleted.map((name) => uids.get(name)));
+    let leftover = Infinity;
+    deadline = performance.now() + 60_000;
+    while (performance.now() < deadline) {
+      leftover = (await records(plane.core, ns)).filter((r) => deletedUids.has(r.invitationUid)).length;
+      if (leftover === 0) break;
+      await sleep(500);
+    }
+    await sleep(1000);
+    watch.stop();
+    const alive = op.child.exitCode === null && op.child.signalCode === null;
+    await op.stop();
+    const relists410 = op.counts.get('resourceVersion expired (410 Gone); relisting') ?? 0;
+    const extraMails = sink.total - mailsBefore;
+    log(`    operator log: ${relists410} relists after 410 Gone, ${op.counts.get('watch failed; resuming after backoff') ?? 0} failed watches; ${extraMails} mails after the freeze (expected ${2 * changes}: the new and the reissued), ${sink.duplicates().extra} repeat mails in all`);
+    checks.check('the operator stayed up', alive, alive ? '' : op.stderr().slice(-300));
+    checks.check('the operator got 410 Gone and relisted', relists410 > 0, `${relists410} relists`);
+    checks.check('invitations created while it was away: all Sent', created.every((b) => watch.seen.get('Sent')?.has(b.metadata.name)), `${created.filter((b) => watch.seen.get('Sent')?.has(b.metadata.name)).length} of ${changes}`);
+    checks.check('reissues requested while it was away: all reissued and Sent', reissuedOk === changes, `${reissuedOk} of ${changes}`);
+    checks.check('deleted while it was away: records gone', leftover === 0, `${leftover} left`);
+    checks.check('mails after the freeze: exactly one per new or reissued invitation', extraMails === 2 * changes, `${extraMails}`);
+    return { n, relists410, compactedAt: revision, created: changes, deleted: changes, reissued: changes, missed, ok: checks.ok };
+  } finally {
+    await sink.close();
+    await plane.stop();
+  }
+}
