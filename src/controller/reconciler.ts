@@ -170,8 +170,8 @@ export class Reconciler {
       }
       case 'ensureUser': {
         const existing = observed.user;
-        const saved = await writer.saveUser(withMembership(existing, action.email, action.membership, existing ? {} : { authentication: 'External' }));
-        writer.event(invitation, 'Normal', 'UserCreated', `${existing ? 'Added a membership to' : 'Created'} User ${saved.metadata.name} for ${action.email} without an invitation link.`);
+        // The phase change to UserCreated records the Event.
+        await writer.saveUser(withMembership(existing, action.email, action.membership, existing ? {} : { authentication: 'External' }));
         return undefined;
       }
       case 'sendMail':
@@ -194,11 +194,10 @@ export class Reconciler {
     const result = await mailer.sendInvitation(invitation, observed.link, new Date(record.expiresAt));
     let mail: MailState;
     if (result.ok) {
+      // Success and permanent refusal change the phase, and the phase change records the Event.
       mail = { attempts, sentAt: now().toISOString().replace(/\.\d{3}Z$/, 'Z') };
-      writer.event(invitation, 'Normal', 'Sent', `Invitation mailed to ${record.email}.`);
     } else if (result.permanent) {
       mail = { attempts, failedPermanently: true, lastError: result.response };
-      writer.event(invitation, 'Warning', 'MailRejected', `The mail server refused the invitation: ${result.response}`);
     } else {
       const delay = (this.deps.mailBackoffMs ?? defaultMailBackoffMs)(attempts);
       mail = { attempts, lastError: result.response, nextAttemptAt: new Date(now().getTime() + delay).toISOString() };
