@@ -43,6 +43,7 @@ const { values } = parseArgs({
     'expiry-start': { type: 'string', default: '45' },
     'expiry-spread': { type: 'string', default: '45' },
     'operator-root': { type: 'string' },
+    'skip-limit': { type: 'boolean', default: false },
     profile: { type: 'string' },
     out: { type: 'string', default: join(root, 'bench', 'results', 'latest.json') },
     help: { type: 'boolean', default: false },
@@ -54,7 +55,7 @@ if (values.help) {
   process.stdout.write(`usage: npm run bench -- [--only ${ALL.join(',')}] [--n 2000] [--sweep 250,500,1000|none]
   [--workers 4] [--create-concurrency 16] [--latency-n 200] [--memory 0,10000,50000] [--restart-n 10000]
   [--seed-concurrency 48] [--accept-seconds 10] [--accept-connections 16] [--accept-pooled] [--expiry-n 1000] [--expiry-start 45]
-  [--expiry-spread 45] [--operator-root DIR] [--profile DIR] [--out FILE]\n`);
+  [--expiry-spread 45] [--operator-root DIR] [--skip-limit] [--profile DIR] [--out FILE]\n`);
   process.exit(0);
 }
 
@@ -113,17 +114,16 @@ if (wants('throughput')) {
   for (const size of sizes) {
     const batch = { n: size, createConcurrency: int('create-concurrency', values['create-concurrency']), workers, log, ...(operatorRoot ? { operatorRoot } : {}) };
     operator.push(await operatorBatch({ ...batch, restartCheck: size === n, ...(values.profile && size === n ? { profileDir: values.profile } : {}) }));
-    limit.push(await limitBatch(batch));
+    if (!values['skip-limit']) limit.push(await limitBatch(batch));
     results.throughput = { operator, limit };
     save();
   }
-  for (const [i, o] of operator.entries()) {
-    const l = limit[i];
+  for (const o of operator) {
+    if (o.n !== n) continue;
+    rows.push({ bench: '1 throughput', metric: `operator, N=${o.n}`, value: perSecond(o.rate), note: `${o.seconds.toFixed(1)} s to all Sent; ${o.mails} mails, ${o.duplicateMails} duplicates; ${o.reconciles?.toFixed(2) ?? '?'} reconciles per invitation` });
+    const l = limit.find((x) => x.n === o.n);
     if (!l) continue;
-    const main = o.n === n;
-    if (!main) continue;
     rows.push(
-      { bench: '1 throughput', metric: `operator, N=${o.n}`, value: perSecond(o.rate), note: `${o.seconds.toFixed(1)} s to all Sent; ${o.mails} mails, ${o.duplicateMails} duplicates` },
       { bench: '1 throughput', metric: `limit (plain client), N=${l.n}`, value: perSecond(l.rate), note: `${l.seconds.toFixed(1)} s; same writes and sends, ${workers} at once` },
       { bench: '1 throughput', metric: 'operator / limit', value: `${((100 * o.rate) / l.rate).toFixed(0)}%`, note: '' },
       { bench: '1 throughput', metric: 'API writes per invitation', value: writesPer(o), note: `limit: ${writesPer(l)} (events are the difference)` },

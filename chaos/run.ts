@@ -32,6 +32,7 @@ const { values } = parseArgs({
     'gone-changes': { type: 'string', default: '30' },
     'fuzz-runs': { type: 'string', default: '200' },
     seed: { type: 'string' },
+    'operator-root': { type: 'string' },
     out: { type: 'string', default: join(root, 'chaos', 'results', 'latest.json') },
     help: { type: 'boolean', default: false },
   },
@@ -39,7 +40,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   process.stdout.write(`usage: npm run chaos -- [--only ${ALL.join(',')}] [--kill-n 500] [--kills 10] [--apiserver-n 500] [--apiserver-down 2] [--apiserver-long-down 20]
-  [--smtp-n 500] [--smtp-down 30] [--gone-n 200] [--gone-changes 30] [--fuzz-runs 200] [--seed N] [--out FILE]\n`);
+  [--smtp-n 500] [--smtp-down 30] [--gone-n 200] [--gone-changes 30] [--fuzz-runs 200] [--seed N] [--operator-root DIR (gone only)] [--out FILE]\n`);
   process.exit(0);
 }
 const int = (name: string, text: string | undefined): number => {
@@ -104,8 +105,8 @@ if (only.has('smtp')) {
 if (only.has('gone')) {
   const n = int('gone-n', values['gone-n']);
   const changes = int('gone-changes', values['gone-changes']);
-  await step('gone', `a watch that expires (etcd compacted, 410 Gone) after ${n} invitations, ${changes} created/deleted/reissued meanwhile`, () => watchExpires({ n, changes, log }), (r) =>
-    `${r.relists410} relists after 410; ${r.missed} changes missed`);
+  await step('gone', `a watch that expires (etcd compacted, 410 Gone) after ${n} invitations, ${changes} created/deleted/reissued meanwhile`, () => watchExpires({ n, changes, log, deadlineMs: 390_000, ...(values['operator-root'] ? { operatorRoot: values['operator-root'] } : {}) }), (r) =>
+    `${r.relists410} relists after 410; ${r.missed} changes missed; caught up ${r.caughtUpSeconds.toFixed(0)} s after the thaw${r.silentWatches.length ? ` (${r.silentWatches.map((p) => p.replace(/^.*\//, '')).join(', ')} hung until the watchdog)` : ''}`);
 }
 if (only.has('fuzz')) {
   const runs = int('fuzz-runs', values['fuzz-runs']);

@@ -5,7 +5,7 @@
 // memory figures from its own /metrics; for the memory benchmark only, a
 // preloaded probe lets the bench force a full GC first (over IPC).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -28,6 +28,8 @@ export interface OperatorOptions {
   memoryProbe?: boolean;
   /** Leader election (on by default, as the chart runs it). */
   leaderElection?: boolean;
+  /** Append the operator's log (stdout, JSON lines) to this file. */
+  logFile?: string;
 }
 
 export interface LogLine {
@@ -173,7 +175,9 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
     },
   };
   if (child.stdout) {
+    const logFile = options.logFile ? createWriteStream(options.logFile, { flags: 'a' }) : undefined;
     createInterface({ input: child.stdout }).on('line', (text) => {
+      logFile?.write(`${text}\n`);
       let line: LogLine;
       try {
         line = JSON.parse(text) as LogLine;

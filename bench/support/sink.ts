@@ -50,6 +50,8 @@ export async function startSink(): Promise<Sink> {
         });
       },
     });
+    // A client that dies mid-session (a SIGKILLed operator) resets its connection: not the sink's problem.
+    s.on('error', () => undefined);
     await new Promise<void>((resolve, reject) => {
       s.server.once('error', reject);
       s.listen(port, '127.0.0.1', () => {
