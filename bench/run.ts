@@ -71,7 +71,10 @@ const wants = (name: BenchName): boolean => only.has(name);
 
 const workers = int('workers', values.workers);
 const operatorRoot = values['operator-root'];
+/** Everything printed, also saved beside the figures (FILE.txt next to FILE.json). */
+const printed: string[] = [];
 const log = (line: string): void => {
+  printed.push(line);
   process.stdout.write(`${line}\n`);
 };
 
@@ -101,6 +104,7 @@ const started = performance.now();
 const save = (): void => {
   mkdirSync(join(values.out, '..'), { recursive: true });
   writeFileSync(values.out, `${JSON.stringify(results, null, 1)}\n`);
+  writeFileSync(values.out.replace(/(\.json)?$/, '.txt'), `${printed.join('\n')}\n`);
 };
 
 log(`Usher benchmarks on ${results.machine.cpus} cores, ${results.machine.memoryGiB} GiB, Node ${process.version}; load average ${results.machine.loadAverageAtStart}`);
@@ -214,3 +218,4 @@ save();
 log(`\nUsher benchmarks, ${results.startedAt} (${((performance.now() - started) / 60_000).toFixed(1)} min; ${results.machine.cpus} cores ${results.machine.cpuModel}, ${results.machine.memoryGiB} GiB, Node ${process.version}; load average at start ${results.machine.loadAverageAtStart})\n`);
 log(table(rows));
 log(`\nfigures: ${values.out}`);
+save();

@@ -50,7 +50,10 @@ const int = (name: string, text: string | undefined): number => {
 };
 const only = new Set(values.only.split(',').map((s) => s.trim()).filter(Boolean));
 for (const name of only) if (!(ALL as readonly string[]).includes(name)) throw new Error(`--only: unknown fault test ${name} (known: ${ALL.join(', ')})`);
+/** Everything printed, also saved beside the figures (FILE.txt next to FILE.json). */
+const printed: string[] = [];
 const log = (line: string): void => {
+  printed.push(line);
   process.stdout.write(`${line}\n`);
 };
 
@@ -61,6 +64,7 @@ const results: Record<string, unknown> = { startedAt: new Date().toISOString(), 
 const save = (): void => {
   mkdirSync(join(values.out, '..'), { recursive: true });
   writeFileSync(values.out, `${JSON.stringify(results, null, 1)}\n`);
+  writeFileSync(values.out.replace(/(\.json)?$/, '.txt'), `${printed.join('\n')}\n`);
 };
 
 async function step<T extends { ok: boolean }>(name: string, title: string, run: () => Promise<T>, counted: (r: T) => string): Promise<void> {
@@ -120,4 +124,5 @@ log(`| ${'test'.padEnd(w)} | result | counted |`);
 log(`| ${'-'.repeat(w)} | ------ | ------- |`);
 for (const s of summary) log(`| ${s.test.padEnd(w)} | ${s.ok ? 'ok    ' : 'FAIL  '} | ${s.counted} |`);
 log(`\nfigures: ${values.out}`);
+save();
 process.exit(summary.every((s) => s.ok) ? 0 : 1);
