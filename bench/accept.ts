@@ -12,7 +12,7 @@ import { KubeConfig, type RequestContext } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { createAcceptServer } from '../src/accept/index.ts';
 import { parseConfig } from '../src/config/load.ts';
-import { PooledAuthentication } from '../src/kube/cluster.ts';
+import { PooledAuthentication } from '../src/kube/pooled-client.ts';
 import { freePort } from '../tools/control-plane/control-plane.ts';
 import { invitationBody, pool, seedSettled, TENANT } from './support/invitations.ts';
 import { startPlane } from './support/plane.ts';

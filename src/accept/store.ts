@@ -5,6 +5,7 @@
 import { CoreV1Api, CustomObjectsApi, V1ObjectMeta, V1OwnerReference, V1Secret, type KubeConfig } from '@kubernetes/client-node';
 import { GROUP, INVITATION_PLURAL, USER_PLURAL, VERSION, type User, type UserInvitation } from '../api/types.ts';
 import { apiErrorOf, isNotFound } from '../kube/client.ts';
+import { makePooledApiClient, PooledAuthentication } from '../kube/pooled-client.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL, SELECTOR_LABEL, ownerReferenceTo, recordFromSecret, secretFromRecord, type InvitationRecord, type SecretLike } from '../records/record.ts';
 
 export const CREDENTIALS_TYPE = 'usher.dev/credentials';
@@ -23,8 +24,9 @@ export class AcceptStore {
   private readonly custom: CustomObjectsApi;
 
   constructor(kubeConfig: KubeConfig) {
-    this.core = kubeConfig.makeApiClient(CoreV1Api);
-    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    const auth = new PooledAuthentication(kubeConfig);
+    this.core = makePooledApiClient(kubeConfig, CoreV1Api, auth);
+    this.custom = makePooledApiClient(kubeConfig, CustomObjectsApi, auth);
   }
 
   /** The records labelled with this selector, in any namespace (normally none or one). */

@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { apiErrorOf } from './client.ts';
+import { makePooledApiClient } from './pooled-client.ts';
 
 export interface LeaderElectionTimings {
   /** How long a standby waits, after it last saw the Lease change, before it takes the Lease over. */
@@ -43,7 +44,7 @@ const JITTER = 0.2;
 
 export interface LeaderElectorOptions extends Partial<LeaderElectionTimings> {
   kubeConfig: KubeConfig;
-  /** The client to use instead of kubeConfig.makeApiClient(CoordinationV1Api), e.g. one sharing a connection pool. */
+  /** The client to use instead of a pooled CoordinationV1Api made from kubeConfig (tests inject failures here). */
   coordinationApi?: CoordinationV1Api;
   /** Namespace and name of the Lease (the chart's Role grants access to this name only). */
   namespace: string;
@@ -97,7 +98,7 @@ export class LeaderElector {
     if (renewDeadlineMs <= retryPeriodMs * (1 + JITTER)) throw new Error(`leader election: renewDeadline must be greater than retryPeriod × ${1 + JITTER}`);
     if (leaseDurationMs % 1000 !== 0) throw new Error('leader election: leaseDuration must be whole seconds (Lease.spec.leaseDurationSeconds)');
     if (!options.identity) throw new Error('leader election: identity must not be empty');
-    this.api = options.coordinationApi ?? options.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.api = options.coordinationApi ?? makePooledApiClient(options.kubeConfig, CoordinationV1Api);
   }
 
   /** Whether this replica leads right now. */
