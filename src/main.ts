@@ -1,11 +1,13 @@
-// Usher's entry point: load and validate the config, then run three things:
-//   - the acceptance page (every replica serves it),
-//   - the metrics/health server (every replica),
-//   - the controller (only the replica holding the leader-election Lease).
+// Usher's entry point: load and validate the config, then run, by --component:
+//   - accept: the acceptance page (internet-facing; its own Deployment and
+//     ServiceAccount in the chart, with no cluster-wide Secrets rights),
+//   - controller: the controller (only the replica holding the leader-election Lease),
+//   - all (default): both in one process (the demo, a single replica),
+// and in every case the metrics/health server.
 // SIGTERM/SIGINT shut down gracefully: in-flight reconciles finish and the Lease
 // is released so a standby takes over at once.
 //
-//   node dist/main.js --config /etc/usher/config.yaml [--kubeconfig PATH]
+//   node dist/main.js --config /etc/usher/config.yaml [--kubeconfig PATH] [--component accept|controller|all]
 //
 // Environment: USHER_CONFIG (config path), KUBECONFIG, LOG_LEVEL (pino level, default info),
 // USHER_METRICS_PORT (default 9090), USHER_LEADER_ELECTION=false (single replica, no Lease),
@@ -39,9 +41,16 @@ function readConfig(path: string | undefined): UsherConfig {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { config: { type: 'string' }, kubeconfig: { type: 'string' } },
+    options: { config: { type: 'string' }, kubeconfig: { type: 'string' }, component: { type: 'string', default: 'all' } },
     strict: true,
   });
+  const component = values.component ?? 'all';
+  if (!['accept', 'controller', 'all'].includes(component)) {
+    process.stderr.write(`usher: --component: ${JSON.stringify(component)} is not one of accept, controller, all\n`);
+    process.exit(2);
+  }
+  const runsPage = component !== 'controller';
+  const runsController = component !== 'accept';
   const config = readConfig(values.config ?? process.env.USHER_CONFIG);
   const kubeConfig = loadKubeConfig(values.kubeconfig);
   const metrics = new UsherMetrics();
@@ -55,9 +64,13 @@ async function main(): Promise<void> {
   let stopping = false;
   // Ready means "can serve": a standby serves the acceptance page, so its readiness must not
   // wait for a Lease it may never get (a rollout would stall on it).
-  const metricsServer = await startMetricsServer({ metrics, port: Number(process.env.USHER_METRICS_PORT ?? 9090), ready: () => !leading || controller.cluster.hasSynced() });
-  const accept = createAcceptServer({ kubeConfig, config, log });
-  const acceptUrl = await accept.listen(config.accept.port);
+  const accept = runsPage ? createAcceptServer({ kubeConfig, config, log }) : undefined;
+  const metricsServer = await startMetricsServer({
+    metrics,
+    port: Number(process.env.USHER_METRICS_PORT ?? 9090),
+    ready: () => (accept?.ready() ?? true) && (!leading || controller.cluster.hasSynced()),
+  });
+  const acceptUrl = accept ? await accept.listen(config.accept.port) : undefined;
 
   const startController = async (): Promise<void> => {
     leading = true;
@@ -66,7 +79,7 @@ async function main(): Promise<void> {
     log.info({ workers: config.controller.workers, baseUrl: config.baseUrl }, 'controller running');
   };
   const election = leaderElectionSettingsFromEnv();
-  const elector = election.enabled
+  const elector = runsController && election.enabled
     ? new LeaderElector({
         kubeConfig,
         namespace: election.namespace,
@@ -96,7 +109,7 @@ async function main(): Promise<void> {
     void (async () => {
       await controller.stop();
       await elector?.stop();
-      await Promise.all([accept.close(), metricsServer.close()]);
+      await Promise.all([accept?.close(), metricsServer.close()]);
       mailer?.close();
       log.info('stopped');
       process.exit(0);
@@ -109,9 +122,9 @@ async function main(): Promise<void> {
     shutdown('SIGINT');
   });
 
-  log.info({ acceptUrl, metricsPort: metricsServer.port, leaderElection: election.enabled ? `${election.namespace}/${election.name}` : 'off' }, 'usher is up');
+  log.info({ component, acceptUrl, metricsPort: metricsServer.port, leaderElection: elector ? `${election.namespace}/${election.name}` : 'off' }, 'usher is up');
   if (elector) void elector.run();
-  else await startController();
+  else if (runsController) await startController();
 }
 
 main().catch((err: unknown) => {

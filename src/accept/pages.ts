@@ -119,12 +119,23 @@ export interface FormState {
 
 const FIELD_ORDER: readonly Field[] = ['firstName', 'lastName', 'password', 'confirm'];
 
-export function invitationPage(view: InvitationView, form: FormState, sso: boolean): RenderedPage {
+/**
+ * Which form the invitation page shows: a new account (password or SSO), or
+ * an existing account the person must sign in as (with its password, or
+ * through SSO only when it signs in through SSO).
+ */
+export type AccountMode = { account: 'new'; sso: boolean } | { account: 'existingPassword'; sso: boolean } | { account: 'existingExternal'; sso: boolean };
+
+export function invitationPage(view: InvitationView, form: FormState, mode: AccountMode): RenderedPage {
   const errors = form.errors ?? {};
   const invalid = FIELD_ORDER.filter((f) => errors[f] !== undefined);
+  let section: SafeHtml;
+  if (mode.account === 'existingPassword') section = signInForm(view, form, mode.sso);
+  else if (mode.account === 'existingExternal') section = mode.sso ? ssoForm(view, form, true) : noSsoForExternal(view);
+  else section = mode.sso ? ssoForm(view, form, false) : passwordForm(view, form, invalid);
   const body = html`${hero('brand', ICONS.invite, 'You’re invited', html`<strong class="email">${emailHtml(view.email)}</strong> is invited to join ${target(view)}.`)}
 ${grants(view)}
-${sso ? ssoForm(view, form) : passwordForm(view, form, invalid)}`;
+${section}`;
   return {
     status: invalid.length || form.formError ? 422 : 200,
     title: invalid.length ? 'Check the form' : 'You’re invited',
@@ -133,11 +144,40 @@ ${sso ? ssoForm(view, form) : passwordForm(view, form, invalid)}`;
   };
 }
 
-function ssoForm(view: InvitationView, form: FormState): SafeHtml {
+/** An existing password account: sign in with that password to add the access; nothing else of the account changes. */
+function signInForm(view: InvitationView, form: FormState, sso: boolean): SafeHtml {
+  return html`<section class="form" aria-labelledby="signin-title">
+<h2 id="signin-title">Sign in to accept</h2>
+<p class="hint">You already have an account for <strong class="email">${emailHtml(view.email)}</strong>. Sign in with its password to add this access to it. Your name, password and sign-in method stay as they are.</p>
+${form.formError && html`<div class="alert" role="alert"><p>${form.formError}</p></div>`}
+<form method="post" novalidate>
+<input type="hidden" name="csrf" value="${form.csrf}">
+<div class="field">
+<label for="username">Email</label>
+<input id="username" name="username" type="email" value="${view.email}" autocomplete="username" readonly aria-readonly="true">
+</div>
+<div class="field">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required${form.formError ? raw(' autofocus') : ''}>
+</div>
+<button class="button" type="submit" name="intent" value="signin">Sign in and accept</button>
+${sso && html`<p class="hint">Or sign in with your organization account:</p><button class="button button-secondary" type="submit" name="intent" value="sso" formnovalidate>Continue with SSO</button>`}
+</form>
+</section>`;
+}
+
+function noSsoForExternal(view: InvitationView): SafeHtml {
+  return html`<section class="form" aria-labelledby="sso-title">
+<h2 id="sso-title">Ask your administrator</h2>
+<p class="hint">Your account for <strong class="email">${emailHtml(view.email)}</strong> signs in through your organization’s identity provider, and this page is not connected to it, so it cannot confirm it is you. Ask your platform administrator to add this access to your account directly.</p>
+</section>`;
+}
+
+function ssoForm(view: InvitationView, form: FormState, existing: boolean): SafeHtml {
   return html`<section class="form" aria-labelledby="sso-title">
 <h2 id="sso-title">Accept with your organization account</h2>
 ${form.formError && html`<div class="alert" role="alert"><p>${form.formError}</p></div>`}
-<p class="hint">You will sign in with your single sign-on provider. Use the account for <strong>${view.email}</strong>.</p>
+<p class="hint">${existing ? html`You already have an account for <strong class="email">${emailHtml(view.email)}</strong>, and it signs in through single sign-on. Sign in to add this access to it; nothing else of your account changes.` : html`You will sign in with your single sign-on provider. Use the account for <strong>${view.email}</strong>.`}</p>
 <form method="post">
 <input type="hidden" name="csrf" value="${form.csrf}">
 <button class="button" type="submit" name="intent" value="sso">Continue with SSO</button>
@@ -183,9 +223,9 @@ ${field('confirm', 'Confirm password', raw(`type="password" autocomplete="new-pa
 </section>`;
 }
 
-export function successPage(view: InvitationView, name: string | undefined, loginUrl: string | undefined): RenderedPage {
+export function successPage(view: InvitationView, name: string | undefined, loginUrl: string | undefined, how: 'newPassword' | 'other' = name === undefined ? 'other' : 'newPassword'): RenderedPage {
   const next = loginUrl
-    ? html`<p>Sign in with <strong class="email">${emailHtml(view.email)}</strong>${name === undefined ? '' : ' and the password you just chose'}.</p>
+    ? html`<p>Sign in with <strong class="email">${emailHtml(view.email)}</strong>${how === 'newPassword' ? ' and the password you just chose' : ''}.</p>
 <a class="button" href="${loginUrl}">Go to sign in</a>`
     : html`<p>Your platform administrators will tell you where to sign in. Use <strong class="email">${emailHtml(view.email)}</strong>.</p>`;
   return {

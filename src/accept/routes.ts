@@ -8,7 +8,9 @@ import type { Logger } from 'pino';
 import { normalizeEmail } from '../api/email.ts';
 import type { UsherConfig } from '../config/types.ts';
 import { parseToken } from '../records/token.ts';
-import { acceptInvitation, type Credentials, type Outcome } from './acceptance.ts';
+import type { User } from '../api/types.ts';
+import { findUser } from '../api/user.ts';
+import { acceptInvitation, freshUser, isProvisionalFor, type AcceptAs, type Outcome } from './acceptance.ts';
 import { csrfToken, csrfTokenValid, isCsrfNonce, newCsrfNonce } from './csrf.ts';
 import { checkSubmission, cleanName, field, type FormBody } from './form.ts';
 import { hashPassword } from './hash.ts';
@@ -27,16 +29,19 @@ import {
   messagePage,
   notFoundPage,
   successPage,
+  type AccountMode,
   type FormState,
   type InvitationView,
   type RenderedPage,
 } from './pages.ts';
 import { seal, unseal } from './seal.ts';
+import { passwordMatches, type SignInLimiter } from './sign-in.ts';
 import type { AcceptStore } from './store.ts';
 
 export interface Context {
   config: UsherConfig;
   store: AcceptStore;
+  signIn: SignInLimiter;
   keys: PageKeys;
   oidc?: OidcLogin;
   now: () => Date;
@@ -73,18 +78,34 @@ export function registerRoutes(app: FastifyInstance, ctx: Context): void {
     return nonce;
   };
 
-  const formPage = async (request: FastifyRequest, reply: FastifyReply, found: Found, state: Omit<FormState, 'csrf'> = {}): Promise<FastifyReply> => {
+  /** Which form fits: a new account, or signing in as the account that exists for this address. */
+  const accountMode = (found: Found, user: User | undefined): AccountMode => {
+    const sso = ctx.oidc !== undefined;
+    // A provisional User of this very link is a crashed attempt's: the link's holder may finish it.
+    if (!user || isProvisionalFor(user, found.record.name)) return { account: 'new', sso };
+    return user.spec.authentication === 'Password' ? { account: 'existingPassword', sso } : { account: 'existingExternal', sso };
+  };
+
+  const formPage = async (request: FastifyRequest, reply: FastifyReply, found: Found, mode: AccountMode, state: Omit<FormState, 'csrf'> = {}): Promise<FastifyReply> => {
     const csrf = csrfToken(ctx.keys.csrf, found.record.selector, csrfNonce(request, reply), ctx.now());
-    const page = invitationPage(viewOf(found), { ...state, csrf }, ctx.oidc !== undefined);
+    const page = invitationPage(viewOf(found), { ...state, csrf }, mode);
     // Chromium checks the redirects after a form submission against form-action: the SSO form's leads to the provider.
     if (ctx.oidc) void reply.header('content-security-policy', contentSecurityPolicy(await ctx.oidc.formTargets()));
     return send(reply, page, 'assets');
   };
 
+  const accept = async (found: Found, as: AcceptAs): Promise<Outcome> => {
+    const outcome = await acceptInvitation({ store: ctx.store, credentialsNamespace: ctx.config.accept.credentialsNamespace, now: ctx.now }, found, as);
+    logOutcome(ctx.log, found, outcome, as.kind);
+    return outcome;
+  };
+
   app.get(ROUTES.invitation, async (request: TokenRequest, reply) => {
-    const lookup = await lookUp(ctx.store, ctx.config, request.params.token, ctx.now());
+    // From the watch-fed caches: opening a page costs the API server nothing.
+    const lookup = await lookUp(ctx.store, ctx.config, request.params.token, ctx.now(), { fresh: false });
     if (lookup.kind !== 'open') return send(reply, closedPage(lookup, ctx), 'assets');
-    return formPage(request, reply, lookup.found);
+    const user = findUser(lookup.found.record.email, (name) => ctx.store.cached.user(name));
+    return formPage(request, reply, lookup.found, accountMode(lookup.found, user));
   });
 
   app.post(ROUTES.invitation, async (request: TokenRequest, reply) => {
@@ -95,25 +116,42 @@ export function registerRoutes(app: FastifyInstance, ctx: Context): void {
     if (!csrfTokenValid(ctx.keys.csrf, parsed.selector, request.cookies[cookies.csrf], field(request.body, 'csrf'), ctx.now())) {
       return send(reply, staleFormPage(token), 'assets');
     }
-    const lookup = await lookUp(ctx.store, ctx.config, token, ctx.now());
+    // Found in the cache first (unknown tokens stop there), then read again from the API server before any write.
+    const lookup = await lookUp(ctx.store, ctx.config, token, ctx.now(), { fresh: true });
     if (lookup.kind !== 'open') return send(reply, closedPage(lookup, ctx), 'assets');
     const { found } = lookup;
     const intent = field(request.body, 'intent');
+    const user = await freshUser(ctx.store, found.record.email);
+    const mode = accountMode(found, user);
 
-    if (ctx.oidc) {
-      if (intent !== 'sso') return formPage(request, reply, found, { formError: 'This platform uses single sign-on: continue with SSO to accept.' });
+    if (intent === 'sso') {
+      if (!ctx.oidc) return formPage(request, reply, found, mode);
       const { url, state } = await ctx.oidc.start(token, ctx.now());
       void reply.setCookie(cookies.sso, seal(ctx.keys.oidcState, SSO_STATE_PURPOSE, state), { ...cookieOptions, maxAge: SSO_STATE_TTL_MS / 1000 });
       return reply.redirect(url.href, 303);
     }
 
+    if (mode.account === 'existingExternal') return formPage(request, reply, found, mode);
+    if (mode.account === 'existingPassword') {
+      if (intent !== 'signin' || !user) return formPage(request, reply, found, mode, { formError: 'An account for this address already exists: sign in with its password to accept.' });
+      // One answer for a wrong password, a missing hash and a locked account.
+      if (!(await passwordMatches(ctx.store, user, field(request.body, 'password') ?? '', ctx.signIn))) {
+        return formPage(request, reply, found, mode, { formError: 'That did not work. Check the password of your existing account and try again; after several failed attempts, wait 15 minutes.' });
+      }
+      const outcome = await accept(found, { kind: 'existing', userName: user.metadata.name });
+      return send(reply, outcomePage(outcome, found, ctx, undefined), 'assets');
+    }
+
+    if (ctx.oidc) return formPage(request, reply, found, mode, { formError: 'This platform uses single sign-on: continue with SSO to accept.' });
     const checked = checkSubmission(request.body, found.record.email);
-    if (!checked.ok) return formPage(request, reply, found, { errors: checked.errors, values: checked.values });
+    if (!checked.ok) return formPage(request, reply, found, mode, { errors: checked.errors, values: checked.values });
     const { submission } = checked;
     const passwordHash = await hashPassword(submission.password);
-    const credentials: Credentials = { authentication: 'Password', firstName: submission.firstName, passwordHash, ...(submission.lastName ? { lastName: submission.lastName } : {}) };
-    const outcome = await acceptInvitation({ store: ctx.store, credentialsNamespace: ctx.config.accept.credentialsNamespace, now: ctx.now }, found, credentials);
-    logOutcome(ctx.log, found, outcome, 'Password');
+    const outcome = await accept(found, { kind: 'newPassword', firstName: submission.firstName, passwordHash, ...(submission.lastName ? { lastName: submission.lastName } : {}) });
+    if (outcome.kind === 'existingAccount') {
+      const now = await freshUser(ctx.store, found.record.email);
+      return formPage(request, reply, found, accountMode(found, now), { formError: 'An account for this address was created meanwhile: sign in with its password to accept.' });
+    }
     return send(reply, outcomePage(outcome, found, ctx, submission.firstName), 'assets');
   });
 
@@ -128,7 +166,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Context): void {
 
     const query = new URL(request.url, 'http://callback.invalid').search;
     if (new URLSearchParams(query).has('error')) return send(reply, ssoCancelledPage(back), assets);
-    const lookup = await lookUp(ctx.store, ctx.config, state.token, ctx.now());
+    const lookup = await lookUp(ctx.store, ctx.config, state.token, ctx.now(), { fresh: true });
     if (lookup.kind !== 'open') return send(reply, closedPage(lookup, ctx), assets);
     const { found } = lookup;
 
@@ -137,11 +175,16 @@ export function registerRoutes(app: FastifyInstance, ctx: Context): void {
     if (!identity.emailVerified) return send(reply, ssoMismatchPage(found, identity.email, back, 'unverified'), assets);
     if (normalizeEmail(identity.email) !== found.record.email) return send(reply, ssoMismatchPage(found, identity.email, back, 'other'), assets);
 
+    // The provider vouched for this very address: that proves the person is its existing User too,
+    // whose names, sign-in method and credentials stay as they are.
+    const existing = await freshUser(ctx.store, found.record.email);
+    if (existing && !isProvisionalFor(existing, found.record.name)) {
+      const outcome = await accept(found, { kind: 'existing', userName: existing.metadata.name });
+      return send(reply, outcomePage(outcome, found, ctx, undefined), assets);
+    }
     const firstName = cleanName(identity.givenName).slice(0, 128);
     const lastName = cleanName(identity.familyName).slice(0, 128);
-    const credentials: Credentials = { authentication: 'External', ...(firstName ? { firstName } : {}), ...(lastName ? { lastName } : {}) };
-    const outcome = await acceptInvitation({ store: ctx.store, credentialsNamespace: ctx.config.accept.credentialsNamespace, now: ctx.now }, found, credentials);
-    logOutcome(ctx.log, found, outcome, 'External');
+    const outcome = await accept(found, { kind: 'newExternal', ...(firstName ? { firstName } : {}), ...(lastName ? { lastName } : {}) });
     return send(reply, outcomePage(outcome, found, ctx, firstName || undefined), assets);
   });
 }
@@ -156,9 +199,9 @@ async function finishSso(oidc: OidcLogin, callbackUrl: string, state: SsoState, 
   }
 }
 
-function logOutcome(log: Logger, found: Found, outcome: Outcome, authentication: string): void {
-  const invitation = `${found.record.namespace}/${found.record.invitationName}`;
-  if (outcome.kind === 'accepted') log.info({ invitation, user: outcome.user.metadata.name, authentication }, 'invitation accepted');
+function logOutcome(log: Logger, found: Found, outcome: Outcome, as: AcceptAs['kind']): void {
+  const invitation = `${found.record.invitationNamespace}/${found.record.invitationName}`;
+  if (outcome.kind === 'accepted') log.info({ invitation, user: outcome.user.metadata.name, as }, 'invitation accepted');
   else log.info({ invitation, outcome: outcome.kind }, 'invitation not accepted');
 }
 
@@ -194,7 +237,15 @@ function closedPage(lookup: Exclude<Lookup, { kind: 'open' }>, ctx: Context): Re
 function outcomePage(outcome: Outcome, found: Found, ctx: Context, name: string | undefined): RenderedPage {
   switch (outcome.kind) {
     case 'accepted':
-      return successPage(viewOf(found), name, ctx.config.accept.loginUrl);
+      return successPage(viewOf(found), name, ctx.config.accept.loginUrl, outcome.created && name !== undefined && !ctx.oidc ? 'newPassword' : 'other');
+    case 'existingAccount':
+      return messagePage({
+        status: 409,
+        tone: 'brand',
+        icon: 'info',
+        title: 'You already have an account',
+        lead: html`An account for <strong class="email">${emailHtml(found.record.email)}</strong> exists: open your invitation link again and sign in as it to accept.`,
+      });
     case 'alreadyAccepted':
       return alreadyAcceptedPage(viewOf(found), ctx.config.accept.loginUrl);
     case 'busy':

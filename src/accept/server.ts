@@ -17,18 +17,23 @@ import { deriveKeys } from './keys.ts';
 import { OidcLogin } from './oidc.ts';
 import { messagePage, notFoundPage, type RenderedPage } from './pages.ts';
 import { registerRoutes, ROUTES, send, type Context } from './routes.ts';
-import { AcceptStore } from './store.ts';
+import { SignInLimiter } from './sign-in.ts';
+import { KubeAcceptStore, type AcceptStore } from './store.ts';
 
 export interface AcceptServerDeps {
   kubeConfig: KubeConfig;
+  /** Replaces the Kubernetes store (tests with an in-memory one). */
+  store?: AcceptStore;
   config: UsherConfig;
   log: Logger;
   now?: () => Date;
 }
 
 export interface AcceptServer {
-  /** Starts listening; resolves with the URL it listens on. */
+  /** Fills the caches, then starts listening; resolves with the URL it listens on. */
   listen(port: number, host?: string): Promise<string>;
+  /** Whether the caches are synced (readiness). */
+  ready(): boolean;
   close(): Promise<void>;
 }
 
@@ -42,11 +47,16 @@ export function createAcceptServer(deps: AcceptServerDeps): AcceptServer {
   const accept = config.accept;
   const log = deps.log.child({ component: 'accept' }, { serializers: { req: safeRequest, res: safeResponse, err: pino.stdSerializers.err } });
   const oidc = accept.oidc ? new OidcLogin(accept.oidc, `${config.baseUrl}/accept/oidc/callback`) : undefined;
+  const now = deps.now ?? (() => new Date());
+  const store =
+    deps.store ??
+    new KubeAcceptStore({ kubeConfig: deps.kubeConfig, namespace: config.namespace, credentialsNamespace: accept.credentialsNamespace, log, resyncPeriodMs: config.controller.resyncPeriodMs });
   const ctx: Context = {
     config,
-    store: new AcceptStore(deps.kubeConfig),
+    store,
+    signIn: new SignInLimiter(now),
     keys: deriveKeys(accept.csrfKey),
-    now: deps.now ?? (() => new Date()),
+    now,
     secureCookies: config.baseUrl.startsWith('https:'),
     log,
     ...(oidc ? { oidc } : {}),
@@ -60,7 +70,7 @@ export function createAcceptServer(deps: AcceptServerDeps): AcceptServer {
     // Fastify's own request lines would carry the URL, and with it the token; onResponse logs a safe one.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
-    trustProxy: accept.trustProxy.length > 0 ? accept.trustProxy : false,
+    trustProxy: trustProxyOption(accept.trustProxy),
     return503OnClosing: true,
     requestTimeout: 30_000,
     // A URL the router cannot even parse (bad percent-encoding, an over-long
@@ -132,15 +142,31 @@ export function createAcceptServer(deps: AcceptServerDeps): AcceptServer {
 
   return {
     async listen(port: number, host = '0.0.0.0'): Promise<string> {
+      await store.start();
       await app.listen({ port, host });
       const address = app.server.address() as AddressInfo;
       const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
       return `http://${shownHost}:${address.port}`;
     },
+    ready(): boolean {
+      return store.hasSynced();
+    },
     async close(): Promise<void> {
       await app.close();
+      store.stop();
     },
   };
+}
+
+/**
+ * fastify's (proxy-addr's) trust function. A number N trusts the peer and the
+ * N-1 proxies before it whatever their address, so the client is the address
+ * the N-th proxy saw: entries a client writes into X-Forwarded-For itself sit
+ * further left and are never believed.
+ */
+function trustProxyOption(trust: string[] | number): string[] | boolean | ((address: string, hop: number) => boolean) {
+  if (typeof trust === 'number') return (_address: string, hop: number) => hop < trust;
+  return trust.length > 0 ? trust : false;
 }
 
 /** The selector of a token-bearing route, which is what the logs and the per-link limit key on. */

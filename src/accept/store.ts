@@ -1,12 +1,23 @@
-// The acceptance page's Kubernetes calls. Every read goes to the API server,
-// never to a cache: the page may run in several replicas, and whether a link
-// is still open must be answered from the current state, not from whatever a
-// watch delivered to this replica so far.
-import { CoreV1Api, CustomObjectsApi, V1ObjectMeta, V1OwnerReference, V1Secret, type KubeConfig } from '@kubernetes/client-node';
+// The acceptance page's view of the cluster. Two kinds of reads:
+//
+//   - cached: watch-fed informers (records in Usher's namespace indexed by
+//     selector, invitations, namespaces, Users). Opening a page costs the API
+//     server nothing, and an unknown or malformed token is answered without a
+//     single API request.
+//   - fresh: before anything is written (a POST), the record, the invitation,
+//     its namespace and the User are read again from the API server, since a
+//     cache may lag a revocation by a moment and the page may run in several
+//     replicas.
+//
+// The page runs under its own ServiceAccount (charts/usher/templates/rbac.yaml):
+// Secrets only in Usher's namespace, nothing on invitation status.
+import { CoreV1Api, CustomObjectsApi, V1ObjectMeta, V1OwnerReference, V1Secret, type KubeConfig, type V1Namespace } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
 import { GROUP, INVITATION_PLURAL, USER_PLURAL, VERSION, type User, type UserInvitation } from '../api/types.ts';
 import { apiErrorOf, isNotFound } from '../kube/client.ts';
+import { Informer } from '../kube/informer.ts';
 import { makePooledApiClient, PooledAuthentication } from '../kube/pooled-client.ts';
-import { MANAGED_BY, MANAGED_BY_LABEL, SELECTOR_LABEL, ownerReferenceTo, recordFromSecret, secretFromRecord, type InvitationRecord, type SecretLike } from '../records/record.ts';
+import { MANAGED_BY, MANAGED_BY_LABEL, RECORD_SELECTOR, recordFromSecret, SELECTOR_LABEL, secretFromRecord, type InvitationRecord, type SecretLike } from '../records/record.ts';
 
 export const CREDENTIALS_TYPE = 'usher.dev/credentials';
 export const CREDENTIALS_COMPONENT = 'credentials';
@@ -14,35 +25,171 @@ export const PASSWORD_HASH_KEY = 'password-hash';
 export const USER_LABEL = 'usher.dev/user';
 /** Tells the sign-in side how to prepare a typed password before verifying it against the hash. */
 export const NORMALIZATION_ANNOTATION = 'usher.dev/password-normalization';
+/** The acceptance claim that wrote a credentials Secret: later writes are fenced by it. */
+export const CLAIM_ANNOTATION = 'usher.dev/acceptance-claim';
 
 export function credentialsSecretName(userName: string): string {
   return `usher-credentials-${userName}`;
 }
 
-export class AcceptStore {
+/** A password hash as stored, with what fences writes to it. */
+export interface StoredCredentials {
+  passwordHash: string;
+  claim?: string;
+  resourceVersion?: string;
+}
+
+/** Watch-fed reads: cost the API server nothing. */
+export interface CachedReads {
+  recordsBySelector(selector: string): InvitationRecord[];
+  invitation(namespace: string, name: string): UserInvitation | undefined;
+  namespaceLabels(name: string): Record<string, string> | undefined;
+  user(name: string): User | undefined;
+}
+
+export interface AcceptStore {
+  readonly cached: CachedReads;
+  start(): Promise<void>;
+  stop(): void;
+  hasSynced(): boolean;
+  /** Fresh reads. */
+  record(name: string): Promise<InvitationRecord | undefined>;
+  invitation(namespace: string, name: string): Promise<UserInvitation | undefined>;
+  namespaceLabels(name: string): Promise<Record<string, string> | undefined>;
+  user(name: string): Promise<User | undefined>;
+  credentials(userName: string): Promise<StoredCredentials | undefined>;
+  /** PUT with the record's resourceVersion: throws a 409 when someone else wrote it since it was read. */
+  replaceRecord(record: InvitationRecord): Promise<InvitationRecord>;
+  /** Create; throws a 409 (AlreadyExists) when a User of that name exists. */
+  createUser(user: User): Promise<User>;
+  /** Replace with the resourceVersion read: throws a 409 when it changed since. */
+  replaceUser(user: User): Promise<User>;
+  /** Deletes the User only if it still has this uid. */
+  deleteUser(name: string, uid: string): Promise<void>;
+  /**
+   * Writes the password hash of a User, stamped with the claim that wrote it:
+   * a create when `resourceVersion` is undefined (409 when it exists), else a
+   * replace of exactly that version (409 when it changed).
+   */
+  writeCredentials(user: User, passwordHash: string, claim: string, resourceVersion: string | undefined): Promise<void>;
+}
+
+export interface KubeAcceptStoreOptions {
+  kubeConfig: KubeConfig;
+  /** Usher's namespace: the records. */
+  namespace: string;
+  /** Where password hashes live (usher.accept.credentialsNamespace). */
+  credentialsNamespace: string;
+  log: Logger;
+  resyncPeriodMs?: number;
+}
+
+interface ListOf<T> {
+  items: T[];
+  metadata?: { resourceVersion?: string };
+}
+
+export class KubeAcceptStore implements AcceptStore {
+  readonly cached: CachedReads;
   private readonly core: CoreV1Api;
   private readonly custom: CustomObjectsApi;
+  private readonly options: KubeAcceptStoreOptions;
+  private readonly records: Informer<V1Secret>;
+  private readonly invitations: Informer<UserInvitation>;
+  private readonly namespaces: Informer<V1Namespace>;
+  private readonly users: Informer<User>;
+  /** selector → record Secret names: the page's whole lookup of a token. */
+  private readonly bySelector = new Map<string, Set<string>>();
 
-  constructor(kubeConfig: KubeConfig) {
+  constructor(options: KubeAcceptStoreOptions) {
+    this.options = options;
+    const { kubeConfig, namespace } = options;
     const auth = new PooledAuthentication(kubeConfig);
     this.core = makePooledApiClient(kubeConfig, CoreV1Api, auth);
     this.custom = makePooledApiClient(kubeConfig, CustomObjectsApi, auth);
+    const log = options.log.child({ component: 'informer' });
+    const resyncPeriodMs = options.resyncPeriodMs ?? 0;
+    this.records = new Informer<V1Secret>({
+      kubeConfig,
+      path: `/api/v1/namespaces/${namespace}/secrets`,
+      labelSelector: RECORD_SELECTOR,
+      list: () => this.core.listNamespacedSecret({ namespace, labelSelector: RECORD_SELECTOR }),
+      resyncPeriodMs,
+      log,
+    });
+    this.invitations = new Informer<UserInvitation>({
+      kubeConfig,
+      path: `/apis/${GROUP}/${VERSION}/${INVITATION_PLURAL}`,
+      list: async () => (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: INVITATION_PLURAL })) as ListOf<UserInvitation>,
+      resyncPeriodMs,
+      log,
+    });
+    this.namespaces = new Informer<V1Namespace>({ kubeConfig, path: '/api/v1/namespaces', list: () => this.core.listNamespace(), resyncPeriodMs, log });
+    this.users = new Informer<User>({
+      kubeConfig,
+      path: `/apis/${GROUP}/${VERSION}/${USER_PLURAL}`,
+      list: async () => (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: USER_PLURAL })) as ListOf<User>,
+      resyncPeriodMs,
+      log,
+    });
+    const index = (secret: V1Secret, present: boolean): void => {
+      const selector = secret.metadata?.labels?.[SELECTOR_LABEL];
+      const name = secret.metadata?.name;
+      if (!selector || !name) return;
+      const names = this.bySelector.get(selector) ?? new Set<string>();
+      if (present) names.add(name);
+      else names.delete(name);
+      if (names.size) this.bySelector.set(selector, names);
+      else this.bySelector.delete(selector);
+    };
+    this.records.on('add', (s) => {
+      index(s, true);
+    });
+    this.records.on('update', (s, old) => {
+      index(old, false);
+      index(s, true);
+    });
+    this.records.on('delete', (s) => {
+      index(s, false);
+    });
+
+    this.cached = {
+      recordsBySelector: (selector) =>
+        [...(this.bySelector.get(selector) ?? [])].flatMap((name) => {
+          const secret = this.records.get(namespace, name);
+          return secret ? (recordFromSecret(secret) ?? []) : [];
+        }),
+      invitation: (ns, name) => this.invitations.get(ns, name),
+      namespaceLabels: (name) => {
+        const ns = this.namespaces.get(undefined, name);
+        return ns ? (ns.metadata?.labels ?? {}) : undefined;
+      },
+      user: (name) => this.users.get(undefined, name),
+    };
   }
 
-  /** The records labelled with this selector, in any namespace (normally none or one). */
-  async recordsBySelector(selector: string): Promise<InvitationRecord[]> {
-    const list = await this.core.listSecretForAllNamespaces({ labelSelector: `${SELECTOR_LABEL}=${selector},${MANAGED_BY_LABEL}=${MANAGED_BY}` });
-    return list.items.flatMap((secret) => recordFromSecret(secret) ?? []);
+  async start(): Promise<void> {
+    await Promise.all([this.records.start(), this.invitations.start(), this.namespaces.start(), this.users.start()]);
   }
 
-  async record(namespace: string, name: string): Promise<InvitationRecord | undefined> {
-    return orUndefined(async () => recordFromSecret(await this.core.readNamespacedSecret({ namespace, name })));
+  stop(): void {
+    this.records.stop();
+    this.invitations.stop();
+    this.namespaces.stop();
+    this.users.stop();
   }
 
-  /** PUT with the record's resourceVersion: throws a 409 when someone else wrote it since it was read. */
-  async replaceRecord(record: InvitationRecord, owner: UserInvitation): Promise<InvitationRecord> {
-    const body = v1Secret(secretFromRecord(record, ownerReferenceTo(owner)));
-    const replaced = await this.core.replaceNamespacedSecret({ namespace: record.namespace, name: record.name, body });
+  hasSynced(): boolean {
+    return this.records.hasSynced() && this.invitations.hasSynced() && this.namespaces.hasSynced() && this.users.hasSynced();
+  }
+
+  async record(name: string): Promise<InvitationRecord | undefined> {
+    return orUndefined(async () => recordFromSecret(await this.core.readNamespacedSecret({ namespace: this.options.namespace, name })));
+  }
+
+  async replaceRecord(record: InvitationRecord): Promise<InvitationRecord> {
+    const body = v1Secret(secretFromRecord(record));
+    const replaced = await this.core.replaceNamespacedSecret({ namespace: this.options.namespace, name: record.name, body });
     return recordFromSecret(replaced) ?? { ...record, resourceVersion: replaced.metadata?.resourceVersion };
   }
 
@@ -58,19 +205,32 @@ export class AcceptStore {
     return orUndefined(async () => (await this.custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: USER_PLURAL, name })) as User);
   }
 
-  /** Creates the User, or replaces it when it carries the resourceVersion it was read with. */
-  async saveUser(user: User): Promise<User> {
-    const params = { group: GROUP, version: VERSION, plural: USER_PLURAL };
-    return (user.metadata.resourceVersion
-      ? await this.custom.replaceClusterCustomObject({ ...params, name: user.metadata.name, body: user })
-      : await this.custom.createClusterCustomObject({ ...params, body: user })) as User;
+  async createUser(user: User): Promise<User> {
+    return (await this.custom.createClusterCustomObject({ group: GROUP, version: VERSION, plural: USER_PLURAL, body: user })) as User;
   }
 
-  /**
-   * The Secret holding a User's password hash, and nothing else. Owned by the
-   * User, so deleting the User deletes it.
-   */
-  async saveCredentials(namespace: string, user: User, passwordHash: string): Promise<void> {
+  async replaceUser(user: User): Promise<User> {
+    return (await this.custom.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: USER_PLURAL, name: user.metadata.name, body: user })) as User;
+  }
+
+  async deleteUser(name: string, uid: string): Promise<void> {
+    try {
+      await this.custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: USER_PLURAL, name, body: { preconditions: { uid } } });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  async credentials(userName: string): Promise<StoredCredentials | undefined> {
+    const secret = await orUndefined(() => this.core.readNamespacedSecret({ namespace: this.options.credentialsNamespace, name: credentialsSecretName(userName) }));
+    const raw = secret?.data?.[PASSWORD_HASH_KEY];
+    if (!secret || secret.type !== CREDENTIALS_TYPE || !raw) return undefined;
+    const claim = secret.metadata?.annotations?.[CLAIM_ANNOTATION];
+    return { passwordHash: Buffer.from(raw, 'base64').toString('utf8'), ...(claim ? { claim } : {}), ...(secret.metadata?.resourceVersion ? { resourceVersion: secret.metadata.resourceVersion } : {}) };
+  }
+
+  async writeCredentials(user: User, passwordHash: string, claim: string, resourceVersion: string | undefined): Promise<void> {
+    const namespace = this.options.credentialsNamespace;
     const name = credentialsSecretName(user.metadata.name);
     const body = v1Secret({
       apiVersion: 'v1',
@@ -79,27 +239,16 @@ export class AcceptStore {
       metadata: {
         name,
         namespace,
+        ...(resourceVersion ? { resourceVersion } : {}),
         labels: { [MANAGED_BY_LABEL]: MANAGED_BY, 'usher.dev/component': CREDENTIALS_COMPONENT, [USER_LABEL]: user.metadata.name },
-        annotations: { [NORMALIZATION_ANNOTATION]: 'NFKC' },
+        annotations: { [NORMALIZATION_ANNOTATION]: 'NFKC', [CLAIM_ANNOTATION]: claim },
+        // Owned by the User: deleting the User deletes its password hash.
         ownerReferences: [{ apiVersion: user.apiVersion, kind: user.kind, name: user.metadata.name, uid: user.metadata.uid ?? '' }],
       },
       data: { [PASSWORD_HASH_KEY]: Buffer.from(passwordHash, 'utf8').toString('base64') },
     });
-    try {
-      await this.core.createNamespacedSecret({ namespace, body });
-    } catch (err) {
-      if (apiErrorOf(err).reason !== 'AlreadyExists') throw err;
-      // A PUT without resourceVersion: the new hash wins whatever was there (an earlier acceptance's).
-      await this.core.replaceNamespacedSecret({ namespace, name, body });
-    }
-  }
-
-  async deleteSecret(namespace: string, name: string): Promise<void> {
-    try {
-      await this.core.deleteNamespacedSecret({ namespace, name });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+    if (resourceVersion === undefined) await this.core.createNamespacedSecret({ namespace, body });
+    else await this.core.replaceNamespacedSecret({ namespace, name, body });
   }
 }
 
@@ -118,3 +267,4 @@ async function orUndefined<T>(read: () => Promise<T>): Promise<T | undefined> {
     throw err;
   }
 }
+

@@ -8,7 +8,24 @@ export function isValidEmail(email: string): boolean {
   return email.length <= 254 && EMAIL.test(email);
 }
 
-/** Emails are compared case-insensitively: Ops.Lead@Example.org is ops.lead@example.org. */
+/**
+ * The one form of an address that Users, records and SSO claims are compared
+ * in (docs/security.md, "One User per person"):
+ *
+ *   - surrounding white space is dropped;
+ *   - Unicode text is put in NFC, so that the same characters typed composed or
+ *     decomposed (é as one code point or as e + U+0301) are the same address;
+ *   - only the ASCII letters A–Z are lower-cased. Case-folding anything else
+ *     would merge mailboxes that a mail server keeps apart: String.toLowerCase()
+ *     turns the Kelvin sign K (U+212A) into k, so "\u212Aim@example.com" would
+ *     land on kim@example.com's User. NFKC is not used for the same reason (it
+ *     maps fullwidth and other compatibility forms onto ASCII).
+ *
+ * Two addresses that differ after this are two mailboxes, and two Users.
+ */
 export function normalizeEmail(email: string): string {
-  return email.trim().toLowerCase();
+  return email
+    .trim()
+    .normalize('NFC')
+    .replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
 }

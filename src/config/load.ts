@@ -82,7 +82,7 @@ const DEFAULTS = {
   maxConnections: 5,
   rateLimitPerSecond: 0,
   acceptPort: 8080,
-  credentialsNamespace: 'usher-system',
+  namespace: 'usher-system',
   perClientPerMinute: 60,
   perTokenPerMinute: 10,
   workers: 4,
@@ -111,6 +111,7 @@ function convert(raw: RawConfig, io: Io, problems: string[]): UsherConfig {
 
   const config: UsherConfig = {
     baseUrl: baseUrl(usher.baseUrl ?? DEFAULTS.baseUrl, problems),
+    namespace: usher.namespace ?? DEFAULTS.namespace,
     invitations: {
       expireAfterMs,
       expireAfter,
@@ -123,7 +124,7 @@ function convert(raw: RawConfig, io: Io, problems: string[]): UsherConfig {
       namespaceLabel: usher.tenancy?.namespaceLabel ?? DEFAULTS.namespaceLabel,
       instanceNamespaces: [...(usher.tenancy?.instanceNamespaces ?? [])],
     },
-    accept: accept(usher.accept ?? {}, io, problems),
+    accept: accept(usher.accept ?? {}, usher.namespace ?? DEFAULTS.namespace, io, problems),
     controller: {
       workers: usher.controller?.workers ?? DEFAULTS.workers,
       resyncPeriodMs: duration('usher.controller.resyncPeriod', usher.controller?.resyncPeriod ?? DEFAULTS.resyncPeriod, problems),
@@ -207,16 +208,16 @@ type RawAccept = NonNullable<NonNullable<RawConfig['usher']>['accept']>;
 /** Shortest CSRF key accepted: 32 bytes, the HMAC-SHA-256 block of security it feeds. */
 const MIN_CSRF_KEY_BYTES = 32;
 
-function accept(raw: RawAccept, io: Io, problems: string[]): AcceptConfig {
+function accept(raw: RawAccept, namespace: string, io: Io, problems: string[]): AcceptConfig {
   const at = 'usher.accept';
   const config: AcceptConfig = {
     port: raw.port ?? DEFAULTS.acceptPort,
-    credentialsNamespace: raw.credentialsNamespace ?? DEFAULTS.credentialsNamespace,
+    credentialsNamespace: raw.credentialsNamespace ?? namespace,
     rateLimit: {
       perClientPerMinute: raw.rateLimit?.perClientPerMinute ?? DEFAULTS.perClientPerMinute,
       perTokenPerMinute: raw.rateLimit?.perTokenPerMinute ?? DEFAULTS.perTokenPerMinute,
     },
-    trustProxy: (raw.trustProxy ?? []).filter((entry, i) => {
+    trustProxy: typeof raw.trustProxy === 'number' ? raw.trustProxy : (raw.trustProxy ?? []).filter((entry, i) => {
       if (isAddressOrRange(entry)) return true;
       problems.push(`${at}.trustProxy[${i}]: ${JSON.stringify(entry)} is not an IP address or CIDR range such as 10.0.0.0/8`);
       return false;

@@ -8,6 +8,7 @@ import { Ajv, type DefinedError, type SchemaObject } from 'ajv';
 export interface RawConfig {
   usher?: {
     baseUrl?: string;
+    namespace?: string;
     security?: {
       invitations?: {
         expireAfter?: string;
@@ -36,7 +37,7 @@ export interface RawConfig {
       oidc?: { issuer?: string; clientId?: string; clientSecretFile?: string; clientSecretEnv?: string };
       csrfKeyFile?: string;
       rateLimit?: { perClientPerMinute?: number; perTokenPerMinute?: number };
-      trustProxy?: string[];
+      trustProxy?: string[] | number;
     };
     controller?: { workers?: number; resyncPeriod?: string };
   };
@@ -62,6 +63,7 @@ function object(properties: Record<string, SchemaObject>, required?: string[]): 
 export const configSchema = object({
   usher: object({
     baseUrl: { type: 'string', description: 'an http(s) URL such as https://platform.example.com' },
+    namespace: namespaceName,
     security: object({
       invitations: object({
         expireAfter: duration,
@@ -114,9 +116,11 @@ export const configSchema = object({
       csrfKeyFile: text,
       rateLimit: object({ perClientPerMinute: perMinute, perTokenPerMinute: perMinute }),
       trustProxy: {
-        type: 'array',
-        uniqueItems: true,
-        items: { type: 'string', minLength: 1, description: 'an IP address or CIDR range such as 10.0.0.0/8' },
+        description: 'a list of proxy addresses or CIDR ranges, or the number of proxy hops to believe (such as 1 behind one Ingress)',
+        oneOf: [
+          { type: 'array', uniqueItems: true, items: { type: 'string', minLength: 1, description: 'an IP address or CIDR range such as 10.0.0.0/8' } },
+          { type: 'integer', minimum: 1, maximum: 10 },
+        ],
       },
     }),
     controller: object({

@@ -35,7 +35,7 @@ export interface AcceptConfig {
   port: number;
   /** Where a person signs in once they have accepted; shown on the success page. */
   loginUrl?: string;
-  /** Namespace of the Secrets holding password hashes (default usher-system, the operator's own). */
+  /** Namespace of the Secrets holding password hashes (default usher.namespace, Usher's own). */
   credentialsNamespace: string;
   /** When set, the page offers "Continue with SSO" instead of a password form. */
   oidc?: OidcConfig;
@@ -56,14 +56,22 @@ export interface AcceptConfig {
    * Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is
    * believed (default none: the peer address is the client). Without it,
    * behind an ingress every client shares the ingress's address and its
-   * per-client rate limit.
+   * per-client rate limit. A number N believes the last N hops of
+   * X-Forwarded-For, whoever the peer is: 1 behind one Ingress controller,
+   * which appends the address it saw (so a client's own X-Forwarded-For
+   * entries are ignored). Then the page must be reachable only through it.
    */
-  trustProxy: string[];
+  trustProxy: string[] | number;
 }
 
 export interface UsherConfig {
   /** Where the acceptance page is reachable from the invitee's browser, without a trailing slash. */
   baseUrl: string;
+  /**
+   * Usher's own namespace (usher.namespace, default usher-system): invitation
+   * records live here, where tenants have no access (docs/adr/0001).
+   */
+  namespace: string;
   invitations: {
     /** Default lifetime of a link (usher.security.invitations.expireAfter, default P7D). */
     expireAfterMs: number;

@@ -33,12 +33,16 @@ export class Controller {
   private readonly reconciler: Reconciler;
   private readonly options: ControllerOptions;
   private workers: Promise<void>[] = [];
+  private running = false;
 
   constructor(options: ControllerOptions) {
     this.options = options;
     this.cluster = new KubeCluster(options.kubeConfig, options.config, options.log, {
       onInvitation: (namespace, name) => {
         this.queue.add(`${namespace}/${name}`);
+      },
+      onInvitationDeleted: () => {
+        if (this.running) void this.removeOrphanRecords();
       },
     });
     this.reconciler = new Reconciler({
@@ -55,11 +59,32 @@ export class Controller {
   async start(): Promise<void> {
     await this.cluster.start();
     this.options.log.info({ invitations: this.cluster.invitations.list().length }, 'caches synced, starting workers');
+    this.running = true;
+    await this.removeOrphanRecords();
     for (let i = 0; i < this.options.config.controller.workers; i++) this.workers.push(this.work());
+  }
+
+  /**
+   * Deletes the records of invitations that are gone. Records live in Usher's
+   * namespace, so no ownerReference can take them with their invitation; a
+   * record without its invitation opens nothing (the page checks the binding),
+   * this only keeps the namespace clean. Runs at start (deletions while Usher
+   * was down) and on every invitation deletion.
+   */
+  private async removeOrphanRecords(): Promise<void> {
+    for (const record of this.cluster.orphanRecords()) {
+      try {
+        await this.cluster.deleteRecord(record.name);
+        this.options.log.info({ record: record.name, invitation: `${record.invitationNamespace}/${record.invitationName}` }, 'deleted the record of a deleted invitation');
+      } catch (err) {
+        this.options.log.warn({ record: record.name, err: apiErrorOf(err).message }, 'could not delete an orphaned invitation record; retrying at the next deletion or restart');
+      }
+    }
   }
 
   /** Stops taking new keys and waits for in-flight reconciles to finish (graceful shutdown). */
   async stop(): Promise<void> {
+    this.running = false;
     await this.queue.shutDownWithDrain();
     await Promise.all(this.workers);
     this.cluster.stop();

@@ -3,7 +3,8 @@
 // → the actions to take and the status that should be. No I/O, no clock, no
 // randomness: the reconciler performs the actions (issuing a token is one) and
 // calls decide() again with the new world until no action is left.
-import { isValidEmail, normalizeEmail } from '../api/email.ts';
+import { normalizeEmail } from '../api/email.ts';
+import { forbiddenReason, invalidReason } from '../invitation/rules.ts';
 import { hasMembershipFrom } from '../api/user.ts';
 import { REISSUE_ANNOTATION, type Membership, type User, type UserInvitation, type UserInvitationStatus } from '../api/types.ts';
 import { parseDuration } from '../config/duration.ts';
@@ -16,7 +17,10 @@ export interface Observed {
   invitation: UserInvitation;
   /** Every record owned by this invitation (normally one). */
   records: readonly InvitationRecord[];
-  /** The link as last disclosed (status.link or the link Secret), or just issued. */
+  /**
+   * The link as last disclosed (status.link or the link Secret), or just issued;
+   * only when its token verifies against one of `records` (see verifiedLink), else undefined.
+   */
   link: string | undefined;
   /** The tenant named by the invitation's namespace label; undefined when unlabelled. */
   namespaceTenant: string | undefined;
@@ -55,41 +59,6 @@ export function membershipOf(invitation: UserInvitation): Membership {
     roles: (spec.roles ?? []).map((r) => ({ name: r.name, ...(r.namespaces?.length ? { namespaces: [...r.namespaces] } : {}) })),
     invitation: { namespace: metadata.namespace ?? '', name: metadata.name, uid: metadata.uid ?? '' },
   };
-}
-
-/** Who may invite whom: a namespace may invite only into its own tenant; Instance scope only from configured namespaces. */
-function forbiddenReason(o: Observed): string | undefined {
-  const { spec, metadata } = o.invitation;
-  const namespace = metadata.namespace ?? '';
-  const label = o.config.tenancy.namespaceLabel;
-  if ((spec.scope ?? 'Tenant') === 'Instance') {
-    if (o.config.tenancy.instanceNamespaces.includes(namespace)) return undefined;
-    return `Instance-scope invitations are only accepted from the namespaces in usher.tenancy.instanceNamespaces, and ${namespace} is not one of them.`;
-  }
-  if (o.namespaceTenant === undefined) return `Namespace ${namespace} has no ${label} label, so it may not invite into tenant ${spec.tenant ?? ''}.`;
-  if (o.namespaceTenant !== spec.tenant) return `Namespace ${namespace} belongs to tenant ${o.namespaceTenant} (label ${label}), so it may only invite into ${o.namespaceTenant}, not ${spec.tenant ?? ''}.`;
-  return undefined;
-}
-
-/** Problems the API server cannot see because they depend on Usher's config; each names the field. */
-function invalidReason(o: Observed): string | undefined {
-  const { spec } = o.invitation;
-  if (!isValidEmail(spec.email)) return `spec.email: ${JSON.stringify(spec.email)} is not a single email address.`;
-  if (o.config.invitations.requireGroupOrRole && !spec.createUserDirectly && !spec.groups?.length && !spec.roles?.length) {
-    return 'spec.groups, spec.roles: an invitation must grant at least one group or role (usher.security.invitations.requireGroupOrRole).';
-  }
-  if (spec.expireAfter !== undefined) {
-    let ms: number;
-    try {
-      ms = parseDuration(spec.expireAfter);
-    } catch (err) {
-      return `spec.expireAfter: ${(err as Error).message}`;
-    }
-    if (ms > o.config.invitations.maxExpireAfterMs) {
-      return `spec.expireAfter: ${spec.expireAfter} is longer than the maximum ${o.config.invitations.maxExpireAfter} (usher.security.invitations.maxExpireAfter).`;
-    }
-  }
-  return undefined;
 }
 
 function expireAfterMs(o: Observed): number {
@@ -134,9 +103,9 @@ export function decide(o: Observed): Plan {
     );
   }
 
-  const forbidden = forbiddenReason(o);
+  const forbidden = forbiddenReason(invitation, o.namespaceTenant, config);
   if (forbidden) return finish({ phase: 'Failed' }, readiness('stalled', 'Forbidden', `${forbidden} Nothing was issued.`), revokeAll('forbidden'));
-  const invalid = invalidReason(o);
+  const invalid = invalidReason(invitation, config);
   if (invalid) return finish({ phase: 'Failed' }, readiness('stalled', 'InvalidSpec', `${invalid} Nothing was issued.`), revokeAll('invalid spec'));
 
   if (spec.createUserDirectly) {
@@ -161,8 +130,12 @@ export function decide(o: Observed): Plan {
   const stale = o.records.filter((r) => r !== current);
   const reissueRequested = reissueRequest !== undefined && reissueRequest !== previous.lastHandledReissueAt;
   const emailChanged = current !== undefined && current.email !== email;
+  // The raw token exists only in the link. A link that no longer verifies against its
+  // record (a link Secret rewritten by someone who may write Secrets in the namespace)
+  // is never mailed: while mail is still to be sent, a new token replaces it.
+  const linkLost = current !== undefined && o.link === undefined && !current.mail?.sentAt && !current.mail?.failedPermanently && Date.parse(current.expiresAt) > now.getTime();
 
-  if (!current || reissueRequested || emailChanged) {
+  if (!current || reissueRequested || emailChanged || linkLost) {
     const issuance = Math.max(previous.issuance ?? 0, ...o.records.map((r) => r.issuance)) + 1;
     if (reissueRequested) base.lastHandledReissueAt = reissueRequest;
     const reason = o.records.length > 0 || previous.issuance ? 'Reissued' : 'Issued';

@@ -4,18 +4,18 @@
 // until it asks for nothing more; then the status is written once.
 import type { Logger } from 'pino';
 import type { User, UserInvitation, UserInvitationStatus } from '../api/types.ts';
-import { userNameFor, withMembership } from '../api/user.ts';
+import { findUser, withMembership } from '../api/user.ts';
 import type { UsherConfig } from '../config/types.ts';
 import { recordName, type InvitationRecord, type MailState } from '../records/record.ts';
-import { issueToken, linkFor } from '../records/token.ts';
+import { issueToken, linkFor, parseToken, verifierMatches } from '../records/token.ts';
 import { isConflict } from '../kube/client.ts';
 import { decide, type Action, type Observed } from './decide.ts';
 
 /** What the reconciler reads: caches, never the API server. */
 export interface ClusterReader {
   invitation(namespace: string, name: string): UserInvitation | undefined;
-  /** Records owned by the invitation with this uid. */
-  records(namespace: string, invitationUid: string): InvitationRecord[];
+  /** Records issued for the invitation with this uid (in Usher's namespace). */
+  records(invitationUid: string): InvitationRecord[];
   namespaceTenant(namespace: string): string | undefined;
   user(name: string): User | undefined;
   /** The link held in the invitation's link Secret (linkDisclosure: Secret). */
@@ -24,10 +24,10 @@ export interface ClusterReader {
 
 /** What the reconciler changes. Each call is one API request and updates the caches it affects. */
 export interface ClusterWriter {
-  createRecord(record: InvitationRecord, owner: UserInvitation): Promise<InvitationRecord>;
+  createRecord(record: InvitationRecord): Promise<InvitationRecord>;
   /** Optimistic: fails with a conflict when record.resourceVersion is stale. */
-  updateRecord(record: InvitationRecord, owner: UserInvitation): Promise<InvitationRecord>;
-  deleteRecord(namespace: string, name: string): Promise<void>;
+  updateRecord(record: InvitationRecord): Promise<InvitationRecord>;
+  deleteRecord(name: string): Promise<void>;
   writeLinkSecret(owner: UserInvitation, link: string): Promise<void>;
   writeStatus(invitation: UserInvitation, status: UserInvitationStatus): Promise<UserInvitation>;
   /** A fresh read from the API server, for retrying after a conflict. */
@@ -82,12 +82,13 @@ export class Reconciler {
     let freshLink: string | undefined;
 
     for (let round = 0; round < MAX_ROUNDS; round++) {
+      const records = reader.records(uid);
       const observed: Observed = {
         invitation,
-        records: reader.records(namespace, uid),
-        link: freshLink ?? (config.invitations.linkDisclosure === 'Secret' ? reader.linkSecret(namespace, name) : invitation.status?.link),
+        records,
+        link: freshLink ?? verifiedLink(config.invitations.linkDisclosure === 'Secret' ? reader.linkSecret(namespace, name) : invitation.status?.link, records, config.baseUrl),
         namespaceTenant: reader.namespaceTenant(namespace),
-        user: reader.user(userNameFor(invitation.spec.email)),
+        user: findUser(invitation.spec.email, (n) => reader.user(n)),
         config,
         now: now(),
       };
@@ -126,7 +127,7 @@ export class Reconciler {
     for (let attempt = 1; ; attempt++) {
       // The reissue request this token answered counts as handled, though status does not say so yet.
       const asIssued: UserInvitation = handledReissueAt === undefined ? latest : { ...latest, status: { ...latest.status, lastHandledReissueAt: handledReissueAt } };
-      const next = decide({ ...observed, invitation: asIssued, records: reader.records(namespace, latest.metadata.uid ?? ''), link, now: now() });
+      const next = decide({ ...observed, invitation: asIssued, records: reader.records(latest.metadata.uid ?? ''), link, now: now() });
       try {
         return await this.writeStatusIfChanged(latest, next.status);
       } catch (err) {
@@ -144,7 +145,7 @@ export class Reconciler {
     const { namespace = '', name } = invitation.metadata;
     switch (action.kind) {
       case 'deleteRecord':
-        await writer.deleteRecord(namespace, action.name);
+        await writer.deleteRecord(action.name);
         log.debug({ invitation: `${namespace}/${name}`, record: action.name, why: action.why }, 'deleted invitation record');
         return undefined;
       case 'issue': {
@@ -152,7 +153,8 @@ export class Reconciler {
         await writer.createRecord(
           {
             name: recordName(invitation.metadata.uid ?? '', action.issuance),
-            namespace,
+            namespace: this.deps.config.namespace,
+            invitationNamespace: namespace,
             invitationName: name,
             invitationUid: invitation.metadata.uid ?? '',
             selector: token.selector,
@@ -162,7 +164,6 @@ export class Reconciler {
             issuedAt: action.issuedAt,
             expiresAt: action.expiresAt,
           },
-          invitation,
         );
         writer.event(invitation, 'Normal', action.reason, `Issued invitation link #${action.issuance} for ${action.email}, valid until ${action.expiresAt}.`);
         log.info({ invitation: `${namespace}/${name}`, issuance: action.issuance, expiresAt: action.expiresAt }, action.reason === 'Issued' ? 'issued invitation' : 'reissued invitation');
@@ -190,7 +191,7 @@ export class Reconciler {
     if (!record || !mailer || !observed.link) return;
     const now = this.deps.now ?? (() => new Date());
     const attempts = (record.mail?.attempts ?? 0) + 1;
-    const started = await writer.updateRecord({ ...record, mail: { ...record.mail, attempts, attemptStartedAt: now().toISOString() } }, invitation);
+    const started = await writer.updateRecord({ ...record, mail: { ...record.mail, attempts, attemptStartedAt: now().toISOString() } });
     const result = await mailer.sendInvitation(invitation, observed.link, new Date(record.expiresAt));
     let mail: MailState;
     if (result.ok) {
@@ -204,7 +205,7 @@ export class Reconciler {
       writer.event(invitation, 'Warning', 'MailRetrying', `Sending the invitation failed (attempt ${attempts}), retrying in ${Math.ceil(delay / 1000)}s: ${result.response}`);
     }
     log.info({ invitation: `${invitation.metadata.namespace ?? ''}/${invitation.metadata.name}`, attempts, ok: result.ok }, 'invitation mail attempt');
-    await writer.updateRecord({ ...started, mail }, invitation);
+    await writer.updateRecord({ ...started, mail });
   }
 
   /** Writes status through the status subresource only when it differs; emits an Event on a phase change. */
@@ -219,6 +220,19 @@ export class Reconciler {
     }
     return written;
   }
+}
+
+/**
+ * The link to use for this invitation: the disclosed one, rebuilt from baseUrl,
+ * when its token verifies against one of the records; otherwise undefined. So a
+ * link Secret rewritten to another host or another token is never mailed.
+ */
+export function verifiedLink(disclosed: string | undefined, records: readonly InvitationRecord[], baseUrl: string): string | undefined {
+  if (disclosed === undefined) return undefined;
+  const token = parseToken(disclosed.slice(disclosed.lastIndexOf('/') + 1));
+  if (!token || disclosed !== linkFor(baseUrl, `${token.selector}.${token.verifier}`)) return undefined;
+  const vouched = records.some((r) => r.selector === token.selector && verifierMatches(token.verifier, r.verifierHash));
+  return vouched ? linkFor(baseUrl, `${token.selector}.${token.verifier}`) : undefined;
 }
 
 /** Deep equality of two statuses as JSON (key order aside). */

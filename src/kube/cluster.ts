@@ -1,5 +1,6 @@
-// The reconciler's view of the cluster: four informer caches (invitations,
-// Usher's Secrets, namespaces, Users) for reading, and the API calls that
+// The reconciler's view of the cluster: informer caches (invitations, the
+// invitation records in Usher's namespace, the link Secrets beside invitations
+// when linkDisclosure is Secret, namespaces, Users) for reading, and the API calls that
 // change things, each of which also updates an overlay so the next reconcile
 // reads its own writes even before the watch delivers them.
 import { randomBytes } from 'node:crypto';
@@ -14,8 +15,8 @@ import {
   INVITATION_UID_LABEL,
   MANAGED_BY,
   MANAGED_BY_LABEL,
-  MANAGED_SELECTOR,
   ownerReferenceTo,
+  RECORD_SELECTOR,
   recordFromSecret,
   secretFromRecord,
   type InvitationRecord,
@@ -27,17 +28,23 @@ import { makePooledApiClient, PooledAuthentication } from './pooled-client.ts';
 
 export const LINK_COMPONENT = 'invitation-link';
 const LINK_KEY = 'link';
+const LINK_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY},${COMPONENT_LABEL}=${LINK_COMPONENT}`;
 
 const keyOf = (namespace: string | undefined, name: string | undefined): string => `${namespace ?? ''}/${name ?? ''}`;
 
 export interface ClusterEvents {
   /** An invitation needs a look (it changed, or something it depends on did). */
   onInvitation(namespace: string, name: string): void;
+  /** An invitation is gone: its records must go too. */
+  onInvitationDeleted?(uid: string): void;
 }
 
 export class KubeCluster implements ClusterReader, ClusterWriter {
   readonly invitations: Informer<UserInvitation>;
+  /** Invitation records, in Usher's namespace only. */
   readonly secrets: Informer<V1Secret>;
+  /** Link Secrets beside the invitations (linkDisclosure: Secret only; otherwise never started). */
+  readonly linkSecrets: Informer<V1Secret> | undefined;
   readonly namespaces: Informer<V1Namespace>;
   readonly users: Informer<User>;
   private readonly core: CoreV1Api;
@@ -45,6 +52,7 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
   private readonly eventsApi: EventsV1Api;
   private readonly invitationOverlay: Overlay<UserInvitation>;
   private readonly secretOverlay: Overlay<V1Secret>;
+  private readonly linkOverlay: Overlay<V1Secret>;
   private readonly userOverlay: Overlay<User>;
   /** invitation uid → keys of its record Secrets, kept from the Secret informer's events. */
   private readonly recordIndex = new Map<string, Set<string>>();
@@ -73,12 +81,24 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
     });
     this.secrets = new Informer<V1Secret>({
       kubeConfig,
-      path: '/api/v1/secrets',
-      labelSelector: MANAGED_SELECTOR,
-      list: () => this.core.listSecretForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
+      path: `/api/v1/namespaces/${config.namespace}/secrets`,
+      labelSelector: RECORD_SELECTOR,
+      list: () => this.core.listNamespacedSecret({ namespace: config.namespace, labelSelector: RECORD_SELECTOR }),
       resyncPeriodMs,
       log: informerLog,
     });
+    // Only with linkDisclosure: Secret does the controller need Secrets outside its own namespace (and the chart grants them).
+    this.linkSecrets =
+      config.invitations.linkDisclosure === 'Secret'
+        ? new Informer<V1Secret>({
+            kubeConfig,
+            path: '/api/v1/secrets',
+            labelSelector: LINK_SELECTOR,
+            list: () => this.core.listSecretForAllNamespaces({ labelSelector: LINK_SELECTOR }),
+            resyncPeriodMs,
+            log: informerLog,
+          })
+        : undefined;
     this.namespaces = new Informer<V1Namespace>({
       kubeConfig,
       path: '/api/v1/namespaces',
@@ -103,6 +123,8 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
       };
     this.invitationOverlay = new Overlay(cachedVersion(this.invitations));
     this.secretOverlay = new Overlay(cachedVersion(this.secrets));
+    const linkSecrets = this.linkSecrets;
+    this.linkOverlay = new Overlay(linkSecrets ? cachedVersion(linkSecrets) : () => undefined);
     this.userOverlay = new Overlay(cachedVersion(this.users));
 
     const enqueue = (inv: UserInvitation): void => {
@@ -116,6 +138,10 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
       this.secrets.on(type, (secret) => {
         this.secretOverlay.observed(keyOf(secret.metadata?.namespace, secret.metadata?.name), secret.metadata?.resourceVersion);
         this.indexRecord(secret, true);
+        this.enqueueRecordOwner(secret, events);
+      });
+      this.linkSecrets?.on(type, (secret) => {
+        this.linkOverlay.observed(keyOf(secret.metadata?.namespace, secret.metadata?.name), secret.metadata?.resourceVersion);
         this.enqueueOwner(secret, events);
       });
       this.users.on(type, (user) => {
@@ -128,10 +154,16 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
     }
     this.invitations.on('delete', (inv) => {
       this.invitationOverlay.observed(keyOf(inv.metadata.namespace, inv.metadata.name), undefined);
+      // Its records cannot be owned by it (another namespace): the controller removes them.
+      events.onInvitationDeleted?.(inv.metadata.uid ?? '');
     });
     this.secrets.on('delete', (secret) => {
       this.secretOverlay.observed(keyOf(secret.metadata?.namespace, secret.metadata?.name), undefined);
       this.indexRecord(secret, false);
+      this.enqueueRecordOwner(secret, events);
+    });
+    this.linkSecrets?.on('delete', (secret) => {
+      this.linkOverlay.observed(keyOf(secret.metadata?.namespace, secret.metadata?.name), undefined);
       this.enqueueOwner(secret, events);
     });
     this.users.on('delete', (user) => {
@@ -140,15 +172,25 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.namespaces.start(), this.secrets.start(), this.users.start(), this.invitations.start()]);
+    await Promise.all(this.informers().map((i) => i.start()));
   }
 
   stop(): void {
-    for (const informer of [this.invitations, this.secrets, this.namespaces, this.users] as Informer<KubernetesObject>[]) informer.stop();
+    for (const informer of this.informers()) informer.stop();
   }
 
   hasSynced(): boolean {
-    return [this.invitations, this.secrets, this.namespaces, this.users].every((i: { hasSynced(): boolean }) => i.hasSynced());
+    return this.informers().every((i) => i.hasSynced());
+  }
+
+  private informers(): Informer<KubernetesObject>[] {
+    return [this.namespaces, this.secrets, this.users, this.invitations, ...(this.linkSecrets ? [this.linkSecrets] : [])] as Informer<KubernetesObject>[];
+  }
+
+  /** Records whose invitation no longer exists (deleted while Usher was down, or just now). */
+  orphanRecords(): InvitationRecord[] {
+    const live = new Set(this.invitations.list().map((i) => i.metadata.uid));
+    return this.secrets.list().flatMap((s) => recordFromSecret(s) ?? []).filter((r) => !live.has(r.invitationUid));
   }
 
   private indexRecord(secret: V1Secret, present: boolean): void {
@@ -160,6 +202,11 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
     else keys.delete(key);
     if (keys.size) this.recordIndex.set(uid, keys);
     else this.recordIndex.delete(uid);
+  }
+
+  private enqueueRecordOwner(secret: V1Secret, events: ClusterEvents): void {
+    const record = recordFromSecret(secret);
+    if (record) events.onInvitation(record.invitationNamespace, record.invitationName);
   }
 
   private enqueueOwner(secret: V1Secret, events: ClusterEvents): void {
@@ -174,7 +221,7 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
     return this.invitationOverlay.resolve(key, this.invitations.get(namespace, name));
   }
 
-  records(namespace: string, invitationUid: string): InvitationRecord[] {
+  records(invitationUid: string): InvitationRecord[] {
     const keys = new Set(this.recordIndex.get(invitationUid));
     for (const [key, secret] of this.secretOverlay.pending()) {
       if (secret?.metadata?.labels?.[INVITATION_UID_LABEL] === invitationUid) keys.add(key);
@@ -182,7 +229,6 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
     const records: InvitationRecord[] = [];
     for (const key of keys) {
       const [ns = '', name = ''] = key.split('/');
-      if (ns !== namespace) continue;
       const secret = this.secretOverlay.resolve(key, this.secrets.get(ns, name));
       const record = secret ? recordFromSecret(secret) : undefined;
       if (record) records.push(record);
@@ -200,28 +246,29 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
 
   linkSecret(namespace: string, invitationName: string): string | undefined {
     const name = linkSecretNameFor(invitationName);
-    const secret = this.secretOverlay.resolve(keyOf(namespace, name), this.secrets.get(namespace, name));
+    const secret = this.linkOverlay.resolve(keyOf(namespace, name), this.linkSecrets?.get(namespace, name));
     const raw = secret?.data?.[LINK_KEY];
     return raw ? Buffer.from(raw, 'base64').toString('utf8') : undefined;
   }
 
   // ---- ClusterWriter
 
-  async createRecord(record: InvitationRecord, owner: UserInvitation): Promise<InvitationRecord> {
-    const body = secretFromRecord(record, ownerReferenceTo(owner)) as V1Secret;
+  async createRecord(record: InvitationRecord): Promise<InvitationRecord> {
+    const body = secretFromRecord(record) as V1Secret;
     const created = await this.core.createNamespacedSecret({ namespace: record.namespace, body });
     this.secretOverlay.wrote(keyOf(record.namespace, record.name), created, created.metadata?.resourceVersion);
     return { ...record, resourceVersion: created.metadata?.resourceVersion };
   }
 
-  async updateRecord(record: InvitationRecord, owner: UserInvitation): Promise<InvitationRecord> {
-    const body = secretFromRecord(record, ownerReferenceTo(owner)) as V1Secret;
+  async updateRecord(record: InvitationRecord): Promise<InvitationRecord> {
+    const body = secretFromRecord(record) as V1Secret;
     const replaced = await this.core.replaceNamespacedSecret({ name: record.name, namespace: record.namespace, body });
     this.secretOverlay.wrote(keyOf(record.namespace, record.name), replaced, replaced.metadata?.resourceVersion);
     return { ...record, resourceVersion: replaced.metadata?.resourceVersion };
   }
 
-  async deleteRecord(namespace: string, name: string): Promise<void> {
+  async deleteRecord(name: string): Promise<void> {
+    const namespace = this.config.namespace;
     try {
       await this.core.deleteNamespacedSecret({ name, namespace });
     } catch (err) {
@@ -247,7 +294,7 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
       if (apiErrorOf(err).code !== 409) throw err;
       written = await this.core.replaceNamespacedSecret({ name, namespace, body });
     }
-    this.secretOverlay.wrote(keyOf(namespace, name), written, written.metadata?.resourceVersion);
+    this.linkOverlay.wrote(keyOf(namespace, name), written, written.metadata?.resourceVersion);
   }
 
   async writeStatus(invitation: UserInvitation, status: UserInvitationStatus): Promise<UserInvitation> {

@@ -1,8 +1,14 @@
-// The invitation record: one Secret per issued token, owned by its invitation
-// (so it never outlives it) and holding what the acceptance page needs: the
-// selector, the verifier's hash, the issuance number, the expiry, and whether
-// it was used. Mail delivery state lives here too, so that "was this token
-// mailed?" survives restarts together with the token itself.
+// The invitation record: one Secret per issued token, in Usher's own namespace
+// (usher.namespace), holding what the acceptance page needs: the selector, the
+// verifier's hash, the invitation it belongs to, the issuance number, the
+// expiry, and whether it was used. Mail delivery state lives here too, so that
+// "was this token mailed?" survives restarts together with the token itself.
+//
+// Why Usher's namespace and not beside the invitation: whoever may write
+// Secrets in a tenant namespace (a namespace editor) could otherwise forge or
+// edit a record and accept with a verifier of their own (docs/adr/0001). An
+// ownerReference cannot cross namespaces, so the controller deletes the
+// records of a deleted invitation itself.
 import type { OwnerReference, UserInvitation } from '../api/types.ts';
 
 export const RECORD_TYPE = 'usher.dev/invitation-record';
@@ -30,10 +36,12 @@ export interface MailState {
 }
 
 export interface InvitationRecord {
-  /** Secret name and namespace (the invitation's). */
+  /** Secret name and namespace (Usher's own). */
   name: string;
   namespace: string;
   resourceVersion?: string;
+  /** The invitation it was issued for: namespace, name and uid all have to match. */
+  invitationNamespace: string;
   invitationName: string;
   invitationUid: string;
   selector: string;
@@ -80,11 +88,16 @@ export function recordFromSecret(secret: SecretLike): InvitationRecord | undefin
   if (!isRecordSecret(secret) || !raw || !secret.metadata?.name || !secret.metadata.namespace) return undefined;
   try {
     const payload = JSON.parse(Buffer.from(raw, 'base64').toString('utf8')) as Payload;
+    // A record of Usher 0.1 (kept beside its invitation) has no invitationNamespace: not trusted, never read.
+    if (typeof payload.invitationNamespace !== 'string' || typeof payload.verifierHash !== 'string') return undefined;
     return { ...payload, name: secret.metadata.name, namespace: secret.metadata.namespace, resourceVersion: secret.metadata.resourceVersion };
   } catch {
     return undefined;
   }
 }
+
+/** Label selector for the records, and nothing else of Usher's (credentials live in the same namespace). */
+export const RECORD_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY},${COMPONENT_LABEL}=${RECORD_COMPONENT}`;
 
 export function ownerReferenceTo(invitation: UserInvitation): OwnerReference {
   return {
@@ -96,7 +109,7 @@ export function ownerReferenceTo(invitation: UserInvitation): OwnerReference {
   };
 }
 
-export function secretFromRecord(record: InvitationRecord, owner: OwnerReference): SecretLike {
+export function secretFromRecord(record: InvitationRecord): SecretLike {
   const { name, namespace, resourceVersion, ...payload } = record;
   return {
     apiVersion: 'v1',
@@ -112,7 +125,6 @@ export function secretFromRecord(record: InvitationRecord, owner: OwnerReference
         [INVITATION_UID_LABEL]: record.invitationUid,
         [SELECTOR_LABEL]: record.selector,
       },
-      ownerReferences: [owner],
     },
     data: { [DATA_KEY]: Buffer.from(JSON.stringify(payload satisfies Payload), 'utf8').toString('base64') },
   };
