@@ -7,7 +7,7 @@ import { API_VERSION, GROUP, INVITATION_KIND, INVITATION_PLURAL, VERSION, type U
 import type { UsherConfig } from '../../src/config/types.ts';
 import { decide, type Action } from '../../src/controller/decide.ts';
 import type { InvitationMailer } from '../../src/controller/reconciler.ts';
-import { ownerReferenceTo, recordName, secretFromRecord, type InvitationRecord } from '../../src/records/record.ts';
+import { recordName, secretFromRecord, type InvitationRecord } from '../../src/records/record.ts';
 import { issueToken, linkFor } from '../../src/records/token.ts';
 
 export const TENANT = 'bench';
@@ -95,7 +95,8 @@ export async function deliverPlain(client: PlainClient, invitation: UserInvitati
   const token = issueToken();
   let record: InvitationRecord = {
     name: recordName(invitation.metadata.uid ?? '', issue.issuance),
-    namespace,
+    namespace: config.namespace,
+    invitationNamespace: namespace,
     invitationName: invitation.metadata.name,
     invitationUid: invitation.metadata.uid ?? '',
     selector: token.selector,
@@ -105,10 +106,9 @@ export async function deliverPlain(client: PlainClient, invitation: UserInvitati
     issuedAt: issue.issuedAt,
     expiresAt: issue.expiresAt,
   };
-  const owner = ownerReferenceTo(invitation);
   const write = async (r: InvitationRecord, create: boolean): Promise<InvitationRecord> => {
-    const body = secretFromRecord(r, owner) as V1Secret;
-    const saved = create ? await core.createNamespacedSecret({ namespace, body }) : await core.replaceNamespacedSecret({ namespace, name: r.name, body });
+    const body = secretFromRecord(r) as V1Secret;
+    const saved = create ? await core.createNamespacedSecret({ namespace: config.namespace, body }) : await core.replaceNamespacedSecret({ namespace: config.namespace, name: r.name, body });
     return { ...r, resourceVersion: saved.metadata?.resourceVersion };
   };
   const writeStatus = async (inv: UserInvitation, records: InvitationRecord[], link: string): Promise<UserInvitation> => {
@@ -143,7 +143,8 @@ export async function seedSettled(client: Omit<PlainClient, 'mailer'>, body: Use
   if (!issue) throw new Error(`decide() issued nothing for ${invitation.metadata.name}`);
   const record: InvitationRecord = {
     name: recordName(invitation.metadata.uid ?? '', issue.issuance),
-    namespace,
+    namespace: config.namespace,
+    invitationNamespace: namespace,
     invitationName: invitation.metadata.name,
     invitationUid: invitation.metadata.uid ?? '',
     selector: token.selector,
@@ -154,7 +155,7 @@ export async function seedSettled(client: Omit<PlainClient, 'mailer'>, body: Use
     expiresAt: issue.expiresAt,
     mail: { attempts: 1, sentAt: iso(now) },
   };
-  const secret = await core.createNamespacedSecret({ namespace, body: secretFromRecord(record, ownerReferenceTo(invitation)) });
+  const secret = await core.createNamespacedSecret({ namespace: config.namespace, body: secretFromRecord(record) });
   const link = linkFor(config.baseUrl, token.token);
   const status = decide({ invitation, records: [{ ...record, resourceVersion: secret.metadata?.resourceVersion }], link, namespaceTenant: TENANT, user: undefined, config, now }).status;
   const written = (await custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural: INVITATION_PLURAL, name: invitation.metadata.name, body: { ...invitation, status } })) as UserInvitation;

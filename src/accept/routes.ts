@@ -139,7 +139,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Context): void {
         return formPage(request, reply, found, mode, { formError: 'That did not work. Check the password of your existing account and try again; after several failed attempts, wait 15 minutes.' });
       }
       const outcome = await accept(found, { kind: 'existing', userName: user.metadata.name });
-      return send(reply, outcomePage(outcome, found, ctx, undefined), 'assets');
+      return send(reply, outcomePage(outcome, found, ctx, user.spec.firstName), 'assets');
     }
 
     if (ctx.oidc) return formPage(request, reply, found, mode, { formError: 'This platform uses single sign-on: continue with SSO to accept.' });
@@ -180,7 +180,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Context): void {
     const existing = await freshUser(ctx.store, found.record.email);
     if (existing && !isProvisionalFor(existing, found.record.name)) {
       const outcome = await accept(found, { kind: 'existing', userName: existing.metadata.name });
-      return send(reply, outcomePage(outcome, found, ctx, undefined), assets);
+      return send(reply, outcomePage(outcome, found, ctx, existing.spec.firstName), assets);
     }
     const firstName = cleanName(identity.givenName).slice(0, 128);
     const lastName = cleanName(identity.familyName).slice(0, 128);
@@ -237,7 +237,7 @@ function closedPage(lookup: Exclude<Lookup, { kind: 'open' }>, ctx: Context): Re
 function outcomePage(outcome: Outcome, found: Found, ctx: Context, name: string | undefined): RenderedPage {
   switch (outcome.kind) {
     case 'accepted':
-      return successPage(viewOf(found), name, ctx.config.accept.loginUrl, outcome.created && name !== undefined && !ctx.oidc ? 'newPassword' : 'other');
+      return successPage(viewOf(found), name, ctx.config.accept.loginUrl, outcome.created && outcome.user.spec.authentication === 'Password' ? 'newPassword' : 'other');
     case 'existingAccount':
       return messagePage({
         status: 409,

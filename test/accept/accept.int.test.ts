@@ -6,10 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UserInvitationSpec } from '../../src/api/types.ts';
 import { userNameFor } from '../../src/api/user.ts';
 import { decide, membershipOf } from '../../src/controller/decide.ts';
-import { ownerReferenceTo, secretFromRecord } from '../../src/records/record.ts';
 import { issueToken } from '../../src/records/token.ts';
 import { kubectl, kubectlOk, useNamespace } from '../support/cluster.ts';
-import { acceptWithPassword, acceptYaml, createInvitation, csrfOf, mainOf, readRecord, readSecret, readUser, Session, startPage, type RunningPage } from './support.ts';
+import { acceptWithPassword, acceptYaml, cached, createInvitation, csrfOf, mainOf, readRecord, readSecret, readUser, rewriteRecord, Session, startPage, USHER_NAMESPACE, type RunningPage } from './support.ts';
 
 const namespace = useNamespace('accept');
 const PASSWORD = 'violet kettle over the harbour';
@@ -37,7 +36,7 @@ afterAll(async () => {
 describe('the happy path', () => {
   it('shows the invitation, then creates the User, the credentials Secret and marks the record used', async () => {
     const address = email();
-    const inv = await createInvitation(page.url, namespace(), tenantSpec(address));
+    const inv = await createInvitation(page, namespace(), tenantSpec(address));
     const session = new Session();
 
     const shown = await session.get(inv.link);
@@ -63,7 +62,7 @@ describe('the happy path', () => {
       firstName: 'Jane',
       lastName: 'Doe',
       authentication: 'Password',
-      credentialsSecret: { namespace: namespace(), name: `usher-credentials-${userName}` },
+      credentialsSecret: { namespace: USHER_NAMESPACE, name: `usher-credentials-${userName}` },
       memberships: [membershipOf(inv.invitation)],
     });
     expect(user?.spec.memberships?.[0]).toEqual({
@@ -74,7 +73,7 @@ describe('the happy path', () => {
       invitation: { namespace: namespace(), name: inv.invitation.metadata.name, uid: inv.invitation.metadata.uid },
     });
 
-    const secret = await readSecret(namespace(), `usher-credentials-${userName}`);
+    const secret = await readSecret(USHER_NAMESPACE, `usher-credentials-${userName}`);
     expect(secret?.type).toBe('usher.dev/credentials');
     expect(Object.keys(secret?.data ?? {})).toEqual(['password-hash']);
     const hash = Buffer.from(secret?.data['password-hash'] ?? '', 'base64').toString('utf8');
@@ -85,7 +84,7 @@ describe('the happy path', () => {
     expect(secret?.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'User', name: userName, uid: user?.metadata.uid })]);
     expect(secret?.metadata.annotations?.['usher.dev/password-normalization']).toBe('NFKC');
 
-    const record = await readRecord(namespace(), inv.record.name);
+    const record = await readRecord(inv.record.name);
     expect(record?.usedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     expect(record?.user).toBe(userName);
     expect(record).not.toHaveProperty('acceptanceClaim');
@@ -99,25 +98,37 @@ describe('the happy path', () => {
     expect(again.body).toContain('This invitation was already accepted');
   });
 
-  it('adds a membership to an existing User and keeps the others', async () => {
+  it('adds a membership to an existing User who signs in with their password, and changes nothing else of the account', async () => {
     const address = email('ops');
-    const first = await createInvitation(page.url, namespace(), tenantSpec(address));
+    const first = await createInvitation(page, namespace(), tenantSpec(address));
     expect((await acceptWithPassword(first.link, { password: PASSWORD })).status).toBe(200);
-    const second = await createInvitation(page.url, namespace(), { email: address.toUpperCase(), scope: 'Instance', roles: [{ name: 'admin' }] });
-    const shown = await new Session().get(second.link);
+    const userName = userNameFor(address);
+    const credentialsBefore = await readSecret(USHER_NAMESPACE, `usher-credentials-${userName}`);
+    const second = await createInvitation(page, namespace(), { email: address.toUpperCase(), scope: 'Instance', roles: [{ name: 'admin' }] });
+    await expect.poll(() => page.store.cached.user(userName)).toBeDefined();
+    const session = new Session();
+    const shown = await session.get(second.link);
     expect(shown.body).toContain('the <strong>whole platform</strong>');
     expect(shown.body).toContain('in every namespace');
-    expect((await acceptWithPassword(second.link, { firstName: 'Ops', lastName: 'Lead', password: 'another long passphrase here' })).status).toBe(200);
+    expect(shown.body).toContain('You already have an account');
+    expect(shown.body).toContain('autocomplete="current-password"');
+    expect(shown.body).not.toContain('autocomplete="new-password"');
+    const signedIn = await session.post(second.link, { csrf: csrfOf(shown.body), intent: 'signin', password: PASSWORD });
+    expect(signedIn.status).toBe(200);
+    expect(signedIn.body).toContain('Welcome aboard');
 
-    const user = await readUser(userNameFor(address));
+    const user = await readUser(userName);
     expect(user?.spec.memberships).toEqual([membershipOf(first.invitation), membershipOf(second.invitation)]);
-    expect(user?.spec).toMatchObject({ email: address, firstName: 'Ops', lastName: 'Lead' });
+    expect(user?.spec).toMatchObject({ email: address, firstName: 'Jane', lastName: 'Doe', authentication: 'Password' });
+    expect(user?.metadata.annotations ?? {}).toEqual({});
+    const credentialsAfter = await readSecret(USHER_NAMESPACE, `usher-credentials-${userName}`);
+    expect(credentialsAfter?.data).toEqual(credentialsBefore?.data);
   });
 });
 
 describe('closed links', () => {
   it('an expired link: 410, telling to ask for a reissue, on GET and POST', async () => {
-    const inv = await createInvitation(page.url, namespace(), tenantSpec(email()), { expiresAt: new Date(Date.now() - 60_000).toISOString() });
+    const inv = await createInvitation(page, namespace(), tenantSpec(email()), { expiresAt: new Date(Date.now() - 60_000).toISOString() });
     const session = new Session();
     const shown = await session.get(inv.link);
     expect(shown.status).toBe(410);
@@ -125,18 +136,16 @@ describe('closed links', () => {
     expect(shown.body).toContain('Ask your administrator to reissue it');
     expect(shown.body).not.toContain('name="csrf"');
     // Even with a valid CSRF token from before it expired.
-    const open = await createInvitation(page.url, namespace(), tenantSpec(email()));
+    const open = await createInvitation(page, namespace(), tenantSpec(email()));
     const form = await session.get(open.link);
-    await kubectlOk(['delete', 'secret', open.record.name, '-n', namespace()]);
-    const expiredRecord = { ...open.record, expiresAt: new Date(Date.now() - 1000).toISOString() };
-    await kubectlOk(['create', '-f', '-'], { input: JSON.stringify(secretFromRecord(expiredRecord, ownerReferenceTo(open.invitation))) });
+    await rewriteRecord(page, { ...open.record, expiresAt: new Date(Date.now() - 1000).toISOString() });
     const posted = await session.post(open.link, { csrf: csrfOf(form.body), intent: 'password', firstName: 'Jane', password: PASSWORD, confirm: PASSWORD });
     expect(posted.status).toBe(410);
     expect(await readUser(userNameFor(open.record.email))).toBeUndefined();
   });
 
   it('a used link: 409 "already accepted"', async () => {
-    const inv = await createInvitation(page.url, namespace(), tenantSpec(email()), { usedAt: new Date().toISOString() });
+    const inv = await createInvitation(page, namespace(), tenantSpec(email()), { usedAt: new Date().toISOString() });
     const res = await new Session().get(inv.link);
     expect(res.status).toBe(409);
     expect(res.body).toContain('This invitation was already accepted');
@@ -144,18 +153,20 @@ describe('closed links', () => {
   });
 
   it('revoked, unknown, forged and malformed links: 404, all with the same page', async () => {
-    const revoked = await createInvitation(page.url, namespace(), tenantSpec(email()));
+    const revoked = await createInvitation(page, namespace(), tenantSpec(email()));
     expect((await new Session().get(revoked.link)).status).toBe(200);
-    await kubectlOk(['delete', 'secret', revoked.record.name, '-n', namespace()]);
+    await kubectlOk(['delete', 'secret', revoked.record.name, '-n', USHER_NAMESPACE]);
+    await expect.poll(() => page.store.cached.recordsBySelector(revoked.record.selector)).toEqual([]);
 
-    const live = await createInvitation(page.url, namespace(), tenantSpec(email()));
+    const live = await createInvitation(page, namespace(), tenantSpec(email()));
     const forged = `${page.url}/accept/${live.record.selector}.${issueToken().verifier}`;
     const unknown = `${page.url}/accept/${issueToken().token}`;
     const malformed = [`${page.url}/accept/not-a-token`, `${page.url}/accept/${live.token}x`, `${page.url}/accept/${live.token.toUpperCase()}`, `${page.url}/accept/${'a'.repeat(300)}`, `${page.url}/accept/${live.token}/extra`, `${page.url}/accept/%E0%A4%A`];
 
     // A deleted invitation whose record Secret outlived it (no garbage collector yet): dead too.
-    const orphan = await createInvitation(page.url, namespace(), tenantSpec(email()));
+    const orphan = await createInvitation(page, namespace(), tenantSpec(email()));
     await kubectlOk(['delete', 'userinvitation', orphan.invitation.metadata.name, '-n', namespace(), '--cascade=orphan']);
+    await expect.poll(() => page.store.cached.invitation(namespace(), orphan.invitation.metadata.name)).toBeUndefined();
 
     const responses = await Promise.all([revoked.link, forged, unknown, orphan.link, ...malformed].map((url) => new Session().get(url)));
     const reference = mainOf(responses[0]?.body ?? '');
@@ -175,16 +186,15 @@ describe('closed links', () => {
   });
 
   it('a link the controller would revoke (the invitation now targets a tenant its namespace may not invite into): 404', async () => {
-    const inv = await createInvitation(page.url, namespace(), tenantSpec(email()));
+    const inv = await createInvitation(page, namespace(), tenantSpec(email()));
     await kubectlOk(['patch', 'userinvitation', inv.invitation.metadata.name, '-n', namespace(), '--type=merge', '-p', '{"spec":{"tenant":"globex"}}']);
-    const res = await new Session().get(inv.link);
-    expect(res.status).toBe(404);
+    await expect.poll(async () => (await new Session().get(inv.link)).status).toBe(404);
   });
 });
 
 describe('the form', () => {
   it('refuses a common password and a mismatched confirmation with 422, writing nothing', async () => {
-    const inv = await createInvitation(page.url, namespace(), tenantSpec(email()));
+    const inv = await createInvitation(page, namespace(), tenantSpec(email()));
     const common = await acceptWithPassword(inv.link, { password: 'Password123456789' });
     expect(common.status).toBe(422);
     expect(common.body).toContain('too common');
@@ -206,14 +216,14 @@ describe('the form', () => {
     expect(mismatch.body).toMatch(/<input id="confirm"[^>]*aria-describedby="confirm-error"[^>]*aria-invalid="true"/);
 
     expect(await readUser(userNameFor(inv.record.email))).toBeUndefined();
-    expect((await readRecord(namespace(), inv.record.name))?.usedAt).toBeUndefined();
+    expect((await readRecord(inv.record.name))?.usedAt).toBeUndefined();
     // And the link still works afterwards.
     expect((await acceptWithPassword(inv.link, { password: PASSWORD })).status).toBe(200);
   });
 
   it('needs a valid CSRF token: missing, wrong, from another link or without the cookie is 403', async () => {
-    const inv = await createInvitation(page.url, namespace(), tenantSpec(email()));
-    const other = await createInvitation(page.url, namespace(), tenantSpec(email()));
+    const inv = await createInvitation(page, namespace(), tenantSpec(email()));
+    const other = await createInvitation(page, namespace(), tenantSpec(email()));
     const session = new Session();
     const csrf = csrfOf((await session.get(inv.link)).body);
     const otherCsrf = csrfOf((await session.get(other.link)).body);
@@ -236,7 +246,7 @@ describe('the form', () => {
   it('escapes a hostile first name and email characters on every page, and stores the name as typed', async () => {
     const hostile = '<script>alert(1)</script>';
     const address = `o'brien&co+${Date.now().toString(36)}@example.com`;
-    const inv = await createInvitation(page.url, namespace(), tenantSpec(address));
+    const inv = await createInvitation(page, namespace(), tenantSpec(address));
     const session = new Session();
     const shown = await session.get(inv.link);
     expect(shown.body).toContain('o&#39;brien&amp;co+');
@@ -267,7 +277,7 @@ describe('the form', () => {
 
 describe('concurrency', () => {
   it('of several simultaneous accepts of one link exactly one wins; the rest hear "already accepted" and their passwords are not kept', async () => {
-    const inv = await createInvitation(page.url, namespace(), tenantSpec(email()));
+    const inv = await createInvitation(page, namespace(), tenantSpec(email()));
     const passwords = ['first racing passphrase', 'second racing passphrase', 'third racing passphrase', 'fourth racing passphrase', 'fifth racing passphrase'];
     const sessions = passwords.map(() => new Session());
     const forms = await Promise.all(sessions.map((s) => s.get(inv.link)));
@@ -284,20 +294,18 @@ describe('concurrency', () => {
     const user = await readUser(userName);
     expect(user?.spec.firstName).toBe(`Racer${winner}`);
     expect(user?.spec.memberships).toHaveLength(1);
-    const hash = Buffer.from((await readSecret(namespace(), `usher-credentials-${userName}`))?.data['password-hash'] ?? '', 'base64').toString('utf8');
+    const hash = Buffer.from((await readSecret(USHER_NAMESPACE, `usher-credentials-${userName}`))?.data['password-hash'] ?? '', 'base64').toString('utf8');
     const verified = await Promise.all(passwords.map((p) => verify(hash, p)));
     expect(verified).toEqual(passwords.map((_, i) => i === winner));
-    expect((await readRecord(namespace(), inv.record.name))?.usedAt).toBeDefined();
+    expect((await readRecord(inv.record.name))?.usedAt).toBeDefined();
   });
 
   it('a claim left by a crashed attempt holds the link off only until it lapses', async () => {
-    const inv = await createInvitation(page.url, namespace(), tenantSpec(email()));
+    const inv = await createInvitation(page, namespace(), tenantSpec(email()));
     const session = new Session();
     const form = await session.get(inv.link);
     const withClaim = async (expiresAt: Date): Promise<void> => {
-      await kubectlOk(['delete', 'secret', inv.record.name, '-n', namespace()]);
-      const claimed = { ...inv.record, acceptanceClaim: { id: 'crashed-replica', expiresAt: expiresAt.toISOString() } };
-      await kubectlOk(['create', '-f', '-'], { input: JSON.stringify(secretFromRecord(claimed, ownerReferenceTo(inv.invitation))) });
+      await rewriteRecord(page, { ...inv.record, acceptanceClaim: { id: 'crashed-replica', expiresAt: expiresAt.toISOString() } });
     };
     const submit = (): ReturnType<Session['post']> => session.post(inv.link, { csrf: csrfOf(form.body), intent: 'password', firstName: 'Jane', password: PASSWORD, confirm: PASSWORD });
 
@@ -309,7 +317,7 @@ describe('concurrency', () => {
 
     await withClaim(new Date(Date.now() - 1000));
     expect((await submit()).status).toBe(200);
-    const record = await readRecord(namespace(), inv.record.name);
+    const record = await readRecord(inv.record.name);
     expect(record?.usedAt).toBeDefined();
     expect(record).not.toHaveProperty('acceptanceClaim');
   });
@@ -317,7 +325,7 @@ describe('concurrency', () => {
 
 describe('what goes out besides the page', () => {
   it('sends the security headers on pages, errors, assets and redirects alike', async () => {
-    const inv = await createInvitation(page.url, namespace(), tenantSpec(email()));
+    const inv = await createInvitation(page, namespace(), tenantSpec(email()));
     const session = new Session();
     const responses = [await session.get(inv.link), await session.get(`${page.url}/accept/nope`), await session.get(`${page.url}/accept/assets/usher.css`), await session.get(`${page.url}/`)];
     for (const res of responses) {
@@ -335,7 +343,7 @@ describe('what goes out besides the page', () => {
   });
 
   it('logs the selector, never the verifier, the password or the name typed', async () => {
-    const inv = await createInvitation(page.url, namespace(), tenantSpec(email()));
+    const inv = await createInvitation(page, namespace(), tenantSpec(email()));
     const before = page.logs.length;
     expect((await acceptWithPassword(inv.link, { firstName: 'Loggable', password: PASSWORD })).status).toBe(200);
     await new Session().get(`${page.url}/accept/${inv.record.selector}.${issueToken().verifier}`);
@@ -356,7 +364,7 @@ describe('rate limits', () => {
   it('answers 429 with Retry-After past the per-link limit, and past the per-client limit', async () => {
     const limited = await startPage(() => acceptYaml(namespace(), '    trustProxy: []\n').replace('perClientPerMinute: 10000, perTokenPerMinute: 10000', 'perClientPerMinute: 8, perTokenPerMinute: 3'));
     try {
-      const inv = await createInvitation(limited.url, namespace(), tenantSpec(email()));
+      const inv = await createInvitation(limited, namespace(), tenantSpec(email()));
       const session = new Session();
       const statuses = [];
       for (let i = 0; i < 4; i++) statuses.push((await session.get(inv.link)).status);

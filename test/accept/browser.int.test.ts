@@ -36,7 +36,7 @@ afterAll(async () => {
 });
 
 function invite(): ReturnType<typeof createInvitation> {
-  return createInvitation(page.url, namespace(), {
+  return createInvitation(page, namespace(), {
     email: `jane.doe+${Date.now().toString(36)}${(seq++).toString(36)}@example.com`,
     tenant: 'acme',
     groups: ['data-engineers', 'observability'],
@@ -115,7 +115,7 @@ describe.each(['desktop', 'phone'] as const)('on a %s', (viewport) => {
 
       const user = await readUser(userNameFor(inv.record.email));
       expect(user?.spec).toMatchObject({ firstName: 'Jane', lastName: 'Doe', authentication: 'Password' });
-      expect((await readRecord(namespace(), inv.record.name))?.usedAt).toBeDefined();
+      expect((await readRecord(inv.record.name))?.usedAt).toBeDefined();
 
       // Back and resubmit: the link is spent.
       const again = await tab.goto(inv.link);
@@ -128,7 +128,7 @@ describe.each(['desktop', 'phone'] as const)('on a %s', (viewport) => {
   });
 
   it('an expired and an unknown link say so', async () => {
-    const expired = await createInvitation(page.url, namespace(), { email: `late+${(seq++).toString(36)}@example.com`, tenant: 'acme', groups: ['g'] }, { expiresAt: '2024-03-01T09:30:00Z' });
+    const expired = await createInvitation(page, namespace(), { email: `late+${(seq++).toString(36)}@example.com`, tenant: 'acme', groups: ['g'] }, { expiresAt: '2024-03-01T09:30:00Z' });
     const { context, tab, problems } = await open(viewport);
     try {
       expect((await tab.goto(expired.link))?.status()).toBe(410);

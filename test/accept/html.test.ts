@@ -34,7 +34,7 @@ describe('the pages escape what they show', () => {
   };
 
   it('renders the invitation with hostile tenant, group, role and name escaped', () => {
-    const page = layout({ assets: 'assets' }, invitationPage(view, { csrf: 'token"', values: { firstName: hostile, lastName: '"><img src=x>' }, errors: { password: 'bad' } }, false));
+    const page = layout({ assets: 'assets' }, invitationPage(view, { csrf: 'token"', values: { firstName: hostile, lastName: '"><img src=x>' }, errors: { password: 'bad' } }, { account: 'new', sso: false }));
     expect(page).not.toContain('<script>');
     expect(page).not.toContain('<img');
     expect(page).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
@@ -56,7 +56,7 @@ describe('the form’s accessibility', () => {
   const view: InvitationView = { email: 'jane@example.com', scope: 'Instance', groups: [], roles: [{ name: 'admin' }], expiresAt: '2030-01-02T03:04:05Z' };
 
   it('labels each field, sets autocomplete, and links errors with aria-describedby', () => {
-    const { status, body } = invitationPage(view, { csrf: 'c', errors: { password: 'Too short.' } }, false);
+    const { status, body } = invitationPage(view, { csrf: 'c', errors: { password: 'Too short.' } }, { account: 'new', sso: false });
     const page = body.value;
     expect(status).toBe(422);
     for (const [id, autocomplete] of [['firstName', 'given-name'], ['lastName', 'family-name'], ['password', 'new-password'], ['confirm', 'new-password'], ['username', 'username']]) {
@@ -72,7 +72,7 @@ describe('the form’s accessibility', () => {
   });
 
   it('offers only the SSO button when SSO is configured', () => {
-    const page = invitationPage(view, { csrf: 'c' }, true).body.value;
+    const page = invitationPage(view, { csrf: 'c' }, { account: 'new', sso: true }).body.value;
     expect(page).toContain('Continue with SSO');
     expect(page).not.toContain('type="password"');
   });

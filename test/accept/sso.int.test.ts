@@ -13,7 +13,7 @@ import { userNameFor } from '../../src/api/user.ts';
 import { membershipOf } from '../../src/controller/decide.ts';
 import { freePort } from '../../tools/control-plane/control-plane.ts';
 import { kubectlOk, useNamespace } from '../support/cluster.ts';
-import { acceptWithPassword, acceptYaml, CHROMIUM_ARGS, createInvitation, csrfOf, readRecord, readSecret, readUser, SCREENSHOTS, Session, startPage, type RunningPage } from './support.ts';
+import { acceptWithPassword, acceptYaml, CHROMIUM_ARGS, createInvitation, csrfOf, readRecord, readSecret, readUser, SCREENSHOTS, Session, startPage, USHER_NAMESPACE, type RunningPage } from './support.ts';
 
 const namespace = useNamespace('accept-sso');
 const CLIENT_SECRET = 'usher-test-client-secret';
@@ -94,7 +94,7 @@ async function signInAtProvider(tab: Page, login: string): Promise<void> {
 describe('in the browser', () => {
   it('the invited person continues with SSO and becomes an External User', async () => {
     const address = ACCOUNTS.invitee?.email as string;
-    const inv = await createInvitation(page.url, namespace(), spec(address));
+    const inv = await createInvitation(page, namespace(), spec(address));
     for (const [viewport, options] of [['desktop', { viewport: { width: 1280, height: 900 } }], ['phone', { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true }]] as const) {
       const context = await browser.newContext(options);
       const tab = await context.newPage();
@@ -126,13 +126,13 @@ describe('in the browser', () => {
     const userName = userNameFor(address);
     const user = await readUser(userName);
     expect(user?.spec).toEqual({ email: address.toLowerCase(), firstName: 'Jane', lastName: 'Doe', authentication: 'External', memberships: [membershipOf(inv.invitation)] });
-    expect(await readSecret(namespace(), `usher-credentials-${userName}`)).toBeUndefined();
-    expect((await readRecord(namespace(), inv.record.name))?.user).toBe(userName);
+    expect(await readSecret(USHER_NAMESPACE, `usher-credentials-${userName}`)).toBeUndefined();
+    expect((await readRecord(inv.record.name))?.user).toBe(userName);
   });
 
   it('signing in as someone else is refused with a clear page, and nothing is written', async () => {
     const address = `jane.doe+other${suffix}@example.com`;
-    const inv = await createInvitation(page.url, namespace(), spec(address));
+    const inv = await createInvitation(page, namespace(), spec(address));
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const tab = await context.newPage();
     await tab.goto(inv.link);
@@ -149,12 +149,12 @@ describe('in the browser', () => {
 
     expect(await readUser(userNameFor(address))).toBeUndefined();
     expect(await readUser(userNameFor(ACCOUNTS.stranger?.email as string))).toBeUndefined();
-    expect((await readRecord(namespace(), inv.record.name))?.usedAt).toBeUndefined();
+    expect((await readRecord(inv.record.name))?.usedAt).toBeUndefined();
   });
 
   it('an email the provider has not verified is refused', async () => {
     const address = ACCOUNTS.unverified?.email as string;
-    const inv = await createInvitation(page.url, namespace(), spec(address));
+    const inv = await createInvitation(page, namespace(), spec(address));
     const context = await browser.newContext();
     const tab = await context.newPage();
     await tab.goto(inv.link);
@@ -162,36 +162,39 @@ describe('in the browser', () => {
     await signInAtProvider(tab, 'unverified');
     expect(await tab.locator('main').textContent()).toContain('has not verified the email address');
     await context.close();
-    expect((await readRecord(namespace(), inv.record.name))?.usedAt).toBeUndefined();
+    expect((await readRecord(inv.record.name))?.usedAt).toBeUndefined();
   });
 
-  it('a person with a password who accepts another invitation through SSO loses the password', async () => {
+  it('a person with a password who accepts another invitation through SSO keeps their account as it was, and gains the membership', async () => {
     const address = ACCOUNTS.switcher?.email as string;
-    const first = await createInvitation(passwordPage.url, namespace(), spec(address));
-    expect((await acceptWithPassword(first.link, { firstName: 'Sam', password: 'a password to be retired soon' })).status).toBe(200);
+    const first = await createInvitation(passwordPage, namespace(), spec(address));
+    expect((await acceptWithPassword(first.link, { firstName: 'Sam', password: 'a password that stays in use' })).status).toBe(200);
     const userName = userNameFor(address);
-    expect(await readSecret(namespace(), `usher-credentials-${userName}`)).toBeDefined();
+    const credentials = await readSecret(USHER_NAMESPACE, `usher-credentials-${userName}`);
+    expect(credentials).toBeDefined();
+    const before = await readUser(userName);
 
-    const second = await createInvitation(page.url, namespace(), spec(address, { tenant: undefined, scope: 'Instance', groups: ['auditors'] }));
+    const second = await createInvitation(page, namespace(), spec(address, { tenant: undefined, scope: 'Instance', groups: ['auditors'] }));
+    await expect.poll(() => page.store.cached.user(userName)).toBeDefined();
     const context = await browser.newContext();
     const tab = await context.newPage();
     await tab.goto(second.link);
+    // An existing password account: the page offers its password, or SSO.
+    expect(await tab.locator('main').textContent()).toContain('You already have an account');
     await tab.getByRole('button', { name: 'Continue with SSO' }).click();
     await signInAtProvider(tab, 'switcher');
     expect(await tab.getByRole('heading', { level: 1 }).textContent()).toBe('Welcome aboard, Sam!');
     await context.close();
 
     const user = await readUser(userName);
-    expect(user?.spec.authentication).toBe('External');
-    expect(user?.spec).not.toHaveProperty('credentialsSecret');
-    expect(user?.spec.memberships).toEqual([membershipOf(first.invitation), membershipOf(second.invitation)]);
-    expect(await readSecret(namespace(), `usher-credentials-${userName}`)).toBeUndefined();
+    expect(user?.spec).toEqual({ ...before?.spec, memberships: [membershipOf(first.invitation), membershipOf(second.invitation)] });
+    expect((await readSecret(USHER_NAMESPACE, `usher-credentials-${userName}`))?.data).toEqual(credentials?.data);
   });
 });
 
 describe('over HTTP', () => {
   async function startFlow(): Promise<{ session: Session; location: URL; link: string; record: string }> {
-    const inv = await createInvitation(page.url, namespace(), spec(`flow+${Math.random().toString(36).slice(2, 8)}@example.com`));
+    const inv = await createInvitation(page, namespace(), spec(`flow+${Math.random().toString(36).slice(2, 8)}@example.com`));
     const session = new Session();
     const form = await session.get(inv.link);
     const started = await session.post(inv.link, { csrf: csrfOf(form.body), intent: 'sso' });
@@ -200,7 +203,7 @@ describe('over HTTP', () => {
   }
 
   it('sends the browser to the provider with PKCE, state and nonce, in a sealed HttpOnly SameSite=Lax cookie', async () => {
-    const inv = await createInvitation(page.url, namespace(), spec(`cookie+${suffix}@example.com`));
+    const inv = await createInvitation(page, namespace(), spec(`cookie+${suffix}@example.com`));
     const session = new Session();
     const form = await session.get(inv.link);
     const started = await session.post(inv.link, { csrf: csrfOf(form.body), intent: 'sso' });
@@ -223,14 +226,14 @@ describe('over HTTP', () => {
   });
 
   it('the SSO form needs its CSRF token too, and a password is not taken when SSO is configured', async () => {
-    const inv = await createInvitation(page.url, namespace(), spec(`csrf+${suffix}@example.com`));
+    const inv = await createInvitation(page, namespace(), spec(`csrf+${suffix}@example.com`));
     const session = new Session();
     const form = await session.get(inv.link);
     expect((await session.post(inv.link, { intent: 'sso' })).status).toBe(403);
     const password = await session.post(inv.link, { csrf: csrfOf(form.body), intent: 'password', firstName: 'Jane', password: 'violet kettle over the harbour', confirm: 'violet kettle over the harbour' });
     expect(password.status).toBe(422);
     expect(password.body).toContain('This platform uses single sign-on');
-    expect((await readRecord(namespace(), inv.record.name))?.usedAt).toBeUndefined();
+    expect((await readRecord(inv.record.name))?.usedAt).toBeUndefined();
   });
 
   it('a cancelled sign-in, a forged state and a lost cookie each get their page', async () => {
@@ -249,6 +252,6 @@ describe('over HTTP', () => {
     const lost = await new Session().get(`${page.url}/accept/oidc/callback?code=x&state=y`);
     expect(lost.status).toBe(400);
     expect(lost.body).toContain('Your sign-in took too long');
-    for (const flow of [cancelled, forged]) expect((await readRecord(namespace(), flow.record))?.usedAt).toBeUndefined();
+    for (const flow of [cancelled, forged]) expect((await readRecord(flow.record))?.usedAt).toBeUndefined();
   });
 });

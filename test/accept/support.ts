@@ -7,12 +7,13 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import { createAcceptServer, type AcceptServer } from '../../src/accept/index.ts';
+import { KubeAcceptStore } from '../../src/accept/store.ts';
 import type { User, UserInvitation, UserInvitationSpec } from '../../src/api/types.ts';
 import { normalizeEmail } from '../../src/api/email.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { UsherConfig } from '../../src/config/types.ts';
 import { loadKubeConfig } from '../../src/kube/client.ts';
-import { ownerReferenceTo, recordFromSecret, recordName, secretFromRecord, type InvitationRecord } from '../../src/records/record.ts';
+import { recordFromSecret, recordName, secretFromRecord, type InvitationRecord } from '../../src/records/record.ts';
 import { issueToken } from '../../src/records/token.ts';
 import { freePort } from '../../tools/control-plane/control-plane.ts';
 import { kubectl, kubectlOk } from '../support/cluster.ts';
@@ -22,9 +23,14 @@ export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--
 /** Where the browser tests leave their screenshots (gitignored). */
 export const SCREENSHOTS = join(import.meta.dirname, '..', '..', 'test-results', 'accept');
 
+/** Usher's namespace in the harness: records and password hashes live here. */
+export const USHER_NAMESPACE = 'usher-system';
+
 export interface RunningPage {
   url: string;
   config: UsherConfig;
+  /** The page's store, to wait until its caches have seen a write. */
+  store: KubeAcceptStore;
   /** Everything the page logged, one JSON line each. */
   logs: string[];
   server: AcceptServer;
@@ -41,14 +47,31 @@ export async function startPage(extraYaml: (port: number) => string, opts: { now
       done();
     },
   });
-  const server = createAcceptServer({
-    kubeConfig: loadKubeConfig(inject('kubeconfigs').operator),
-    config,
-    log: pino({ level: 'debug' }, sink),
-    ...(opts.now ? { now: opts.now } : {}),
-  });
+  const log = pino({ level: 'debug' }, sink);
+  // As the chart's acceptance-page ServiceAccount, with exactly its RBAC.
+  const kubeConfig = loadKubeConfig(inject('kubeconfigs').accept);
+  const store = new KubeAcceptStore({ kubeConfig, namespace: config.namespace, credentialsNamespace: config.accept.credentialsNamespace, log });
+  const server = createAcceptServer({ kubeConfig, config, log, store, ...(opts.now ? { now: opts.now } : {}) });
   await server.listen(port, '127.0.0.1');
-  return { url: `http://127.0.0.1:${port}`, config, logs, server };
+  return { url: `http://127.0.0.1:${port}`, config, logs, server, store };
+}
+
+/** Waits until the page's caches hold this record (as written) and the invitation's current issuance. */
+export async function cached(page: RunningPage, record: InvitationRecord & { acceptanceClaim?: unknown }, invitationIssuance = record.issuance): Promise<void> {
+  const want = JSON.stringify({ ...record, resourceVersion: undefined });
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+    const inCache = page.store.cached.recordsBySelector(record.selector).find((r) => r.name === record.name);
+    const invitation = page.store.cached.invitation(record.invitationNamespace, record.invitationName);
+    if (inCache && JSON.stringify({ ...inCache, resourceVersion: undefined }) === want && invitation?.status?.issuance === invitationIssuance) return;
+  }
+  throw new Error(`the page's cache never saw record ${record.name} as written`);
+}
+
+/** Replaces a record as someone with rights in Usher's namespace would (the harness's admin), and waits for the page to see it. */
+export async function rewriteRecord(page: RunningPage, record: InvitationRecord & { acceptanceClaim?: unknown }): Promise<void> {
+  await kubectlOk(['delete', 'secret', record.name, '-n', record.namespace]);
+  await kubectlOk(['create', '-f', '-'], { input: JSON.stringify(secretFromRecord(record)) });
+  await cached(page, record);
 }
 
 /** The `accept:` and `tenancy:` lines for a test namespace. */
@@ -56,7 +79,6 @@ export function acceptYaml(namespace: string, extra = ''): string {
   return `  tenancy:
     instanceNamespaces: [${namespace}]
   accept:
-    credentialsNamespace: ${namespace}
     loginUrl: https://console.example.com/login
     rateLimit: { perClientPerMinute: 10000, perTokenPerMinute: 10000 }
 ${extra}`;
@@ -72,15 +94,18 @@ export interface TestInvitation {
 let counter = 0;
 
 /**
- * Creates a UserInvitation and its record Secret the way the controller
- * would, with a fresh token; the controller itself does not run.
+ * Creates a UserInvitation, its record Secret in Usher's namespace and the
+ * status naming its issuance, the way the controller would, with a fresh
+ * token (the controller itself does not run); then waits until the page's
+ * caches have seen them.
  */
 export async function createInvitation(
-  baseUrl: string,
+  page: RunningPage,
   namespace: string,
   spec: UserInvitationSpec,
   record: { expiresAt?: string; usedAt?: string } = {},
 ): Promise<TestInvitation> {
+  const baseUrl = page.url;
   const name = `invite-${Date.now().toString(36)}-${(counter++).toString(36)}`;
   const doc = { apiVersion: 'usher.dev/v1alpha1', kind: 'UserInvitation', metadata: { name, namespace }, spec };
   const invitation = JSON.parse(await kubectlOk(['create', '-o', 'json', '-f', '-'], { input: JSON.stringify(doc) })) as UserInvitation;
@@ -89,7 +114,8 @@ export async function createInvitation(
   const uid = invitation.metadata.uid ?? '';
   const rec: InvitationRecord = {
     name: recordName(uid, 1),
-    namespace,
+    namespace: USHER_NAMESPACE,
+    invitationNamespace: namespace,
     invitationName: name,
     invitationUid: uid,
     selector: issued.selector,
@@ -100,11 +126,16 @@ export async function createInvitation(
     expiresAt: record.expiresAt ?? new Date(now.getTime() + 7 * 24 * 3600 * 1000).toISOString(),
     ...(record.usedAt ? { usedAt: record.usedAt } : {}),
   };
-  await kubectlOk(['create', '-f', '-'], { input: JSON.stringify(secretFromRecord(rec, ownerReferenceTo(invitation))) });
-  return { invitation, record: rec, token: issued.token, link: `${baseUrl}/accept/${issued.token}` };
+  await kubectlOk(['create', '-f', '-'], { input: JSON.stringify(secretFromRecord(rec)) });
+  const status = { phase: 'Pending', issuance: 1, issuedAt: rec.issuedAt, expiresAt: rec.expiresAt };
+  const withStatus = JSON.parse(
+    await kubectlOk(['patch', 'userinvitation', name, '-n', namespace, '--subresource=status', '--type=merge', '-o', 'json', '-p', JSON.stringify({ status })]),
+  ) as UserInvitation;
+  await cached(page, rec);
+  return { invitation: withStatus, record: rec, token: issued.token, link: `${baseUrl}/accept/${issued.token}` };
 }
 
-export async function readRecord(namespace: string, name: string): Promise<(InvitationRecord & { acceptanceClaim?: unknown }) | undefined> {
+export async function readRecord(name: string, namespace = USHER_NAMESPACE): Promise<(InvitationRecord & { acceptanceClaim?: unknown }) | undefined> {
   const result = await kubectl(['get', 'secret', name, '-n', namespace, '-o', 'json']);
   if (result.code !== 0) return undefined;
   return recordFromSecret(JSON.parse(result.stdout) as Parameters<typeof recordFromSecret>[0]);

@@ -103,6 +103,7 @@ describe('parseConfig: the repo example', () => {
     );
     expect(config).toEqual({
       baseUrl: 'https://platform.example.com',
+      namespace: 'usher-system',
       invitations: {
         expireAfter: 'P30D',
         expireAfterMs: 30 * DAY,
@@ -141,6 +142,7 @@ describe('parseConfig: the repo example', () => {
 describe('parseConfig: defaults', () => {
   const defaults: UsherConfig = {
     baseUrl: 'http://localhost:8080',
+    namespace: 'usher-system',
     invitations: {
       expireAfter: 'P7D',
       expireAfterMs: 7 * DAY,

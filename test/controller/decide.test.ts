@@ -30,7 +30,8 @@ function invitation(spec: Partial<UserInvitationSpec> = {}, status?: UserInvitat
 function record(overrides: Partial<InvitationRecord> = {}): InvitationRecord {
   return {
     name: 'usher-invitation-uid-1-1',
-    namespace: 'acme-ns',
+    namespace: 'usher-system',
+    invitationNamespace: 'acme-ns',
     invitationName: 'jane',
     invitationUid: 'uid-1',
     selector: SELECTOR,
