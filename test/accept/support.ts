@@ -58,11 +58,12 @@ export async function startPage(extraYaml: (port: number) => string, opts: { now
 
 /** Waits until the page's caches hold this record (as written) and the invitation's current issuance. */
 export async function cached(page: RunningPage, record: InvitationRecord & { acceptanceClaim?: unknown }, invitationIssuance = record.issuance): Promise<void> {
-  const want = JSON.stringify({ ...record, resourceVersion: undefined });
+  const canonical = (r: object): string => JSON.stringify(Object.fromEntries(Object.entries(r).filter(([k, v]) => k !== 'resourceVersion' && v !== undefined).sort(([a], [b]) => a.localeCompare(b))));
+  const want = canonical(record);
   for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
     const inCache = page.store.cached.recordsBySelector(record.selector).find((r) => r.name === record.name);
     const invitation = page.store.cached.invitation(record.invitationNamespace, record.invitationName);
-    if (inCache && JSON.stringify({ ...inCache, resourceVersion: undefined }) === want && invitation?.status?.issuance === invitationIssuance) return;
+    if (inCache && canonical(inCache) === want && invitation?.status?.issuance === invitationIssuance) return;
   }
   throw new Error(`the page's cache never saw record ${record.name} as written`);
 }
