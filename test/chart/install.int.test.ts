@@ -1,8 +1,10 @@
 // The chart installed for real into the test control plane (release usher in
-// usher-system; no kubelet, so its pods never run): the ServiceAccount it
-// makes is the harness's operator identity, so the chart's RBAC is what the
-// operator kubeconfig can do; the admission policy judges real invitations;
-// helm upgrade and uninstall behave (the CRDs stay).
+// usher-system; no kubelet, so its pods never run): the ServiceAccounts it
+// makes are the harness's operator and accept identities, so the chart's RBAC
+// is what those kubeconfigs can do (together with the harness's own binding of
+// the same chart's RBAC, rendered with linkDisclosure=Secret; the exact matrix
+// per identity and setting is rbac.int.test.ts); the admission policy judges
+// real invitations; helm upgrade and uninstall behave (the CRDs stay).
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
@@ -59,10 +61,15 @@ describe('helm install', () => {
   it('deploys the release with its objects, and takes over the CRDs', async () => {
     const status = JSON.parse(await helmOk(['status', RELEASE, '--namespace', SYSTEM, '-o', 'json'], { cluster: true })) as { info: { status: string } };
     expect(status.info.status).toBe('deployed');
-    const deployment = JSON.parse(await kubectlOk(['get', 'deployment', 'usher', '-n', SYSTEM, '-o', 'json'])) as { spec: { replicas: number; template: { spec: { serviceAccountName: string } } } };
-    expect(deployment.spec.replicas).toBe(2);
-    expect(deployment.spec.template.spec.serviceAccountName).toBe('usher');
-    for (const object of ['serviceaccount/usher', 'configmap/usher', 'service/usher', 'poddisruptionbudget/usher', 'role/usher-leader-election', 'rolebinding/usher-leader-election']) {
+    type Deployment = { spec: { replicas: number; template: { spec: { serviceAccountName: string; containers: { args: string[] }[] } } } };
+    for (const [name, serviceAccount, component] of [['usher', 'usher', 'controller'], ['usher-accept', 'usher-accept', 'accept']] as const) {
+      const deployment = JSON.parse(await kubectlOk(['get', 'deployment', name, '-n', SYSTEM, '-o', 'json'])) as Deployment;
+      expect(deployment.spec.replicas, name).toBe(2);
+      expect(deployment.spec.template.spec.serviceAccountName, name).toBe(serviceAccount);
+      expect(deployment.spec.template.spec.containers[0]?.args.slice(0, 2), name).toEqual(['--component', component]);
+    }
+    const objects = ['serviceaccount/usher', 'serviceaccount/usher-accept', 'configmap/usher', 'service/usher', 'service/usher-metrics', 'poddisruptionbudget/usher', 'poddisruptionbudget/usher-accept'];
+    for (const object of [...objects, ...['usher', 'usher-accept', 'usher-leader-election'].flatMap((name) => [`role/${name}`, `rolebinding/${name}`])]) {
       expect((await kubectl(['get', object, '-n', SYSTEM])).code, object).toBe(0);
     }
     for (const crd of CRDS) {
@@ -72,39 +79,46 @@ describe('helm install', () => {
     }
   });
 
-  it('makes a ClusterRole without any wildcard', async () => {
-    const role = JSON.parse(await kubectlOk(['get', 'clusterrole', 'usher', '-o', 'json'])) as { rules: PolicyRule[] };
-    expect(role.rules.length).toBeGreaterThan(0);
-    expect(JSON.stringify(role.rules)).not.toContain('*');
+  it('makes ClusterRoles without any wildcard, and no Secrets in them by default', async () => {
+    for (const name of ['usher', 'usher-accept']) {
+      const role = JSON.parse(await kubectlOk(['get', 'clusterrole', name, '-o', 'json'])) as { rules: PolicyRule[] };
+      expect(role.rules.length, name).toBeGreaterThan(0);
+      expect(JSON.stringify(role.rules), name).not.toContain('*');
+      expect(role.rules.flatMap((r) => r.resources ?? []), name).not.toContain('secrets');
+    }
   });
 });
 
-describe.skipIf(!inject('localControlPlane'))('the chart’s RBAC, as the operator identity (system:serviceaccount:usher-system:usher)', () => {
-  /** `kubectl auth can-i` as the operator: a SelfSubjectAccessReview, answered by the real authorizer. */
-  async function can(args: string): Promise<boolean> {
-    const result = await kubectl(['auth', 'can-i', ...args.split(' ')], { as: 'operator' });
+describe.skipIf(!inject('localControlPlane'))('the chart’s RBAC, as the operator and accept identities (system:serviceaccount:usher-system:usher and :usher-accept)', () => {
+  /** `kubectl auth can-i` as the identity: a SelfSubjectAccessReview, answered by the real authorizer. */
+  async function can(as: 'operator' | 'accept', args: string): Promise<boolean> {
+    const result = await kubectl(['auth', 'can-i', ...args.split(' ')], { as });
     return result.code === 0 && result.stdout.trim() === 'yes';
   }
+  async function refused(as: 'operator' | 'accept', checks: string[], want: boolean): Promise<string[]> {
+    const answers = await Promise.all(checks.map(async (a) => [a, await can(as, a)] as const));
+    return answers.filter(([, yes]) => yes !== want).map(([a]) => a);
+  }
 
-  const NEEDED = [
+  const OPERATOR_NEEDS = [
     // The invitation informer (all namespaces), a read by name, and status written with PUT.
     'list userinvitations.usher.dev -A',
     'watch userinvitations.usher.dev -A',
     `get userinvitations.usher.dev -n ${acme}`,
     `update userinvitations.usher.dev --subresource=status -n ${acme}`,
-    // Users: informer, create on acceptance, update to add memberships.
+    // Users: informer, create, update to add memberships.
     'list users.usher.dev',
     'watch users.usher.dev',
     'get users.usher.dev',
     'create users.usher.dev',
     'update users.usher.dev',
-    // Records and link Secrets beside invitations in any namespace.
-    'list secrets -A',
-    'watch secrets -A',
-    `get secrets -n ${acme}`,
-    `create secrets -n ${acme}`,
-    `update secrets -n ${acme}`,
-    `delete secrets -n ${acme}`,
+    // Records in Usher's namespace.
+    `list secrets -n ${SYSTEM}`,
+    `watch secrets -n ${SYSTEM}`,
+    `get secrets -n ${SYSTEM}`,
+    `create secrets -n ${SYSTEM}`,
+    `update secrets -n ${SYSTEM}`,
+    `delete secrets -n ${SYSTEM}`,
     // Tenant labels.
     'list namespaces',
     'watch namespaces',
@@ -115,49 +129,68 @@ describe.skipIf(!inject('localControlPlane'))('the chart’s RBAC, as the operat
     `update leases.coordination.k8s.io/usher-leader -n ${SYSTEM}`,
     `create leases.coordination.k8s.io -n ${SYSTEM}`,
   ];
-  const NOT_NEEDED = [
-    'delete namespaces',
-    'create namespaces',
-    'update namespaces',
-    `get configmaps -n ${SYSTEM}`,
-    'list configmaps -A',
-    `create userinvitations.usher.dev -n ${acme}`,
-    `update userinvitations.usher.dev -n ${acme}`,
-    `delete userinvitations.usher.dev -n ${acme}`,
-    `patch userinvitations.usher.dev --subresource=status -n ${acme}`,
+  const ACCEPT_NEEDS = [
+    `get userinvitations.usher.dev -n ${acme}`,
+    'list userinvitations.usher.dev -A',
+    'watch userinvitations.usher.dev -A',
+    'get namespaces',
+    'list namespaces',
+    'watch namespaces',
+    'get users.usher.dev',
+    'create users.usher.dev',
+    'update users.usher.dev',
     'delete users.usher.dev',
+    `list secrets -n ${SYSTEM}`,
+    `watch secrets -n ${SYSTEM}`,
+    `get secrets -n ${SYSTEM}`,
+    `create secrets -n ${SYSTEM}`,
+    `update secrets -n ${SYSTEM}`,
+  ];
+  // A sample of what neither may do (rbac.int.test.ts asks every neighbouring call of each identity).
+  const NEITHER = [
+    'delete namespaces',
+    `get configmaps -n ${SYSTEM}`,
+    `create userinvitations.usher.dev -n ${acme}`,
+    `patch userinvitations.usher.dev --subresource=status -n ${acme}`,
     'update users.usher.dev --subresource=status',
-    `patch secrets -n ${acme}`,
-    `deletecollection secrets -n ${acme}`,
-    `get leases.coordination.k8s.io/kube-scheduler -n ${SYSTEM}`,
+    `delete secrets -n ${acme}`,
+    `deletecollection secrets -n ${SYSTEM}`,
     `update leases.coordination.k8s.io/other -n ${SYSTEM}`,
-    `delete leases.coordination.k8s.io/usher-leader -n ${SYSTEM}`,
-    `create leases.coordination.k8s.io -n ${acme}`,
     `create events -n ${acme}`,
     `create pods -n ${SYSTEM}`,
     'create clusterrolebindings.rbac.authorization.k8s.io',
-    'escalate clusterroles.rbac.authorization.k8s.io',
     'update customresourcedefinitions.apiextensions.k8s.io',
-    'delete validatingadmissionpolicies.admissionregistration.k8s.io',
+  ];
+  const NOT_THE_PAGES = [
+    `get secrets -n ${acme}`,
+    'list secrets -A',
+    `delete secrets -n ${SYSTEM}`,
+    `update userinvitations.usher.dev --subresource=status -n ${acme}`,
+    `create events.events.k8s.io -n ${acme}`,
+    `get leases.coordination.k8s.io/usher-leader -n ${SYSTEM}`,
+    `create leases.coordination.k8s.io -n ${SYSTEM}`,
   ];
 
-  it('can do everything the operator needs', async () => {
-    const answers = await Promise.all(NEEDED.map(async (a) => [a, await can(a)] as const));
-    expect(answers.filter(([, yes]) => !yes).map(([a]) => a)).toEqual([]);
+  it('operator can do everything the controller needs, and nothing beyond it', async () => {
+    expect(await refused('operator', OPERATOR_NEEDS, true)).toEqual([]);
+    expect(await refused('operator', [...NEITHER, 'delete users.usher.dev'], false)).toEqual([]);
   });
 
-  it('cannot do anything beyond it', async () => {
-    const answers = await Promise.all(NOT_NEEDED.map(async (a) => [a, await can(a)] as const));
-    expect(answers.filter(([, yes]) => yes).map(([a]) => a)).toEqual([]);
+  it('accept can do everything the acceptance page needs, and nothing beyond it', async () => {
+    expect(await refused('accept', ACCEPT_NEEDS, true)).toEqual([]);
+    expect(await refused('accept', [...NEITHER, ...NOT_THE_PAGES], false)).toEqual([]);
   });
 
-  it('is what real requests get: Usher’s own Secrets listed cluster-wide, a ConfigMap refused', async () => {
-    const list = await kubectl(['get', 'secrets', '-A', '-l', 'app.kubernetes.io/managed-by=usher', '-o', 'name'], { as: 'operator' });
+  it('is what real requests get: Usher’s own Secrets listed in its namespace, a tenant’s Secrets and a ConfigMap refused to the page', async () => {
+    const list = await kubectl(['get', 'secrets', '-n', SYSTEM, '-l', 'app.kubernetes.io/managed-by=usher', '-o', 'name'], { as: 'accept' });
     expect(list.stderr).toBe('');
     expect(list.code).toBe(0);
-    const refused = await kubectl(['get', 'configmap', 'usher', '-n', SYSTEM], { as: 'operator' });
-    expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toContain('User "system:serviceaccount:usher-system:usher" cannot get resource "configmaps" in API group "" in the namespace "usher-system"');
+    const tenant = await kubectl(['get', 'secrets', '-n', acme], { as: 'accept' });
+    expect(tenant.code).not.toBe(0);
+    expect(tenant.stderr).toContain(`User "system:serviceaccount:usher-system:usher-accept" cannot list resource "secrets" in API group "" in the namespace "${acme}"`);
+    const refusedConfigMap = await kubectl(['get', 'configmap', 'usher', '-n', SYSTEM], { as: 'operator' });
+    expect(refusedConfigMap.code).not.toBe(0);
+    expect(refusedConfigMap.stderr).toContain('User "system:serviceaccount:usher-system:usher" cannot get resource "configmaps" in API group "" in the namespace "usher-system"');
   });
 
   it('lets the leader elector create, renew and release its Lease with the chart’s Role', async () => {
@@ -300,10 +333,11 @@ describe('the ValidatingAdmissionPolicy', () => {
 
 describe('helm upgrade and uninstall', () => {
   it('upgrades in place (the CRDs are templates, so they are upgraded too)', async () => {
-    await helmOk(['upgrade', RELEASE, CHART, '--namespace', SYSTEM, '-f', valuesFile({ ...values, replicaCount: 3 })], { cluster: true });
+    await helmOk(['upgrade', RELEASE, CHART, '--namespace', SYSTEM, '-f', valuesFile({ ...values, replicaCount: 3, accept: { replicaCount: 4 } })], { cluster: true });
     const status = JSON.parse(await helmOk(['status', RELEASE, '--namespace', SYSTEM, '-o', 'json'], { cluster: true })) as { version: number; info: { status: string } };
     expect(status).toMatchObject({ version: 2, info: { status: 'deployed' } });
     expect(await kubectlOk(['get', 'deployment', 'usher', '-n', SYSTEM, '-o', 'jsonpath={.spec.replicas}'])).toBe('3');
+    expect(await kubectlOk(['get', 'deployment', 'usher-accept', '-n', SYSTEM, '-o', 'jsonpath={.spec.replicas}'])).toBe('4');
     const manifest = await helmOk(['get', 'manifest', RELEASE, '--namespace', SYSTEM], { cluster: true });
     expect(manifest).toContain('kind: CustomResourceDefinition');
   });
@@ -312,10 +346,10 @@ describe('helm upgrade and uninstall', () => {
     await helmOk(['uninstall', RELEASE, '--namespace', SYSTEM, '--wait'], { cluster: true });
     for (const crd of CRDS) expect((await kubectl(['get', 'crd', crd])).code, crd).toBe(0);
     expect((await kubectl(['get', 'userinvitation', 'jane-doe', '-n', acme])).code).toBe(0);
-    for (const object of ['clusterrole/usher', 'clusterrolebinding/usher', 'validatingadmissionpolicy/usher-who-may-invite-whom', 'validatingadmissionpolicybinding/usher-who-may-invite-whom']) {
+    for (const object of ['clusterrole/usher', 'clusterrolebinding/usher', 'clusterrole/usher-accept', 'clusterrolebinding/usher-accept', 'validatingadmissionpolicy/usher-who-may-invite-whom', 'validatingadmissionpolicybinding/usher-who-may-invite-whom']) {
       const result = await kubectl(['get', object]);
       expect(result.stderr, object).toContain('NotFound');
     }
-    expect((await kubectl(['get', 'deployment', 'usher', '-n', SYSTEM])).stderr).toContain('NotFound');
+    for (const deployment of ['usher', 'usher-accept']) expect((await kubectl(['get', 'deployment', deployment, '-n', SYSTEM])).stderr, deployment).toContain('NotFound');
   });
 });

@@ -1,7 +1,10 @@
-// The Helm chart as rendered: lint, the objects and their settings, the
-// configuration file read back by Usher's own loader, least-privilege RBAC,
-// the CRDs equal to crds/, values typos refused, and the manifests accepted
-// by the real API server (server-side dry run).
+// The Helm chart as rendered: lint, the objects and their settings (two
+// Deployments, controller and acceptance page, each with its own
+// ServiceAccount), the configuration files read back by Usher's own loader,
+// least-privilege RBAC per identity, the CRDs equal to crds/, values typos
+// refused, and the manifests accepted by the real API server (server-side dry
+// run). What the RBAC allows, asked of the real authorizer: rbac.int.test.ts.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -10,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
 import { chartCrdDrift } from '../../tools/sync-chart-crds.ts';
 import { kubectl, useNamespace } from '../support/cluster.ts';
-import { CHART, find, FULL_VALUES, helm, helmOk, ROOT, template, templateText, useHelm, valuesFile, type Manifest, type PolicyRule } from './support.ts';
+import { CHART, find, FULL_VALUES, helm, helmOk, parseManifests, ROOT, template, templateText, useHelm, valuesFile, type Manifest, type PolicyRule } from './support.ts';
 
 const ns = useNamespace('chart');
 useHelm();
@@ -34,16 +37,30 @@ interface PodSpec {
   volumes: { name: string; configMap?: { name: string }; secret?: { secretName: string; items: { key: string; path: string }[] }; emptyDir?: object }[];
 }
 interface Deployment extends Manifest {
-  spec: { replicas: number; template: { metadata: { annotations: Record<string, string> }; spec: PodSpec } };
+  spec: {
+    replicas: number;
+    selector: { matchLabels: Record<string, string> };
+    template: { metadata: { labels: Record<string, string>; annotations: Record<string, string> }; spec: PodSpec & { topologySpreadConstraints?: { labelSelector: { matchLabels: Record<string, string> } }[] } };
+  };
 }
+interface Service extends Manifest {
+  spec: { type: string; selector: Record<string, string>; ports: { name: string; port: number; targetPort: string }[] };
+}
+type Component = 'controller' | 'accept';
 
-const deploymentOf = (manifests: Manifest[]): Deployment => find(manifests, 'Deployment') as Deployment;
-const containerOf = (manifests: Manifest[]): Container => {
-  const container = deploymentOf(manifests).spec.template.spec.containers[0];
+/** The Deployment of a component of release "usher": usher (the controller) or usher-accept. */
+const deploymentOf = (manifests: Manifest[], component: Component = 'controller'): Deployment => find(manifests, 'Deployment', component === 'controller' ? 'usher' : 'usher-accept') as Deployment;
+const containerOf = (manifests: Manifest[], component: Component = 'controller'): Container => {
+  const container = deploymentOf(manifests, component).spec.template.spec.containers[0];
   if (!container) throw new Error('no container');
   return container;
 };
-const configText = (manifests: Manifest[]): string => (find(manifests, 'ConfigMap') as Manifest & { data: Record<string, string> }).data['config.yaml'] ?? '';
+/** A component's configuration file, the ConfigMap key its Deployment mounts as /etc/usher/config.yaml. */
+const configText = (manifests: Manifest[], component: Component = 'controller'): string => (find(manifests, 'ConfigMap') as Manifest & { data: Record<string, string> }).data[`${component}.yaml`] ?? '';
+const rulesOf = (manifests: Manifest[], kind: 'ClusterRole' | 'Role', name: string): PolicyRule[] => (find(manifests, kind, name) as Manifest & { rules: PolicyRule[] }).rules;
+const SELECTOR = { 'app.kubernetes.io/name': 'usher', 'app.kubernetes.io/instance': 'usher' };
+/** Whether a selector's labels are all among a pod's. */
+const selects = (selector: Record<string, string>, labels: Record<string, string>): boolean => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 describe('helm lint', () => {
   it('passes --strict with the default values and with everything switched on', async () => {
@@ -98,36 +115,43 @@ describe('the default rendering', () => {
     const kinds = (await template()).map((m) => `${m.kind}/${m.metadata.name}`).sort();
     expect(kinds).toEqual([
       'ClusterRole/usher',
+      'ClusterRole/usher-accept',
       'ClusterRoleBinding/usher',
+      'ClusterRoleBinding/usher-accept',
       'ConfigMap/usher',
       'CustomResourceDefinition/userinvitations.usher.dev',
       'CustomResourceDefinition/users.usher.dev',
       'Deployment/usher',
+      'Deployment/usher-accept',
       'PodDisruptionBudget/usher',
+      'PodDisruptionBudget/usher-accept',
+      'Role/usher',
+      'Role/usher-accept',
       'Role/usher-leader-election',
+      'RoleBinding/usher',
+      'RoleBinding/usher-accept',
       'RoleBinding/usher-leader-election',
       'Service/usher',
+      'Service/usher-metrics',
       'ServiceAccount/usher',
+      'ServiceAccount/usher-accept',
       'ValidatingAdmissionPolicy/usher-who-may-invite-whom',
       'ValidatingAdmissionPolicyBinding/usher-who-may-invite-whom',
     ]);
   });
 
-  it('runs two hardened replicas that know their pod name and namespace, with probes on the metrics port', async () => {
+  it('runs the controller: two hardened replicas that elect a leader, as ServiceAccount usher, with no web page', async () => {
     const manifests = await template();
-    const deployment = deploymentOf(manifests);
+    const deployment = deploymentOf(manifests, 'controller');
     const pod = deployment.spec.template.spec;
-    const container = containerOf(manifests);
+    const container = containerOf(manifests, 'controller');
     expect(deployment.spec.replicas).toBe(2);
     expect(pod.serviceAccountName).toBe('usher');
     expect(container.image).toBe('ghcr.io/usher-dev/usher:0.1.0');
-    expect(container.args).toEqual(['--config', '/etc/usher/config.yaml']);
+    expect(container.args).toEqual(['--component', 'controller', '--config', '/etc/usher/config.yaml']);
     const env = Object.fromEntries(container.env.map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
-    expect(env).toMatchObject({ POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', USHER_LEADER_ELECTION: 'true', USHER_LEASE_NAME: 'usher-leader', USHER_METRICS_PORT: '9090' });
-    expect(container.ports).toEqual([
-      { name: 'http', containerPort: 8080, protocol: 'TCP' },
-      { name: 'metrics', containerPort: 9090, protocol: 'TCP' },
-    ]);
+    expect(env).toEqual({ POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', USHER_LEADER_ELECTION: 'true', USHER_LEASE_NAME: 'usher-leader', USHER_METRICS_PORT: '9090', LOG_LEVEL: 'info' });
+    expect(container.ports).toEqual([{ name: 'metrics', containerPort: 9090, protocol: 'TCP' }]);
     expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
     expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } });
@@ -145,82 +169,291 @@ describe('the default rendering', () => {
       { name: 'config', mountPath: '/etc/usher', readOnly: true },
       { name: 'tmp', mountPath: '/tmp' },
     ]);
+    expect(pod.volumes.find((v) => v.name === 'config')?.configMap).toEqual({ name: 'usher', items: [{ key: 'controller.yaml', path: 'config.yaml' }] });
     expect(deployment.spec.template.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/);
+  });
 
-    const service = find(manifests, 'Service') as Manifest & { spec: { ports: { name: string; port: number; targetPort: string }[] } };
-    expect(service.spec.ports.map((p) => [p.name, p.port, p.targetPort])).toEqual([
-      ['http', 80, 'http'],
-      ['metrics', 9090, 'metrics'],
+  it('runs the acceptance page: two hardened replicas of its own, as ServiceAccount usher-accept, without leader election', async () => {
+    const manifests = await template();
+    const deployment = deploymentOf(manifests, 'accept');
+    const pod = deployment.spec.template.spec;
+    const container = containerOf(manifests, 'accept');
+    expect(deployment.spec.replicas).toBe(2);
+    expect(pod.serviceAccountName).toBe('usher-accept');
+    expect(container.image).toBe('ghcr.io/usher-dev/usher:0.1.0');
+    expect(container.args).toEqual(['--component', 'accept', '--config', '/etc/usher/config.yaml']);
+    const env = Object.fromEntries(container.env.map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
+    // No USHER_LEADER_ELECTION, no USHER_LEASE_NAME: the page takes no part in leader election.
+    expect(env).toEqual({ POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', USHER_METRICS_PORT: '9090', LOG_LEVEL: 'info' });
+    expect(container.ports).toEqual([
+      { name: 'http', containerPort: 8080, protocol: 'TCP' },
+      { name: 'metrics', containerPort: 9090, protocol: 'TCP' },
     ]);
+    expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+    expect(pod.securityContext).toEqual(deploymentOf(manifests, 'controller').spec.template.spec.securityContext);
+    expect(container.securityContext).toEqual(containerOf(manifests, 'controller').securityContext);
+    expect(container.resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '256Mi' } });
+    expect(container.volumeMounts).toEqual([
+      { name: 'config', mountPath: '/etc/usher', readOnly: true },
+      { name: 'tmp', mountPath: '/tmp' },
+    ]);
+    expect(pod.volumes.find((v) => v.name === 'config')?.configMap).toEqual({ name: 'usher', items: [{ key: 'accept.yaml', path: 'config.yaml' }] });
   });
 
-  it('keeps one pod through disruptions when there are several, and has no PDB for one', async () => {
-    const pdb = find(await template(), 'PodDisruptionBudget') as Manifest & { spec: { minAvailable: number; selector: { matchLabels: Record<string, string> } } };
-    expect(pdb.spec.minAvailable).toBe(1);
-    expect(pdb.spec.selector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'usher', 'app.kubernetes.io/instance': 'usher' });
-    const single = await template({ replicaCount: 1 });
-    expect(single.filter((m) => m.kind === 'PodDisruptionBudget')).toEqual([]);
-    expect(deploymentOf(single).spec.replicas).toBe(1);
+  it('rolls each Deployment when its own configuration file changes', async () => {
+    const manifests = await template(FULL_VALUES);
+    for (const component of ['controller', 'accept'] as const) {
+      const checksum = deploymentOf(manifests, component).spec.template.metadata.annotations['checksum/config'];
+      expect(checksum, component).toBe(createHash('sha256').update(configText(manifests, component).replace(/\n$/, '')).digest('hex'));
+    }
   });
 
-  it('writes a configuration file that Usher’s own loader accepts, with Usher’s defaults', async () => {
-    const text = configText(await template());
-    const config = parseConfig(text, { source: 'ConfigMap usher' });
-    expect(config.tenancy).toEqual({ namespaceLabel: 'usher.dev/tenant', instanceNamespaces: [] });
-    expect(config.invitations).toMatchObject({ expireAfter: 'P7D', maxExpireAfter: 'P90D', linkDisclosure: 'Status', requireGroupOrRole: true });
-    expect(config.accept).toMatchObject({ port: 8080, credentialsNamespace: 'usher-system' });
-    expect(config.mail).toBeUndefined();
-    expect(config.controller).toEqual({ workers: 4, resyncPeriodMs: 600_000 });
+  it('keeps the two Deployments’ selectors apart: the page’s Service selects the accept pods only, the metrics Service both', async () => {
+    const manifests = await template();
+    const controller = deploymentOf(manifests, 'controller');
+    const accept = deploymentOf(manifests, 'accept');
+    expect(controller.spec.selector.matchLabels).toEqual({ ...SELECTOR, 'app.kubernetes.io/component': 'controller' });
+    expect(accept.spec.selector.matchLabels).toEqual({ ...SELECTOR, 'app.kubernetes.io/component': 'accept' });
+    const controllerPods = controller.spec.template.metadata.labels;
+    const acceptPods = accept.spec.template.metadata.labels;
+    expect(selects(controller.spec.selector.matchLabels, controllerPods)).toBe(true);
+    expect(selects(controller.spec.selector.matchLabels, acceptPods)).toBe(false);
+    expect(selects(accept.spec.selector.matchLabels, acceptPods)).toBe(true);
+    expect(selects(accept.spec.selector.matchLabels, controllerPods)).toBe(false);
+
+    const page = find(manifests, 'Service', 'usher') as Service;
+    expect(page.spec.type).toBe('ClusterIP');
+    expect(page.spec.selector).toEqual(accept.spec.selector.matchLabels);
+    expect(page.spec.ports.map((p) => [p.name, p.port, p.targetPort])).toEqual([['http', 80, 'http']]);
+    const metrics = find(manifests, 'Service', 'usher-metrics') as Service;
+    expect(metrics.metadata.labels).toMatchObject({ 'app.kubernetes.io/component': 'metrics' });
+    expect(metrics.spec.ports.map((p) => [p.name, p.port, p.targetPort])).toEqual([['metrics', 9090, 'metrics']]);
+    expect(selects(metrics.spec.selector, controllerPods) && selects(metrics.spec.selector, acceptPods)).toBe(true);
+  });
+
+  it('spreads each Deployment’s pods over nodes by its own selector', async () => {
+    const manifests = await template();
+    for (const component of ['controller', 'accept'] as const) {
+      const deployment = deploymentOf(manifests, component);
+      expect(deployment.spec.template.spec.topologySpreadConstraints?.[0]?.labelSelector.matchLabels, component).toEqual(deployment.spec.selector.matchLabels);
+    }
+    const single = await template({ replicaCount: 1, leaderElection: { enabled: false }, accept: { replicaCount: 1 } });
+    for (const component of ['controller', 'accept'] as const) expect(deploymentOf(single, component).spec.template.spec.topologySpreadConstraints, component).toBeUndefined();
+  });
+
+  it('keeps a pod of each Deployment through disruptions when it has several, and has no PDB for one', async () => {
+    type Pdb = Manifest & { spec: { minAvailable: number; selector: { matchLabels: Record<string, string> } } };
+    const manifests = await template();
+    for (const component of ['controller', 'accept'] as const) {
+      const pdb = find(manifests, 'PodDisruptionBudget', component === 'controller' ? 'usher' : 'usher-accept') as Pdb;
+      expect(pdb.spec.minAvailable).toBe(1);
+      expect(pdb.spec.selector.matchLabels).toEqual(deploymentOf(manifests, component).spec.selector.matchLabels);
+    }
+    const pdbs = async (values: Record<string, unknown>): Promise<string[]> => (await template(values)).filter((m) => m.kind === 'PodDisruptionBudget').map((m) => m.metadata.name);
+    expect(await pdbs({ replicaCount: 1 })).toEqual(['usher-accept']);
+    expect(await pdbs({ accept: { replicaCount: 1 } })).toEqual(['usher']);
+    expect(await pdbs({ replicaCount: 1, accept: { replicaCount: 1 } })).toEqual([]);
+    expect(await pdbs({ podDisruptionBudget: { enabled: false } })).toEqual([]);
+  });
+
+  it('sizes and names each Deployment on its own', async () => {
+    const manifests = await template({
+      replicaCount: 3,
+      resources: { requests: { cpu: '100m' } },
+      serviceAccount: { name: 'usher-operator' },
+      accept: { replicaCount: 5, resources: { requests: { cpu: '200m', memory: '64Mi' } }, serviceAccount: { name: 'usher-page', annotations: { 'example.com/role': 'page' } } },
+    });
+    expect(deploymentOf(manifests, 'controller').spec.replicas).toBe(3);
+    expect(deploymentOf(manifests, 'accept').spec.replicas).toBe(5);
+    // Helm merges values into the defaults, key by key.
+    expect(containerOf(manifests, 'controller').resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } });
+    expect(containerOf(manifests, 'accept').resources).toEqual({ requests: { cpu: '200m', memory: '64Mi' }, limits: { memory: '256Mi' } });
+    expect(deploymentOf(manifests, 'controller').spec.template.spec.serviceAccountName).toBe('usher-operator');
+    expect(deploymentOf(manifests, 'accept').spec.template.spec.serviceAccountName).toBe('usher-page');
+    expect(find(manifests, 'ServiceAccount', 'usher-page').metadata.annotations).toEqual({ 'example.com/role': 'page' });
+    expect(find(manifests, 'ServiceAccount', 'usher-operator').metadata.annotations).toBeUndefined();
+  });
+
+  it('writes a configuration file per component that Usher’s own loader accepts, with Usher’s defaults and Usher’s namespace', async () => {
+    const manifests = await template();
+    for (const component of ['controller', 'accept'] as const) {
+      const config = parseConfig(configText(manifests, component), { source: `ConfigMap usher ${component}.yaml` });
+      expect(config.namespace, component).toBe('usher-system');
+      expect(config.tenancy, component).toEqual({ namespaceLabel: 'usher.dev/tenant', instanceNamespaces: [] });
+      expect(config.invitations, component).toMatchObject({ expireAfter: 'P7D', maxExpireAfter: 'P90D', linkDisclosure: 'Status', requireGroupOrRole: true });
+      expect(config.accept, component).toMatchObject({ port: 8080, credentialsNamespace: 'usher-system', trustProxy: [] });
+      expect(config.mail, component).toBeUndefined();
+      expect(config.controller, component).toEqual({ workers: 4, resyncPeriodMs: 600_000 });
+    }
+    // Usher's namespace is the release's, wherever it is installed.
+    const elsewhere = await template({}, { namespace: 'platform' });
+    expect(parseConfig(configText(elsewhere, 'accept'))).toMatchObject({ namespace: 'platform', accept: { credentialsNamespace: 'platform' } });
   });
 });
 
 describe('RBAC', () => {
-  const expectedClusterRules: PolicyRule[] = [
-    { apiGroups: ['usher.dev'], resources: ['userinvitations'], verbs: ['get', 'list', 'watch'] },
+  const READ = ['get', 'list', 'watch'];
+  /** The controller's ClusterRole with linkDisclosure=Status: no Secrets anywhere but in Usher's namespace (its Role). */
+  const controllerClusterRules: PolicyRule[] = [
+    { apiGroups: ['usher.dev'], resources: ['userinvitations'], verbs: READ },
     { apiGroups: ['usher.dev'], resources: ['userinvitations/status'], verbs: ['update'] },
-    { apiGroups: ['usher.dev'], resources: ['users'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
-    { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
-    { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: ['usher.dev'], resources: ['users'], verbs: [...READ, 'create', 'update'] },
+    { apiGroups: [''], resources: ['namespaces'], verbs: READ },
     { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
   ];
+  const linkSecretsRule: PolicyRule = { apiGroups: [''], resources: ['secrets'], verbs: [...READ, 'create', 'update'] };
+  const acceptClusterRules: PolicyRule[] = [
+    { apiGroups: ['usher.dev'], resources: ['userinvitations'], verbs: READ },
+    { apiGroups: [''], resources: ['namespaces'], verbs: READ },
+    { apiGroups: ['usher.dev'], resources: ['users'], verbs: [...READ, 'create', 'update', 'delete'] },
+  ];
 
-  it('grants exactly what Usher calls, with no wildcard anywhere', async () => {
-    const manifests = await template();
-    const clusterRole = find(manifests, 'ClusterRole') as Manifest & { rules: PolicyRule[] };
-    expect(clusterRole.rules).toEqual(expectedClusterRules);
-    const role = find(manifests, 'Role') as Manifest & { rules: PolicyRule[] };
-    expect(role.metadata.namespace).toBe('usher-system');
-    expect(role.rules).toEqual([
-      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['usher-leader'], verbs: ['get', 'update', 'patch'] },
-      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
-    ]);
-    for (const rule of [...clusterRole.rules, ...role.rules]) {
+  function noWildcard(rules: PolicyRule[]): void {
+    for (const rule of rules) {
       for (const value of [...(rule.apiGroups ?? []), ...(rule.resources ?? []), ...rule.verbs, ...(rule.resourceNames ?? []), ...(rule.nonResourceURLs ?? [])]) {
         expect(value).not.toContain('*');
       }
     }
+  }
+
+  it('grants each identity exactly what it calls, with no wildcard anywhere', async () => {
+    const manifests = await template();
+    expect(rulesOf(manifests, 'ClusterRole', 'usher')).toEqual(controllerClusterRules);
+    expect(rulesOf(manifests, 'Role', 'usher')).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: [...READ, 'create', 'update', 'delete'] }]);
+    expect(rulesOf(manifests, 'Role', 'usher-leader-election')).toEqual([
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['usher-leader'], verbs: ['get', 'update', 'patch'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+    ]);
+    expect(rulesOf(manifests, 'ClusterRole', 'usher-accept')).toEqual(acceptClusterRules);
+    expect(rulesOf(manifests, 'Role', 'usher-accept')).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: [...READ, 'create', 'update'] }]);
+    const roles = manifests.filter((m) => m.kind === 'Role' || m.kind === 'ClusterRole');
+    for (const role of roles) {
+      if (role.kind === 'Role') expect(role.metadata.namespace, role.metadata.name).toBe('usher-system');
+      noWildcard((role as Manifest & { rules: PolicyRule[] }).rules);
+    }
+    expect(roles).toHaveLength(5);
   });
 
-  it('binds both roles to the chart’s ServiceAccount, and the Role to a custom Lease name', async () => {
-    const manifests = await template({ serviceAccount: { name: 'usher-operator' }, leaderElection: { leaseName: 'usher-lock' } }, { namespace: 'platform' });
-    for (const kind of ['ClusterRoleBinding', 'RoleBinding']) {
-      const binding = find(manifests, kind) as Manifest & { subjects: { kind: string; name: string; namespace: string }[] };
-      expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'usher-operator', namespace: 'platform' }]);
-    }
-    expect(find(manifests, 'ServiceAccount').metadata).toMatchObject({ name: 'usher-operator', namespace: 'platform' });
-    const role = find(manifests, 'Role') as Manifest & { rules: PolicyRule[] };
-    expect(role.rules[0]?.resourceNames).toEqual(['usher-lock']);
-    const env = containerOf(manifests).env.find((e) => e.name === 'USHER_LEASE_NAME');
+  it('gives the controller Secrets in every namespace only with linkDisclosure=Secret, without delete, and the page never', async () => {
+    const manifests = await template({ config: { security: { invitations: { linkDisclosure: 'Secret' } } } });
+    expect(rulesOf(manifests, 'ClusterRole', 'usher')).toEqual([...controllerClusterRules, linkSecretsRule]);
+    expect(rulesOf(manifests, 'ClusterRole', 'usher-accept')).toEqual(acceptClusterRules);
+    expect(rulesOf(manifests, 'Role', 'usher-accept')).toEqual(rulesOf(await template(), 'Role', 'usher-accept'));
+  });
+
+  it('binds each role to its own ServiceAccount, and the Lease Role to a custom Lease name', async () => {
+    const manifests = await template({ serviceAccount: { name: 'usher-operator' }, accept: { serviceAccount: { name: 'usher-page' } }, leaderElection: { leaseName: 'usher-lock' } }, { namespace: 'platform' });
+    type Binding = Manifest & { roleRef: { kind: string; name: string }; subjects: { kind: string; name: string; namespace: string }[] };
+    const bindings = manifests.filter((m): m is Binding => m.kind === 'ClusterRoleBinding' || m.kind === 'RoleBinding');
+    expect(bindings.map((b) => [b.kind, b.metadata.name, b.metadata.namespace, b.roleRef.kind, b.roleRef.name, b.subjects]).sort()).toEqual(
+      [
+        ['ClusterRoleBinding', 'usher', undefined, 'ClusterRole', 'usher', [{ kind: 'ServiceAccount', name: 'usher-operator', namespace: 'platform' }]],
+        ['ClusterRoleBinding', 'usher-accept', undefined, 'ClusterRole', 'usher-accept', [{ kind: 'ServiceAccount', name: 'usher-page', namespace: 'platform' }]],
+        ['RoleBinding', 'usher', 'platform', 'Role', 'usher', [{ kind: 'ServiceAccount', name: 'usher-operator', namespace: 'platform' }]],
+        ['RoleBinding', 'usher-accept', 'platform', 'Role', 'usher-accept', [{ kind: 'ServiceAccount', name: 'usher-page', namespace: 'platform' }]],
+        ['RoleBinding', 'usher-leader-election', 'platform', 'Role', 'usher-leader-election', [{ kind: 'ServiceAccount', name: 'usher-operator', namespace: 'platform' }]],
+      ].sort(),
+    );
+    expect(find(manifests, 'ServiceAccount', 'usher-operator').metadata.namespace).toBe('platform');
+    expect(find(manifests, 'ServiceAccount', 'usher-page').metadata.namespace).toBe('platform');
+    expect(rulesOf(manifests, 'Role', 'usher-leader-election')[0]?.resourceNames).toEqual(['usher-lock']);
+    const env = containerOf(manifests, 'controller').env.find((e) => e.name === 'USHER_LEASE_NAME');
     expect(env?.value).toBe('usher-lock');
+  });
+
+  it('lets the page keep password hashes in another credentials namespace, with a Role there', async () => {
+    const manifests = await template({ config: { accept: { credentialsNamespace: 'usher-credentials' } } });
+    const role = find(manifests, 'Role', 'usher-accept-credentials') as Manifest & { rules: PolicyRule[] };
+    expect(role.metadata.namespace).toBe('usher-credentials');
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'update'] }]);
+    const binding = find(manifests, 'RoleBinding', 'usher-accept-credentials') as Manifest & { subjects: unknown[] };
+    expect(binding.metadata.namespace).toBe('usher-credentials');
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'usher-accept', namespace: 'usher-system' }]);
+    expect(parseConfig(configText(manifests, 'accept')).accept.credentialsNamespace).toBe('usher-credentials');
+    // Records stay in Usher's namespace, and so does the page's Role for them.
+    expect(find(manifests, 'Role', 'usher-accept').metadata.namespace).toBe('usher-system');
+    expect((await template()).filter((m) => m.metadata.name === 'usher-accept-credentials')).toEqual([]);
+  });
+
+  it('renders for the test harness as its global setup does: the operator and accept identities, with link Secrets', async () => {
+    const sets = ['serviceAccount.name=usher', 'accept.serviceAccount.name=usher-accept', 'config.security.invitations.linkDisclosure=Secret'].flatMap((v) => ['--set', v]);
+    const manifests = parseManifests(await helmOk(['template', 'usher-harness', CHART, '-n', 'usher-system', ...sets, '--show-only', 'templates/rbac.yaml']));
+    const subjects = (kind: string, name: string): unknown => (find(manifests, kind, name) as Manifest & { subjects: unknown }).subjects;
+    expect(subjects('ClusterRoleBinding', 'usher-harness')).toEqual([{ kind: 'ServiceAccount', name: 'usher', namespace: 'usher-system' }]);
+    expect(subjects('ClusterRoleBinding', 'usher-harness-accept')).toEqual([{ kind: 'ServiceAccount', name: 'usher-accept', namespace: 'usher-system' }]);
+    expect(rulesOf(manifests, 'ClusterRole', 'usher-harness')).toContainEqual(linkSecretsRule);
+    expect(rulesOf(manifests, 'Role', 'usher-harness-leader-election')[0]?.resourceNames).toEqual(['usher-harness-leader']);
   });
 });
 
-describe('everything switched on (mail, SSO, CSRF key, Ingress, ServiceMonitor)', () => {
-  it('mounts each referenced Secret as the file the configuration names, and nothing secret is in the ConfigMap', async () => {
-    const manifests = await template(FULL_VALUES);
-    const text = configText(manifests);
-    const pod = deploymentOf(manifests).spec.template.spec;
-    const container = containerOf(manifests);
+describe('the client address behind the Ingress (config.accept.trustProxy)', () => {
+  const ingress = { enabled: true, host: 'join.example.com' };
+  const trustProxyOf = async (values: Record<string, unknown>): Promise<unknown> => {
+    const manifests = await template(values);
+    const controller = parseConfig(configText(manifests, 'controller')).accept.trustProxy;
+    const accept = parseConfig(configText(manifests, 'accept')).accept.trustProxy;
+    expect(controller).toEqual(accept);
+    return accept;
+  };
+
+  it('believes the one hop the ingress controller appends when the Ingress is on and trustProxy is not set', async () => {
+    expect(await trustProxyOf({ ingress })).toBe(1);
+    expect(configText(await template({ ingress }), 'accept')).toMatch(/^ {4}trustProxy: 1$/m);
+  });
+
+  it('keeps what is set, a list of proxies or a number of hops, and believes no proxy without an Ingress', async () => {
+    expect(await trustProxyOf({ ingress, config: { accept: { trustProxy: ['10.0.0.0/8', '192.168.1.1'] } } })).toEqual(['10.0.0.0/8', '192.168.1.1']);
+    expect(await trustProxyOf({ ingress, config: { accept: { trustProxy: 2 } } })).toBe(2);
+    expect(await trustProxyOf({ config: { accept: { trustProxy: 3 } } })).toBe(3);
+    expect(await trustProxyOf({})).toEqual([]);
+  });
+
+  it('says in the install notes what is believed and that the Ingress must be the one way in', async () => {
+    // helm template leaves NOTES.txt out; a client-side dry run prints it (it creates nothing, but refuses
+    // to take over objects of another owner: hence a release name of its own and no CRDs).
+    const notes = async (values: Record<string, unknown>): Promise<string> =>
+      helmOk(['install', 'usher-notes', CHART, '--dry-run=client', '--namespace', 'usher-system', '-f', valuesFile({ ...values, crds: { enabled: false } })], { cluster: true });
+    const behindIngress = await notes({ ingress });
+    expect(behindIngress).toContain('The acceptance page believes the last X-Forwarded-For hop (config.accept.trustProxy: 1)');
+    expect(behindIngress).toContain('holds only while the ingress controller is the one way to Service usher-notes.');
+    expect(behindIngress).toContain('keep others out with\nnetworkPolicy.enabled, or set config.accept.trustProxy to the ingress controller\'s pod CIDRs.');
+    expect(await notes({ ingress, networkPolicy: { enabled: true, ingressFrom: [{ podSelector: {} }] } })).toContain('The NetworkPolicy usher-notes-accept admits only networkPolicy.ingressFrom');
+    expect(await notes({ ingress, config: { accept: { trustProxy: ['10.0.0.0/8'] } } })).not.toContain('believes the last X-Forwarded-For hop');
+    expect(await notes({})).not.toContain('believes the last X-Forwarded-For hop');
+  });
+});
+
+describe('the NetworkPolicy (networkPolicy.enabled)', () => {
+  const ingressFrom = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx' } } }];
+
+  it('admits the page’s http port only from the ingress controller, and the metrics port from anywhere or from metricsFrom', async () => {
+    const manifests = await template({ networkPolicy: { enabled: true, ingressFrom } });
+    const policy = find(manifests, 'NetworkPolicy', 'usher-accept') as Manifest & { spec: Record<string, unknown> };
+    expect(policy.spec).toEqual({
+      podSelector: { matchLabels: deploymentOf(manifests, 'accept').spec.selector.matchLabels },
+      policyTypes: ['Ingress'],
+      ingress: [
+        { ports: [{ port: 'http', protocol: 'TCP' }], from: ingressFrom },
+        { ports: [{ port: 'metrics', protocol: 'TCP' }] },
+      ],
+    });
+    const metricsFrom = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }];
+    const scraped = find(await template({ networkPolicy: { enabled: true, ingressFrom, metricsFrom } }), 'NetworkPolicy') as Manifest & { spec: { ingress: unknown[] } };
+    expect(scraped.spec.ingress[1]).toEqual({ ports: [{ port: 'metrics', protocol: 'TCP' }], from: metricsFrom });
+  });
+
+  it('is off by default', async () => {
+    expect((await template()).filter((m) => m.kind === 'NetworkPolicy')).toEqual([]);
+  });
+});
+
+describe('everything switched on (mail, SSO, CSRF key, Ingress, ServiceMonitor, NetworkPolicy)', () => {
+  /** Reads a component's configuration file as its pod would: every file it names must come from a Secret volume of that pod. */
+  function readBack(manifests: Manifest[], component: Component): { config: ReturnType<typeof parseConfig>; files: Record<string, string>; text: string } {
+    const text = configText(manifests, component);
+    const pod = deploymentOf(manifests, component).spec.template.spec;
+    const container = containerOf(manifests, component);
     const files: Record<string, string> = {};
     const readFile = (path: string): string => {
       // The file must come from a Secret volume mounted at its folder, with the key as its name.
@@ -231,18 +464,34 @@ describe('everything switched on (mail, SSO, CSRF key, Ingress, ServiceMonitor)'
       files[path] = volume?.secret?.secretName ?? '';
       return path.endsWith('csrf-key') ? 'k'.repeat(48) : 'secret-from-file\n';
     };
-    const config = parseConfig(text, { source: 'ConfigMap usher', readFile });
-    expect(files).toEqual({
-      '/var/run/secrets/usher/mail/smtp-password': 'usher-smtp',
+    const config = parseConfig(text, { source: `ConfigMap usher ${component}.yaml`, readFile });
+    return { config, files, text };
+  }
+
+  it('mounts in each component only the Secrets it uses, as the files its configuration names, and nothing secret is in the ConfigMap', async () => {
+    const manifests = await template(FULL_VALUES);
+    const controller = readBack(manifests, 'controller');
+    expect(controller.files).toEqual({ '/var/run/secrets/usher/mail/smtp-password': 'usher-smtp' });
+    expect(controller.config.mail).toMatchObject({ host: 'smtp.example.com', port: 465, tls: 'implicit', from: 'Platform <no-reply@example.com>', replyTo: 'help@example.com', auth: { user: 'no-reply@example.com', password: 'secret-from-file' } });
+    expect(controller.config.accept.oidc).toBeUndefined();
+    expect(controller.config.accept.csrfKey).toBeUndefined();
+
+    const accept = readBack(manifests, 'accept');
+    expect(accept.files).toEqual({
       '/var/run/secrets/usher/oidc/client-secret': 'usher-oidc',
       '/var/run/secrets/usher/csrf/csrf-key': 'usher-csrf',
     });
-    expect(config.mail).toMatchObject({ host: 'smtp.example.com', port: 465, tls: 'implicit', from: 'Platform <no-reply@example.com>', replyTo: 'help@example.com', auth: { user: 'no-reply@example.com', password: 'secret-from-file' } });
-    expect(config.accept.oidc).toEqual({ issuer: 'https://login.example.com', clientId: 'usher', clientSecret: 'secret-from-file' });
-    expect(config.accept).toMatchObject({ loginUrl: 'https://console.example.com', trustProxy: ['10.0.0.0/8'], csrfKey: 'k'.repeat(48) });
-    expect(config.baseUrl).toBe('https://join.example.com');
-    expect(config.tenancy.instanceNamespaces).toEqual(['platform-admins']);
-    expect(text).not.toContain('secret-from-file');
+    // The page judges links by the controller's rules, which depend on whether mail is configured: it knows the server, not the password.
+    expect(accept.config.mail).toMatchObject({ host: 'smtp.example.com', port: 465, from: 'Platform <no-reply@example.com>' });
+    expect(accept.config.mail?.auth).toBeUndefined();
+    expect(accept.config.accept.oidc).toEqual({ issuer: 'https://login.example.com', clientId: 'usher', clientSecret: 'secret-from-file' });
+    expect(accept.config.accept).toMatchObject({ loginUrl: 'https://console.example.com', trustProxy: ['10.0.0.0/8'], csrfKey: 'k'.repeat(48) });
+
+    for (const { config, text } of [controller, accept]) {
+      expect(config.baseUrl).toBe('https://join.example.com');
+      expect(config.tenancy.instanceNamespaces).toEqual(['platform-admins']);
+      expect(text).not.toContain('secret-from-file');
+    }
   });
 
   it('publishes the acceptance page (only) through the Ingress, with TLS, and derives baseUrl from its host', async () => {
@@ -255,18 +504,26 @@ describe('everything switched on (mail, SSO, CSRF key, Ingress, ServiceMonitor)'
       tls: [{ hosts: ['join.example.com'], secretName: 'join-example-com-tls' }],
       rules: [{ host: 'join.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'usher', port: { name: 'http' } } } }] } }],
     });
-    expect(parseConfig(configText(manifests), { readFile: () => 'k'.repeat(48) }).baseUrl).toBe('https://join.example.com');
+    // The Service behind it is the page's.
+    expect((find(manifests, 'Service', 'usher') as Service).spec.selector).toEqual(deploymentOf(manifests, 'accept').spec.selector.matchLabels);
+    expect(parseConfig(configText(manifests, 'accept'), { readFile: () => 'k'.repeat(48) }).baseUrl).toBe('https://join.example.com');
+    expect(parseConfig(configText(manifests, 'controller'), { readFile: () => 'k'.repeat(48) }).baseUrl).toBe('https://join.example.com');
   });
 
-  it('adds a ServiceMonitor scraping the metrics port', async () => {
-    const monitor = find(await template(FULL_VALUES), 'ServiceMonitor') as Manifest & { spec: Record<string, unknown> };
+  it('adds a ServiceMonitor scraping the metrics port of both components, each target labelled with its component', async () => {
+    const manifests = await template(FULL_VALUES);
+    const monitor = find(manifests, 'ServiceMonitor') as Manifest & { spec: { selector: { matchLabels: Record<string, string> } } };
     expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(monitor.metadata.labels).toMatchObject({ release: 'prometheus' });
     expect(monitor.spec).toEqual({
-      selector: { matchLabels: { 'app.kubernetes.io/name': 'usher', 'app.kubernetes.io/instance': 'usher' } },
+      selector: { matchLabels: { ...SELECTOR, 'app.kubernetes.io/component': 'metrics' } },
       namespaceSelector: { matchNames: ['usher-system'] },
+      podTargetLabels: ['app.kubernetes.io/component'],
       endpoints: [{ port: 'metrics', path: '/metrics', interval: '30s', scrapeTimeout: '10s' }],
     });
+    // It selects the metrics Service alone, and that one reaches both Deployments' pods.
+    const services = manifests.filter((m): m is Service => m.kind === 'Service');
+    expect(services.filter((svc) => selects(monitor.spec.selector.matchLabels, svc.metadata.labels ?? {})).map((svc) => svc.metadata.name)).toEqual(['usher-metrics']);
   });
 
   it('is accepted by the API server (server-side dry run; the ServiceMonitor CRD is not installed, so it is left out)', async () => {
@@ -278,8 +535,12 @@ describe('everything switched on (mail, SSO, CSRF key, Ingress, ServiceMonitor)'
       expect(result.code).toBe(0);
       expect(result.stdout).toContain('customresourcedefinition.apiextensions.k8s.io/userinvitations.usher.dev configured (server dry run)');
       expect(result.stdout).toContain('deployment.apps/usher created (server dry run)');
+      expect(result.stdout).toContain('deployment.apps/usher-accept created (server dry run)');
       expect(result.stdout).toContain('validatingadmissionpolicy.admissionregistration.k8s.io/usher-who-may-invite-whom created (server dry run)');
-      if (values === FULL_VALUES) expect(result.stdout).toContain('ingress.networking.k8s.io/usher created (server dry run)');
+      if (values === FULL_VALUES) {
+        expect(result.stdout).toContain('ingress.networking.k8s.io/usher created (server dry run)');
+        expect(result.stdout).toContain('networkpolicy.networking.k8s.io/usher-accept created (server dry run)');
+      }
     }
   });
 });
@@ -322,11 +583,25 @@ describe('wrong values', () => {
     expect(await failure({ admissionPolicy: { validationActions: ['Reject'] } })).toContain("at '/admissionPolicy/validationActions/0'");
   });
 
+  it('refuses a trustProxy that is neither a list of proxies nor a number of hops from 1 to 10', async () => {
+    for (const trustProxy of [0, 11, 1.5, 'all', true]) {
+      expect(await failure({ config: { accept: { trustProxy } } }), String(trustProxy)).toContain("at '/config/accept/trustProxy'");
+    }
+  });
+
+  it('refuses unknown keys under accept and networkPolicy', async () => {
+    expect(await failure({ accept: { replicas: 2 } })).toContain("at '/accept': additional properties 'replicas' not allowed");
+    expect(await failure({ accept: { serviceAccount: { nmae: 'x' } } })).toContain("at '/accept/serviceAccount': additional properties 'nmae' not allowed");
+    expect(await failure({ networkPolicy: { enable: true } })).toContain("at '/networkPolicy': additional properties 'enable' not allowed");
+  });
+
   it('refuses settings that belong together but are missing, saying which key to set', async () => {
     expect(await failure({ config: { mail: { enabled: true, from: 'a@example.com' } } })).toContain('config.mail.enabled is true: set config.mail.host');
     expect(await failure({ config: { mail: { enabled: true, host: 'smtp', from: 'a@example.com', auth: { user: 'u' } } } })).toContain('set config.mail.auth.existingSecret');
     expect(await failure({ config: { accept: { oidc: { enabled: true, issuer: 'https://login.example.com', clientId: 'usher' } } } })).toContain('set config.accept.oidc.clientSecret.existingSecret');
     expect(await failure({ ingress: { enabled: true } })).toContain('ingress.enabled is true: set ingress.host');
     expect(await failure({ leaderElection: { enabled: false } })).toContain('replicaCount > 1 needs leaderElection.enabled');
+    expect(await failure({ networkPolicy: { enabled: true } })).toContain('networkPolicy.enabled is true: set networkPolicy.ingressFrom');
+    expect(await failure({ serviceAccount: { name: 'usher' }, accept: { serviceAccount: { name: 'usher' } } })).toContain('the acceptance page needs a ServiceAccount of its own');
   });
 });

@@ -107,7 +107,7 @@ export interface PolicyRule {
   nonResourceURLs?: string[];
 }
 
-/** Values that switch on everything optional: mail with a password, SSO, a shared CSRF key, the Ingress and the ServiceMonitor. */
+/** Values that switch on everything optional: mail with a password, SSO, a shared CSRF key, the Ingress, the ServiceMonitor and the NetworkPolicy. */
 export const FULL_VALUES = {
   config: {
     baseUrl: 'https://join.example.com',
@@ -122,4 +122,5 @@ export const FULL_VALUES = {
   },
   ingress: { enabled: true, className: 'nginx', host: 'join.example.com', annotations: { 'cert-manager.io/cluster-issuer': 'letsencrypt' }, tls: { secretName: 'join-example-com-tls' } },
   metrics: { serviceMonitor: { enabled: true, labels: { release: 'prometheus' } } },
+  networkPolicy: { enabled: true, ingressFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx' } } }] },
 };

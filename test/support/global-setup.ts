@@ -24,10 +24,13 @@ export async function setup(project: TestProject): Promise<void> {
   try {
     kubectl(['apply', '--server-side', '-f', crds]);
     kubectl(['wait', '--for=condition=Established', '--timeout=60s', '-f', crds]);
-    // The operator identity gets exactly the chart's RBAC, rendered by helm: tests that run Usher
-    // as `operator` prove the chart grants enough, and nothing in them can lean on admin rights.
+    // The operator and accept identities get exactly the chart's RBAC, rendered by helm: tests that
+    // run Usher's controller as `operator` and its acceptance page as `accept` prove the chart grants
+    // enough, and nothing in them can lean on admin rights. linkDisclosure=Secret gives the
+    // controller the link-Secret rights (Secrets in every namespace) that some tests need.
     if (plane.local) {
-      const rbac = execFileSync(await ensureHelm(), ['template', 'usher-harness', join(project.config.root, 'charts', 'usher'), '-n', 'usher-system', '--set', 'serviceAccount.name=usher', '--show-only', 'templates/rbac.yaml'], { encoding: 'utf8' });
+      const sets = ['serviceAccount.name=usher', 'accept.serviceAccount.name=usher-accept', 'config.security.invitations.linkDisclosure=Secret'].flatMap((s) => ['--set', s]);
+      const rbac = execFileSync(await ensureHelm(), ['template', 'usher-harness', join(project.config.root, 'charts', 'usher'), '-n', 'usher-system', ...sets, '--show-only', 'templates/rbac.yaml'], { encoding: 'utf8' });
       kubectl(['create', 'namespace', 'usher-system']);
       kubectl(['apply', '-f', '-'], rbac);
     }

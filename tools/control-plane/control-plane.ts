@@ -26,6 +26,11 @@ export const USERS = {
     name: 'system:serviceaccount:usher-system:usher',
     groups: ['system:serviceaccounts', 'system:serviceaccounts:usher-system'],
   },
+  /** Stands for the acceptance page's ServiceAccount (the chart's <fullname>-accept), held to its own, smaller RBAC. */
+  accept: {
+    name: 'system:serviceaccount:usher-system:usher-accept',
+    groups: ['system:serviceaccounts', 'system:serviceaccounts:usher-system'],
+  },
 } as const;
 
 export type UserName = keyof typeof USERS;
@@ -133,7 +138,7 @@ function existingCluster(): ControlPlane {
     server: '',
     // An existing cluster has no token file of ours: every identity is the current user.
     // Tests that depend on RBAC denials check `local` and skip with a reason.
-    kubeconfigs: { admin: path, unprivileged: path, operator: path },
+    kubeconfigs: { admin: path, unprivileged: path, operator: path, accept: path },
     local: false,
     dir: tmpdir(),
     stop: () => Promise.resolve(),

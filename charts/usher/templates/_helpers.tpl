@@ -21,6 +21,21 @@ app.kubernetes.io/name: {{ include "usher.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/*
+One component's pods: (dict "root" $ "component" "controller"|"accept").
+The component label keeps the two Deployments' selectors apart, so that the
+page's Service selects only the accept pods.
+*/}}
+{{- define "usher.componentSelectorLabels" -}}
+{{ include "usher.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "usher.componentLabels" -}}
+{{ include "usher.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
 {{- define "usher.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{ include "usher.selectorLabels" . }}
@@ -30,6 +45,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{- define "usher.serviceAccountName" -}}
 {{- default (include "usher.fullname" .) .Values.serviceAccount.name }}
+{{- end }}
+
+{{- define "usher.acceptServiceAccountName" -}}
+{{- default (printf "%s-accept" (include "usher.fullname" .)) .Values.accept.serviceAccount.name }}
+{{- end }}
+
+{{/* Where the acceptance page keeps password hashes: config.accept.credentialsNamespace, else Usher's own namespace. */}}
+{{- define "usher.credentialsNamespace" -}}
+{{- default .Release.Namespace .Values.config.accept.credentialsNamespace }}
 {{- end }}
 
 {{- define "usher.leaseName" -}}
@@ -75,37 +99,58 @@ the values key to set.
 {{- end }}
 {{- if and .Values.ingress.enabled (not .Values.ingress.host) }}{{ fail "ingress.enabled is true: set ingress.host" }}{{ end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}{{ fail "replicaCount > 1 needs leaderElection.enabled: otherwise every pod reconciles" }}{{ end }}
+{{- if eq (include "usher.serviceAccountName" .) (include "usher.acceptServiceAccountName" .) }}{{ fail "serviceAccount.name and accept.serviceAccount.name are the same: the acceptance page needs a ServiceAccount of its own (its rights are far fewer than the controller's)" }}{{ end }}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.ingressFrom) }}{{ fail "networkPolicy.enabled is true: set networkPolicy.ingressFrom to the ingress controller's pods (a namespaceSelector and podSelector); an empty list would admit everyone" }}{{ end }}
 {{- end }}
 
 {{/*
-Usher's configuration file from .Values.config: only what is set, so that
-Usher's own defaults apply to the rest; secrets as files mounted by the
-Deployment.
+Usher's configuration file from .Values.config, for one component:
+(dict "root" $ "component" "controller"|"accept"). Only what is set, so that
+Usher's own defaults apply to the rest; secrets as files mounted by that
+component's Deployment, and each component names only the secrets it uses:
+the controller's file has no OIDC client secret and no CSRF key, the
+acceptance page's no SMTP password.
 */}}
 {{- define "usher.config" -}}
+{{- $component := .component }}
+{{- with .root }}
 {{- $c := .Values.config }}
 {{- $usher := dict }}
 {{- with include "usher.baseUrl" . }}{{ $_ := set $usher "baseUrl" . }}{{ end }}
 {{- $_ := set $usher "security" (dict "invitations" $c.security.invitations) }}
 {{- $_ := set $usher "tenancy" $c.tenancy }}
+{{- /* Usher's own namespace: invitation records and (by default) password hashes live there. */}}
+{{- $_ := set $usher "namespace" .Release.Namespace }}
 {{- if $c.mail.enabled }}
 {{- $mail := dict "host" $c.mail.host "port" $c.mail.port "from" $c.mail.from "allowSelfSigned" $c.mail.allowSelfSigned "pool" $c.mail.pool "rateLimitPerSecond" $c.mail.rateLimitPerSecond }}
 {{- with $c.mail.tls }}{{ $_ := set $mail "tls" . }}{{ end }}
 {{- with $c.mail.replyTo }}{{ $_ := set $mail "replyTo" . }}{{ end }}
-{{- if $c.mail.auth.user }}
+{{- /* The page sends no mail: it knows a mail server is configured (it judges links with the controller's rules), not the password. */}}
+{{- if and $c.mail.auth.user (eq $component "controller") }}
 {{- $_ := set $mail "auth" (dict "user" $c.mail.auth.user "passwordFile" (printf "%s/%s" (include "usher.mailPasswordDir" .) $c.mail.auth.key)) }}
 {{- end }}
 {{- $_ := set $usher "mail" $mail }}
 {{- end }}
-{{- $accept := dict "port" .Values.ports.http "credentialsNamespace" (default .Release.Namespace $c.accept.credentialsNamespace) "rateLimit" $c.accept.rateLimit "trustProxy" $c.accept.trustProxy }}
+{{- /*
+config.accept.trustProxy: a list of proxies, or a number of hops. Behind the
+chart's Ingress and not set: 1, the one hop the ingress controller appends to
+X-Forwarded-For (values.yaml says when that holds).
+*/}}
+{{- $trust := $c.accept.trustProxy }}
+{{- if and (kindIs "slice" $trust) (eq (len $trust) 0) .Values.ingress.enabled }}{{ $trust = 1 }}{{ end }}
+{{- if not (kindIs "slice" $trust) }}{{ $trust = int $trust }}{{ end }}
+{{- $accept := dict "port" .Values.ports.http "credentialsNamespace" (include "usher.credentialsNamespace" .) "rateLimit" $c.accept.rateLimit "trustProxy" $trust }}
 {{- with $c.accept.loginUrl }}{{ $_ := set $accept "loginUrl" . }}{{ end }}
+{{- if eq $component "accept" }}
 {{- if $c.accept.csrfKey.existingSecret }}
 {{- $_ := set $accept "csrfKeyFile" (printf "%s/%s" (include "usher.csrfKeyDir" .) $c.accept.csrfKey.key) }}
 {{- end }}
 {{- if $c.accept.oidc.enabled }}
 {{- $_ := set $accept "oidc" (dict "issuer" $c.accept.oidc.issuer "clientId" $c.accept.oidc.clientId "clientSecretFile" (printf "%s/%s" (include "usher.oidcSecretDir" .) $c.accept.oidc.clientSecret.key)) }}
 {{- end }}
+{{- end }}
 {{- $_ := set $usher "accept" $accept }}
 {{- $_ := set $usher "controller" $c.controller }}
 {{- toYaml (dict "usher" $usher) }}
+{{- end }}
 {{- end }}
