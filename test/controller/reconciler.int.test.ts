@@ -43,8 +43,9 @@ async function waitForPhase(ns: string, name: string, phase: string, timeout = '
   return getInvitation(ns, name);
 }
 
-async function recordsOf(ns: string, uid: string): Promise<{ metadata: { name: string; ownerReferences?: { uid: string }[] }; data: Record<string, string> }[]> {
-  const list = JSON.parse(await kubectlOk(['get', 'secrets', '-n', ns, '-l', `usher.dev/invitation-uid=${uid}`, '-o', 'json'])) as { items: [] };
+/** The records of the invitation with this uid: in Usher's namespace, never the invitation's. */
+async function recordsOf(uid: string): Promise<{ metadata: { name: string; namespace: string; ownerReferences?: { uid: string }[] }; data: Record<string, string> }[]> {
+  const list = JSON.parse(await kubectlOk(['get', 'secrets', '-A', '-l', `usher.dev/invitation-uid=${uid}`, '-o', 'json'])) as { items: [] };
   return list.items;
 }
 
@@ -98,14 +99,16 @@ describe('the UserInvitation controller', () => {
     expect(table).toMatch(/jane-doe\s+jane\.doe@example\.com\s+acme\s+Pending\s+\d{4}-\d\d-\d\dT/);
   });
 
-  it('keeps only a hash of the token, in a record owned by the invitation', async () => {
+  it('keeps only a hash of the token, in a record in Usher’s namespace bound to the invitation', async () => {
     const jane = await getInvitation(tenantNs, 'jane-doe');
     const [selector = '', verifier = ''] = (jane.status?.link ?? '').split('/').pop()?.split('.') ?? [];
-    const records = await recordsOf(tenantNs, jane.metadata.uid ?? '');
+    const records = await recordsOf(jane.metadata.uid ?? '');
     expect(records).toHaveLength(1);
     const [record] = records;
-    expect(record?.metadata.ownerReferences?.[0]?.uid).toBe(jane.metadata.uid);
-    const payload = recordPayload(record ?? { data: {} });
+    expect(record?.metadata.namespace).toBe('usher-system');
+    expect(record?.metadata.ownerReferences).toBeUndefined();
+    const payload = recordPayload(record ?? { data: {} }) as ReturnType<typeof recordPayload> & { invitationNamespace?: string; invitationName?: string; invitationUid?: string };
+    expect(payload).toMatchObject({ invitationNamespace: tenantNs, invitationName: 'jane-doe', invitationUid: jane.metadata.uid });
     expect(payload.selector).toBe(selector);
     expect(payload.verifierHash).toBe(createHash('sha256').update(verifier).digest('hex'));
     expect(JSON.stringify(record)).not.toContain(verifier);
@@ -118,7 +121,7 @@ describe('the UserInvitation controller', () => {
     expect(stalled).toMatchObject({ status: 'True', reason: 'Forbidden' });
     expect(stalled?.message).toContain(`belongs to tenant globex`);
     expect(refused.status?.link).toBeUndefined();
-    expect(await recordsOf(otherNs, refused.metadata.uid ?? '')).toHaveLength(0);
+    expect(await recordsOf(refused.metadata.uid ?? '')).toHaveLength(0);
     const events = await kubectlOk(['get', 'events.events.k8s.io', '-n', otherNs, '--field-selector', 'regarding.name=jane-doe', '-o', 'jsonpath={.items[*].reason}']);
     expect(events).toContain('Forbidden');
   });
@@ -142,7 +145,7 @@ describe('the UserInvitation controller', () => {
 
   it('reissues on a new annotation value: new link, next issuance, old record gone', async () => {
     const before = await getInvitation(tenantNs, 'short-lived');
-    const [oldRecord] = await recordsOf(tenantNs, before.metadata.uid ?? '');
+    const [oldRecord] = await recordsOf(before.metadata.uid ?? '');
     // A longer lifetime first (so the reissued link outlives this file), then the reissue request.
     await kubectlOk(['patch', 'userinvitation', 'short-lived', '-n', tenantNs, '--type=merge', '-p', '{"spec":{"expireAfter":"P1D"}}']);
     await kubectlOk(['annotate', 'userinvitation', 'short-lived', '-n', tenantNs, '--overwrite', 'usher.dev/reissue-requested-at=2026-11-25T12:00:00Z']);
@@ -151,17 +154,30 @@ describe('the UserInvitation controller', () => {
     expect(reissued.status?.issuance).toBe(2);
     expect(reissued.status?.link).toBeDefined();
     expect(reissued.status?.link).not.toBe(before.status?.link);
-    const records = await recordsOf(tenantNs, before.metadata.uid ?? '');
+    const records = await recordsOf(before.metadata.uid ?? '');
     expect(records.map((r) => r.metadata.name)).not.toContain(oldRecord?.metadata.name);
     expect(records.map((r) => recordPayload(r).issuance)).toEqual([2]);
     expect(Date.parse(reissued.status?.expiresAt ?? '') - Date.parse(reissued.status?.issuedAt ?? '')).toBe(86_400_000);
   });
 
-  it('revokes on deletion: the record goes with the invitation', async () => {
+  it('revokes on deletion: the controller deletes the record with the invitation', async () => {
     const contractor = await getInvitation(tenantNs, 'contractor');
-    expect(await recordsOf(tenantNs, contractor.metadata.uid ?? '')).toHaveLength(1);
+    expect(await recordsOf(contractor.metadata.uid ?? '')).toHaveLength(1);
     await kubectlOk(['delete', 'userinvitation', 'contractor', '-n', tenantNs]);
-    await expect.poll(async () => (await recordsOf(tenantNs, contractor.metadata.uid ?? '')).length, { timeout: 20_000 }).toBe(0);
+    await expect.poll(async () => (await recordsOf(contractor.metadata.uid ?? '')).length, { timeout: 20_000 }).toBe(0);
+  });
+
+  it('deletes at start the records of invitations deleted while no controller ran', async () => {
+    await applyExample('tenant-developer.yaml', tenantNs, (doc) => {
+      doc.metadata.name = 'deleted-while-down';
+    });
+    const pending = await waitForPhase(tenantNs, 'deleted-while-down', 'Pending');
+    await controller.stop();
+    await kubectlOk(['delete', 'userinvitation', 'deleted-while-down', '-n', tenantNs]);
+    expect(await recordsOf(pending.metadata.uid ?? '')).toHaveLength(1);
+    controller = startController();
+    await controller.start();
+    expect(await recordsOf(pending.metadata.uid ?? '')).toHaveLength(0);
   });
 
   it('creates the User directly, and adds a second invitation to the same User', async () => {

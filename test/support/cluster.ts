@@ -14,9 +14,9 @@ export interface KubectlResult {
   stderr: string;
 }
 
-/** Runs kubectl as `as` (admin by default); resolves with the exit code rather than throwing. */
-export async function kubectl(args: string[], opts: { as?: UserName; input?: string } = {}): Promise<KubectlResult> {
-  const kubeconfig = inject('kubeconfigs')[opts.as ?? 'admin'];
+/** Runs kubectl as `as` (admin by default) or with `kubeconfig`; resolves with the exit code rather than throwing. */
+export async function kubectl(args: string[], opts: { as?: UserName; input?: string; kubeconfig?: string } = {}): Promise<KubectlResult> {
+  const kubeconfig = opts.kubeconfig ?? inject('kubeconfigs')[opts.as ?? 'admin'];
   const child = run('kubectl', ['--kubeconfig', kubeconfig, ...args], { maxBuffer: 64 << 20 });
   if (opts.input !== undefined) {
     child.child.stdin?.end(opts.input);
