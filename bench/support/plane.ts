@@ -38,6 +38,8 @@ export async function startPlane(log: (line: string) => void = () => undefined):
   try {
     await kubectl('apply', '--server-side', '-f', join(root, 'crds'));
     await kubectl('wait', '--for=condition=Established', '--timeout=60s', '-f', join(root, 'crds'));
+    // Usher's own namespace: its invitation records live there.
+    await kubectl('create', 'namespace', 'usher-system');
   } catch (err) {
     await plane.stop();
     throw err;
