@@ -9,23 +9,25 @@ export function isValidEmail(email: string): boolean {
 }
 
 /**
+ * Whether the address is in Unicode normal form C. An address that is not (a
+ * decomposed é, or a character such as the Kelvin sign U+212A whose canonical
+ * form is another character, K) is refused rather than normalised: folding it
+ * would file two strings that a mail server may deliver to two mailboxes under
+ * one User, and keeping it would file one mailbox under two Users.
+ */
+export function isNfc(email: string): boolean {
+  return email === email.normalize('NFC');
+}
+
+/**
  * The one form of an address that Users, records and SSO claims are compared
- * in (docs/security.md, "One User per person"):
- *
- *   - surrounding white space is dropped;
- *   - Unicode text is put in NFC, so that the same characters typed composed or
- *     decomposed (é as one code point or as e + U+0301) are the same address;
- *   - only the ASCII letters A–Z are lower-cased. Case-folding anything else
- *     would merge mailboxes that a mail server keeps apart: String.toLowerCase()
- *     turns the Kelvin sign K (U+212A) into k, so "\u212Aim@example.com" would
- *     land on kim@example.com's User. NFKC is not used for the same reason (it
- *     maps fullwidth and other compatibility forms onto ASCII).
- *
- * Two addresses that differ after this are two mailboxes, and two Users.
+ * in (docs/security.md, "One User per person"): surrounding white space is
+ * dropped and only the ASCII letters A–Z are lower-cased. Nothing else is
+ * folded: String.toLowerCase() would turn the Kelvin sign into k (landing
+ * "\u212Aim@example.com" on kim@example.com's User), and NFKC would map
+ * fullwidth letters onto ASCII. Two addresses that differ after this are two
+ * mailboxes, and two Users.
  */
 export function normalizeEmail(email: string): string {
-  return email
-    .trim()
-    .normalize('NFC')
-    .replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+  return email.trim().replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
 }

@@ -1,7 +1,7 @@
 // The rules an invitation must pass before anything is issued for it, shared
 // by the controller's decide() and the acceptance page's link-state policy.
 // Pure: no I/O, no clock.
-import { isValidEmail } from '../api/email.ts';
+import { isNfc, isValidEmail } from '../api/email.ts';
 import type { UserInvitation } from '../api/types.ts';
 import { parseDuration } from '../config/duration.ts';
 import type { UsherConfig } from '../config/types.ts';
@@ -24,6 +24,9 @@ export function forbiddenReason(invitation: UserInvitation, namespaceTenant: str
 export function invalidReason(invitation: UserInvitation, config: UsherConfig): string | undefined {
   const { spec } = invitation;
   if (!isValidEmail(spec.email)) return `spec.email: ${JSON.stringify(spec.email)} is not a single email address.`;
+  if (!isNfc(spec.email)) {
+    return `spec.email: ${JSON.stringify(spec.email)} is not in Unicode normal form C (it would read as ${JSON.stringify(spec.email.normalize('NFC'))}); write the address in that form, so that it names one mailbox.`;
+  }
   if (config.invitations.requireGroupOrRole && !spec.createUserDirectly && !spec.groups?.length && !spec.roles?.length) {
     return 'spec.groups, spec.roles: an invitation must grant at least one group or role (usher.security.invitations.requireGroupOrRole).';
   }

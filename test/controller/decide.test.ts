@@ -4,6 +4,8 @@ import { REISSUE_ANNOTATION, type User, type UserInvitation, type UserInvitation
 import { parseConfig } from '../../src/config/load.ts';
 import type { UsherConfig } from '../../src/config/types.ts';
 import { decide, type Action, type Observed } from '../../src/controller/decide.ts';
+import { verifiedLink } from '../../src/controller/reconciler.ts';
+import { hashVerifier } from '../../src/records/token.ts';
 import type { InvitationRecord } from '../../src/records/record.ts';
 
 const NOW = new Date('2026-11-25T12:00:00Z');
@@ -72,6 +74,9 @@ describe('decide', () => {
     ['no group or role is invalid', { invitation: invitation({ groups: [] }) }, { phase: 'Failed', actions: [], reason: 'InvalidSpec', message: /spec.groups, spec.roles/ }],
     ['expireAfter beyond the maximum is invalid', { invitation: invitation({ expireAfter: 'P400D' }) }, { phase: 'Failed', actions: [], reason: 'InvalidSpec', message: /spec.expireAfter: P400D is longer than the maximum P90D/ }],
     ['direct creation makes a User', { invitation: invitation({ createUserDirectly: true }) }, { actions: ['ensureUser'], reason: 'CreatingUser' }],
+    ['a link that no longer verifies (a rewritten link Secret) is never mailed: a new token replaces it', { config: withMail, invitation: invitation({}, { issuance: 1 }), records: [record()], link: undefined }, { phase: 'Pending', actions: ['deleteRecord', 'issue'], reason: 'Reissuing' }],
+    ['a link lost after its mail went out changes nothing', { config: withMail, invitation: invitation({}, { issuance: 1 }), records: [record({ mail: { attempts: 1, sentAt: '2026-11-24T12:00:01Z' } })], link: undefined }, { phase: 'Sent', actions: [], reason: 'Sent', requeue: 6 * DAY }],
+    ['an address not in Unicode NFC (the Kelvin sign) is invalid', { invitation: invitation({ email: '\u212Aim@example.com' }) }, { phase: 'Failed', actions: [], reason: 'InvalidSpec', message: /spec.email: .* is not in Unicode normal form C/ }],
   ])('%s', (_name, observed, want) => {
     const plan = decide(observe(observed));
     expect(kinds(plan.actions)).toEqual(want.actions);
@@ -157,5 +162,24 @@ describe('decide', () => {
     const plan = decide(observe({ invitation: invitation({ createUserDirectly: true }), user }));
     expect(plan.actions).toEqual([]);
     expect(plan.status).toMatchObject({ phase: 'UserCreated', user: 'jane-doe-1' });
+  });
+});
+
+describe('verifiedLink', () => {
+  const verifier = 'v'.repeat(43);
+  const records = [record({ verifierHash: hashVerifier(verifier) })];
+
+  it('gives back the link, rebuilt from baseUrl, when its token verifies against a record', () => {
+    expect(verifiedLink(LINK, records, 'https://usher.example')).toBe(LINK);
+  });
+
+  it.each([
+    ['another host with the real token', LINK.replace('https://usher.example', 'https://evil.example')],
+    ['another path', LINK.replace('/accept/', '/accept/x/')],
+    ['the real selector with another verifier', `https://usher.example/accept/${SELECTOR}.${'w'.repeat(43)}`],
+    ['another selector', `https://usher.example/accept/${'b'.repeat(32)}.${verifier}`],
+    ['something that is no link', 'javascript:alert(1)'],
+  ])('refuses %s', (_what, link) => {
+    expect(verifiedLink(link, records, 'https://usher.example')).toBeUndefined();
   });
 });
