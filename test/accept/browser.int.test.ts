@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { userNameFor } from '../../src/api/user.ts';
 import { issueToken } from '../../src/records/token.ts';
 import { kubectlOk, useNamespace } from '../support/cluster.ts';
-import { acceptYaml, CHROMIUM_ARGS, createInvitation, readRecord, readUser, SCREENSHOTS, startPage, type RunningPage } from './support.ts';
+import { acceptWithPassword, acceptYaml, CHROMIUM_ARGS, createInvitation, readRecord, readUser, SCREENSHOTS, startPage, type RunningPage } from './support.ts';
 
 
 const namespace = useNamespace('accept-browser');
@@ -125,6 +125,45 @@ describe.each(['desktop', 'phone'] as const)('on a %s', (viewport) => {
     } finally {
       await context.close();
     }
+  });
+
+  it('signs in to accept as an existing account: a wrong password is refused, the right one adds the access and changes nothing else', async () => {
+    const email = `ops.lead+${viewport}${(seq++).toString(36)}@example.com`;
+    const first = await createInvitation(page, namespace(), { email, scope: 'Instance', roles: [{ name: 'admin' }] });
+    expect((await acceptWithPassword(first.link, { firstName: 'Olivia', lastName: 'Lead', password: 'violet harbour kettles at noon' })).status).toBe(200);
+    const before = await readUser(userNameFor(email));
+    await expect.poll(() => page.store.cached.user(userNameFor(email))).toBeDefined();
+    const second = await createInvitation(page, namespace(), { email: email.toUpperCase(), tenant: 'acme', groups: ['data-engineers'] });
+    const { context, tab, problems } = await open(viewport);
+    try {
+      expect((await tab.goto(second.link))?.status()).toBe(200);
+      expect(await tab.getByRole('heading', { level: 2 }).textContent()).toBe('Sign in to accept');
+      expect(await tab.locator('main').textContent()).toContain('You already have an account for');
+      expect(await tab.locator('main').textContent()).toContain('Your name, password and sign-in method stay as they are.');
+      expect(await tab.getByLabel('First name').count()).toBe(0);
+      expect(await tab.getByLabel('Password', { exact: true }).getAttribute('autocomplete')).toBe('current-password');
+      expect(await fitsWidth(tab)).toBe(true);
+      await shoot(tab, `sign-in-${viewport}`);
+
+      await tab.getByLabel('Password', { exact: true }).fill('not the right passphrase at all');
+      await tab.getByRole('button', { name: 'Sign in and accept' }).click();
+      await tab.waitForLoadState('load');
+      expect(await tab.getByRole('alert').textContent()).toContain('That did not work.');
+      expect(await tab.evaluate('document.activeElement?.id')).toBe('password');
+      await shoot(tab, `sign-in-error-${viewport}`);
+
+      await tab.getByLabel('Password', { exact: true }).fill('violet harbour kettles at noon');
+      await tab.getByRole('button', { name: 'Sign in and accept' }).click();
+      await tab.waitForLoadState('load');
+      expect(await tab.getByRole('heading', { level: 1 }).textContent()).toBe('Welcome aboard, Olivia!');
+      expect(await tab.locator('main').textContent()).not.toContain('the password you just chose');
+      await shoot(tab, `sign-in-success-${viewport}`);
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+    const after = await readUser(userNameFor(email));
+    expect(after?.spec).toEqual({ ...before?.spec, memberships: [...(before?.spec.memberships ?? []), expect.objectContaining({ tenant: 'acme', groups: ['data-engineers'] })] });
   });
 
   it('an expired and an unknown link say so', async () => {
