@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     options: { config: { type: 'string' }, kubeconfig: { type: 'string' }, component: { type: 'string', default: 'all' } },
     strict: true,
   });
-  const component = values.component ?? 'all';
+  const component = values.component;
   if (!['accept', 'controller', 'all'].includes(component)) {
     process.stderr.write(`usher: --component: ${JSON.stringify(component)} is not one of accept, controller, all\n`);
     process.exit(2);

@@ -195,9 +195,7 @@ async function addMembership(store: AcceptStore, userName: string, email: string
 async function settle(store: AcceptStore, user: User, claimId: string): Promise<User> {
   const latest = await store.user(user.metadata.name);
   if (!latest || latest.metadata.annotations?.[ACCEPTING_CLAIM_ANNOTATION] !== claimId) return latest ?? user;
-  const annotations = { ...latest.metadata.annotations };
-  delete annotations[ACCEPTING_RECORD_ANNOTATION];
-  delete annotations[ACCEPTING_CLAIM_ANNOTATION];
+  const annotations = Object.fromEntries(Object.entries(latest.metadata.annotations).filter(([key]) => key !== ACCEPTING_RECORD_ANNOTATION && key !== ACCEPTING_CLAIM_ANNOTATION));
   return store.replaceUser({ ...latest, metadata: { ...latest.metadata, annotations } });
 }
 

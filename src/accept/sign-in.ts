@@ -58,12 +58,8 @@ export async function passwordMatches(store: AcceptStore, user: User, password: 
   const stored = user.spec.authentication === 'Password' ? await store.credentials(account) : undefined;
   const locked = limiter.locked(account);
   const target = stored && !locked ? stored.passwordHash : await dummyHash();
-  let ok = false;
-  try {
-    ok = await verify(target, normalizePassword(password));
-  } catch {
-    ok = false;
-  }
+  // A malformed stored hash fails like a wrong password.
+  const ok = await verify(target, normalizePassword(password)).catch(() => false);
   const accepted = ok && stored !== undefined && !locked;
   if (accepted) limiter.succeeded(account);
   else limiter.failed(account);

@@ -14,7 +14,7 @@
 import { CoreV1Api, CustomObjectsApi, V1ObjectMeta, V1OwnerReference, V1Secret, type KubeConfig, type V1Namespace } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, INVITATION_PLURAL, USER_PLURAL, VERSION, type User, type UserInvitation } from '../api/types.ts';
-import { apiErrorOf, isNotFound } from '../kube/client.ts';
+import { isNotFound } from '../kube/client.ts';
 import { Informer } from '../kube/informer.ts';
 import { makePooledApiClient, PooledAuthentication } from '../kube/pooled-client.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL, RECORD_SELECTOR, recordFromSecret, SELECTOR_LABEL, secretFromRecord, type InvitationRecord, type SecretLike } from '../records/record.ts';

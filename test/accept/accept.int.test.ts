@@ -8,7 +8,7 @@ import { userNameFor } from '../../src/api/user.ts';
 import { decide, membershipOf } from '../../src/controller/decide.ts';
 import { issueToken } from '../../src/records/token.ts';
 import { kubectl, kubectlOk, useNamespace } from '../support/cluster.ts';
-import { acceptWithPassword, acceptYaml, cached, createInvitation, csrfOf, mainOf, readRecord, readSecret, readUser, rewriteRecord, Session, startPage, USHER_NAMESPACE, type RunningPage } from './support.ts';
+import { acceptWithPassword, acceptYaml, createInvitation, csrfOf, mainOf, readRecord, readSecret, readUser, rewriteRecord, Session, startPage, USHER_NAMESPACE, type RunningPage } from './support.ts';
 
 const namespace = useNamespace('accept');
 const PASSWORD = 'violet kettle over the harbour';

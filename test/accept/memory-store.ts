@@ -78,8 +78,7 @@ export class MemoryAcceptStore implements AcceptStore {
   credentials(userName: string): Promise<StoredCredentials | undefined> {
     const stored = this.credentialSecrets.get(userName);
     if (!stored) return Promise.resolve(undefined);
-    const { owner: _owner, ...credentials } = stored;
-    return Promise.resolve(structuredClone(credentials));
+    return Promise.resolve({ passwordHash: stored.passwordHash, ...(stored.claim ? { claim: stored.claim } : {}), ...(stored.resourceVersion ? { resourceVersion: stored.resourceVersion } : {}) });
   }
 
   async replaceRecord(record: InvitationRecord): Promise<InvitationRecord> {

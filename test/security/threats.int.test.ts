@@ -154,7 +154,7 @@ describe.skipIf(skipRbac)('a tenant admin (get/create on invitations in their na
     // And an SSO account, created directly.
     await kubectlOk(['create', '-f', '-'], { input: invitationDoc(platform, 'sam-sso', { email: ssoUser, scope: 'Instance', groups: ['sre'], createUserDirectly: true }) });
     await waitFor('the External User', async () => (await readUser(userNameFor(ssoUser)))?.spec.memberships?.length ? true : undefined);
-    await waitFor('the page to see both Users', async () => (u.store.cached.user(userNameFor(owner)) && u.store.cached.user(userNameFor(ssoUser)) ? true : undefined));
+    await waitFor('the page to see both Users', () => Promise.resolve(u.store.cached.user(userNameFor(owner)) && u.store.cached.user(userNameFor(ssoUser)) ? true : undefined));
   });
 
   afterAll(async () => {
@@ -213,7 +213,7 @@ describe.skipIf(skipRbac)('a tenant admin (get/create on invitations in their na
     const email = `locked+${suffix}@example.org`;
     await kubectlOk(['create', '-f', '-'], { input: invitationDoc(platform, 'locked-first', { email, scope: 'Instance', groups: ['ops'] }) });
     expect((await acceptWithPassword(await linkOf(u, platform, 'locked-first'), { password: OWNER_PASSWORD })).status).toBe(200);
-    await waitFor('the page to see the User', async () => u.store.cached.user(userNameFor(email)));
+    await waitFor('the page to see the User', () => Promise.resolve(u.store.cached.user(userNameFor(email))));
     expect((await tenantAdmin.kubectl(['create', '-f', '-'], invitationDoc(acme, 'locked', { email, tenant: 'acme', groups: ['devs'] }))).code).toBe(0);
     const link = await linkOf(u, acme, 'locked', tenantAdmin);
     const session = new Session();
@@ -282,7 +282,7 @@ describe.skipIf(skipRbac)('a namespace editor (Secrets in a tenant namespace, no
     expect(record.namespace).toBe(USHER_NAMESPACE);
     const listed = JSON.parse((await editor.kubectl(['get', 'secrets', '-n', acme, '-o', 'json'])).stdout) as { items: SecretLike[] };
     expect(listed.items.filter((s) => s.type === 'usher.dev/invitation-record')).toEqual([]);
-    for (const verb of [['get', 'secret', record.name ?? ''], ['delete', 'secret', record.name ?? ''], ['get', 'secrets']]) {
+    for (const verb of [['get', 'secret', record.name], ['delete', 'secret', record.name], ['get', 'secrets']]) {
       const result = await editor.kubectl([...verb, '-n', USHER_NAMESPACE]);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toContain('Forbidden');
@@ -307,7 +307,7 @@ describe.skipIf(skipRbac)('a namespace editor (Secrets in a tenant namespace, no
     forge('an edited issuance', { issuance: 7 });
     forge('an edited email', { email: `mallory+${suffix}@example.com` });
     // The real selector with the editor's verifier: the real record still answers for that selector.
-    attempts.push({ what: 'the real selector with another verifier', token: `${record.selector ?? ''}.${issueToken().verifier}`, record: { ...record, name: `copied-${suffix}`, namespace: acme, verifierHash: hashVerifier('x') } });
+    attempts.push({ what: 'the real selector with another verifier', token: `${record.selector}.${issueToken().verifier}`, record: { ...record, name: `copied-${suffix}`, namespace: acme, verifierHash: hashVerifier('x') } });
     for (const attempt of attempts) {
       const created = await editor.kubectl(['create', '-f', '-'], JSON.stringify(secretFromRecord(attempt.record)));
       expect(created.code, `${attempt.what}: ${created.stderr}`).toBe(0);
