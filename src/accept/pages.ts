@@ -144,18 +144,26 @@ ${section}`;
   };
 }
 
+/**
+ * The form's opening: its CSRF token, and the address as a read-only username
+ * field, so that password managers file (or find) the password under it.
+ */
+function formStart(view: InvitationView, csrf: string): SafeHtml {
+  return html`<form method="post" novalidate>
+<input type="hidden" name="csrf" value="${csrf}">
+<div class="field">
+<label for="username">Email</label>
+<input id="username" name="username" type="email" value="${view.email}" autocomplete="username" readonly aria-readonly="true">
+</div>`;
+}
+
 /** An existing password account: sign in with that password to add the access; nothing else of the account changes. */
 function signInForm(view: InvitationView, form: FormState, sso: boolean): SafeHtml {
   return html`<section class="form" aria-labelledby="signin-title">
 <h2 id="signin-title">Sign in to accept</h2>
 <p class="hint">You already have an account for <strong class="email">${emailHtml(view.email)}</strong>. Sign in with its password to add this access to it. Your name, password and sign-in method stay as they are.</p>
 ${form.formError && html`<div class="alert" role="alert"><p>${form.formError}</p></div>`}
-<form method="post" novalidate>
-<input type="hidden" name="csrf" value="${form.csrf}">
-<div class="field">
-<label for="username">Email</label>
-<input id="username" name="username" type="email" value="${view.email}" autocomplete="username" readonly aria-readonly="true">
-</div>
+${formStart(view, form.csrf)}
 <div class="field">
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required${form.formError ? raw(' autofocus') : ''}>
@@ -206,12 +214,7 @@ ${error && html`<p class="error" id="${name}-error"><span class="visually-hidden
   return html`<section class="form" aria-labelledby="form-title">
 <h2 id="form-title">Create your account</h2>
 ${summary}
-<form method="post" novalidate>
-<input type="hidden" name="csrf" value="${form.csrf}">
-<div class="field">
-<label for="username">Email</label>
-<input id="username" name="username" type="email" value="${view.email}" autocomplete="username" readonly aria-readonly="true">
-</div>
+${formStart(view, form.csrf)}
 <div class="row">
 ${field('firstName', 'First name', html`type="text" autocomplete="given-name" required maxlength="128" value="${values.firstName ?? ''}"`)}
 ${field('lastName', 'Last name (optional)', html`type="text" autocomplete="family-name" maxlength="128" value="${values.lastName ?? ''}"`)}
