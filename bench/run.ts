@@ -39,6 +39,8 @@ const { values } = parseArgs({
     'accept-seconds': { type: 'string', default: '10' },
     'accept-connections': { type: 'string', default: '16' },
     'accept-pooled': { type: 'boolean', default: false },
+    'accept-skip-before': { type: 'boolean', default: false },
+    'accept-cost-requests': { type: 'string', default: '1000' },
     'expiry-n': { type: 'string', default: '1000' },
     'expiry-start': { type: 'string', default: '45' },
     'expiry-spread': { type: 'string', default: '45' },
@@ -54,7 +56,8 @@ const { values } = parseArgs({
 if (values.help) {
   process.stdout.write(`usage: npm run bench -- [--only ${ALL.join(',')}] [--n 2000] [--sweep 250,500,1000|none]
   [--workers 4] [--create-concurrency 16] [--latency-n 200] [--memory 0,10000,50000] [--restart-n 10000]
-  [--seed-concurrency 48] [--accept-seconds 10] [--accept-connections 16] [--accept-pooled] [--expiry-n 1000] [--expiry-start 45]
+  [--seed-concurrency 48] [--accept-seconds 10] [--accept-connections 16] [--accept-pooled]
+  [--accept-skip-before] [--accept-cost-requests 1000] [--expiry-n 1000] [--expiry-start 45]
   [--expiry-spread 45] [--operator-root DIR] [--skip-limit] [--profile DIR] [--out FILE]\n`);
   process.exit(0);
 }
@@ -189,13 +192,27 @@ if (wants('memory') || wants('restart')) {
 }
 
 if (wants('accept')) {
-  log('\n[accept] the acceptance page');
-  const r = await acceptBench({ seconds: int('accept-seconds', values['accept-seconds']), connections: int('accept-connections', values['accept-connections']), pooled: values['accept-pooled'], log });
+  log('\n[accept] the acceptance page: the current (cached) page and, side by side, the old page of commit 9895e65 (every view read from the API server)');
+  const r = await acceptBench({
+    seconds: int('accept-seconds', values['accept-seconds']),
+    connections: int('accept-connections', values['accept-connections']),
+    pooled: values['accept-pooled'],
+    before: !values['accept-skip-before'],
+    costRequests: int('accept-cost-requests', values['accept-cost-requests']),
+    log,
+  });
   results.accept = r;
   save();
+  const b = r.before;
+  const per = (x: { perThousand: number } | undefined): string => (x ? x.perThousand.toFixed(0) : '–');
   rows.push(
-    { bench: '5 accept', metric: `page GET (${r.connections} connections)`, value: perSecond(r.page.rate), note: `p50 ${ms(r.page.p50)}, p99 ${ms(r.page.p99)}, ${r.page.requests} requests, ${r.page.errors} errors` },
-    { bench: '5 accept', metric: 'accepts (argon2id m=19456 t=2 p=1)', value: perSecond(r.accepts.rate), note: `POST p50 ${ms(r.accepts.p50)}, p99 ${ms(r.accepts.p99)}, ${r.accepts.requests} accepted, ${r.accepts.errors} errors` },
+    ...(b ? [{ bench: '5 accept', metric: `page GET before (${r.connections} connections)`, value: perSecond(b.page.rate), note: `old page ${b.code.slice(0, 7)}: p50 ${ms(b.page.p50)}, p99 ${ms(b.page.p99)}, ${b.page.requests} requests, ${b.page.errors} errors` }] : []),
+    { bench: '5 accept', metric: `page GET (${r.connections} connections)`, value: perSecond(r.after.page.rate), note: `current page: p50 ${ms(r.after.page.p50)}, p99 ${ms(r.after.page.p99)}, ${r.after.page.requests} requests, ${r.after.page.errors} errors` },
+    ...(b ? [{ bench: '5 accept', metric: 'page GET after / before', value: `${(r.after.page.rate / b.page.rate).toFixed(1)}x`, note: `same run, same cluster (${r.secretsInCluster} Secrets)` }] : []),
+    { bench: '5 accept', metric: 'API requests / 1000 unknown tokens', value: per(r.after.unknownTokens), note: `before: ${per(b?.unknownTokens)}` },
+    { bench: '5 accept', metric: 'API requests / 1000 malformed tokens', value: per(r.after.malformedTokens), note: `before: ${per(b?.malformedTokens)}` },
+    { bench: '5 accept', metric: 'API requests / 1000 valid views', value: per(r.after.validViews), note: `before: ${per(b?.validViews)}` },
+    { bench: '5 accept', metric: 'accepts (argon2id m=19456 t=2 p=1)', value: perSecond(r.accepts.rate), note: `current page: POST p50 ${ms(r.accepts.p50)}, p99 ${ms(r.accepts.p99)}, ${r.accepts.requests} accepted, ${r.accepts.errors} errors` },
   );
 }
 
