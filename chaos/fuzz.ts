@@ -7,7 +7,7 @@
 // errors, and a plain invitation must still reach Sent at the end.
 import fc from 'fast-check';
 import type { UserInvitation, UserInvitationSpec } from '../src/api/types.ts';
-import { apiErrorOf } from '../src/kube/client.ts';
+import { apiErrorOf } from '../src/runtime/client.ts';
 import { createInvitation, invitationBody } from '../bench/support/invitations.ts';
 import { startOperator, type LogLine } from '../bench/support/operator.ts';
 import { watchPhases } from '../bench/support/phases.ts';

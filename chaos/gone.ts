@@ -14,7 +14,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GROUP, INVITATION_PLURAL, REISSUE_ANNOTATION, VERSION } from '../src/api/types.ts';
-import { mergePatchOptions } from '../src/kube/client.ts';
+import { mergePatchOptions } from '../src/runtime/client.ts';
 import { createInvitations, invitationBody, pool, TENANT } from '../bench/support/invitations.ts';
 import { startOperator } from '../bench/support/operator.ts';
 import { watchPhases } from '../bench/support/phases.ts';

@@ -18,8 +18,8 @@ import { createAcceptServer } from './accept/index.ts';
 import { ConfigError, loadConfig, parseConfig } from './config/load.ts';
 import type { UsherConfig } from './config/types.ts';
 import { Controller } from './controller/controller.ts';
-import { loadKubeConfig } from './kube/client.ts';
-import { LeaderElector, leaderElectionSettingsFromEnv } from './kube/leader-election.ts';
+import { loadKubeConfig } from './runtime/client.ts';
+import { LeaderElector, leaderElectionSettingsFromEnv } from './runtime/leader-election.ts';
 import { createInvitationMailer } from './mail/invitation-mailer.ts';
 import { countByPhase, UsherMetrics, withMailMetrics } from './metrics/metrics.ts';
 import { startMetricsServer } from './metrics/server.ts';
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   const mailer = config.mail ? createInvitationMailer(config.mail, log.child({ component: 'mail' })) : undefined;
   if (!config.mail) log.info('no mail server configured: invitation links are shown in status for manual sharing');
 
-  const controller = new Controller({ kubeConfig, config, log, metrics, ...(mailer ? { mailer: withMailMetrics(mailer, metrics) } : {}) });
+  const controller = new Controller({ kubeConfig, config, log, metrics, ...(process.env.POD_NAME ? { instance: process.env.POD_NAME } : {}), ...(mailer ? { mailer: withMailMetrics(mailer, metrics) } : {}) });
   metrics.setSources({ invitationsByPhase: () => countByPhase(controller.cluster.invitations.list()), workqueueDepth: () => controller.queue.len() });
 
   let leading = false;

@@ -5,10 +5,11 @@
 import type { CoreV1Api, CustomObjectsApi, V1Secret } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, INVITATION_KIND, INVITATION_PLURAL, VERSION, type UserInvitation, type UserInvitationSpec } from '../../src/api/types.ts';
 import type { UsherConfig } from '../../src/config/types.ts';
-import { decide, type Action } from '../../src/controller/decide.ts';
-import type { InvitationMailer } from '../../src/controller/reconciler.ts';
-import { recordName, secretFromRecord, type InvitationRecord } from '../../src/records/record.ts';
-import { issueToken, linkFor } from '../../src/records/token.ts';
+import { decide, type Action } from '../../src/invitation/decide.ts';
+import type { InvitationMailer } from '../../src/controller/ports.ts';
+import { secretFromRecord, type InvitationRecord } from '../../src/invitation/record.ts';
+import { issueToken, linkFor } from '../../src/invitation/token.ts';
+import { recordName } from '../../src/invitation/naming.ts';
 
 export const TENANT = 'bench';
 

@@ -3,7 +3,7 @@
 // each one is first seen in each phase.
 import type { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { GROUP, INVITATION_PLURAL, VERSION, type InvitationPhase, type UserInvitation } from '../../src/api/types.ts';
-import { Informer, type ListResult } from '../../src/kube/informer.ts';
+import { Informer, type ListResult } from '../../src/runtime/informer.ts';
 
 /** Wall-clock milliseconds with sub-millisecond resolution. */
 export const wallNow = (): number => performance.timeOrigin + performance.now();

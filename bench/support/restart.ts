@@ -4,7 +4,7 @@
 // API server's request counters and by comparing the resourceVersion of every
 // invitation and record Secret before and after.
 import { GROUP, INVITATION_PLURAL, VERSION, type UserInvitation } from '../../src/api/types.ts';
-import { MANAGED_SELECTOR } from '../../src/records/record.ts';
+import { MANAGED_SELECTOR } from '../../src/invitation/record.ts';
 import { startOperator, summariseProblems, type Operator } from './operator.ts';
 import { countsDelta, writesOf, type Plane } from './plane.ts';
 

@@ -28,12 +28,13 @@
 // its own record. It never leaves a used record without a User.
 import { randomBytes } from 'node:crypto';
 import type { Membership, User, UserInvitation, UserSpec } from '../api/types.ts';
-import { userMatches, userNameCandidates, userNameFor, withMembership } from '../api/user.ts';
-import { membershipOf } from '../controller/decide.ts';
-import { apiErrorOf, isConflict, isNotFound } from '../kube/client.ts';
-import type { InvitationRecord } from '../records/record.ts';
+import { userMatches, withMembership } from '../invitation/users.ts';
+import { membershipOf } from '../invitation/decide.ts';
+import { apiErrorOf, isConflict, isNotFound } from '../runtime/client.ts';
+import type { InvitationRecord } from '../invitation/record.ts';
 import type { Found } from './lookup.ts';
-import { credentialsSecretName, type AcceptStore } from './store.ts';
+import { type AcceptStore } from './store.ts';
+import { credentialsSecretName, userNameCandidates, userNameFor } from '../invitation/naming.ts';
 
 /** How long a claim holds off other attempts; the writes after it take well under a second. */
 export const CLAIM_TTL_MS = 60_000;

@@ -10,8 +10,8 @@
 import type { UserInvitation } from '../api/types.ts';
 import type { UsherConfig } from '../config/types.ts';
 import { linkState } from '../invitation/link-state.ts';
-import type { InvitationRecord } from '../records/record.ts';
-import { parseToken, verifierMatches } from '../records/token.ts';
+import type { InvitationRecord } from '../invitation/record.ts';
+import { parseToken, verifierMatches } from '../invitation/token.ts';
 import type { AcceptStore } from './store.ts';
 
 export interface Found {

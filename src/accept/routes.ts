@@ -5,11 +5,11 @@
 // Each answers with a whole page and the status that fits it.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { normalizeEmail } from '../api/email.ts';
+import { normalizeEmail } from '../invitation/email.ts';
 import type { UsherConfig } from '../config/types.ts';
-import { parseToken } from '../records/token.ts';
+import { parseToken } from '../invitation/token.ts';
 import type { User } from '../api/types.ts';
-import { findUser } from '../api/user.ts';
+import { findUser } from '../invitation/users.ts';
 import { acceptInvitation, freshUser, isProvisionalFor, type AcceptAs, type Outcome } from './acceptance.ts';
 import { csrfToken, csrfTokenValid, isCsrfNonce, newCsrfNonce } from './csrf.ts';
 import { checkSubmission, cleanName, field, type FormBody } from './form.ts';

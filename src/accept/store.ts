@@ -14,10 +14,11 @@
 import { CoreV1Api, CustomObjectsApi, V1ObjectMeta, V1OwnerReference, V1Secret, type KubeConfig, type V1Namespace } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, INVITATION_PLURAL, USER_PLURAL, VERSION, type User, type UserInvitation } from '../api/types.ts';
-import { isNotFound } from '../kube/client.ts';
-import { Informer } from '../kube/informer.ts';
-import { makePooledApiClient, PooledAuthentication } from '../kube/pooled-client.ts';
-import { MANAGED_BY, MANAGED_BY_LABEL, RECORD_SELECTOR, recordFromSecret, SELECTOR_LABEL, secretFromRecord, type InvitationRecord, type SecretLike } from '../records/record.ts';
+import { isNotFound } from '../runtime/client.ts';
+import { Informer } from '../runtime/informer.ts';
+import { makePooledApiClient, PooledAuthentication } from '../runtime/pooled-client.ts';
+import { MANAGED_BY, MANAGED_BY_LABEL, RECORD_SELECTOR, recordFromSecret, SELECTOR_LABEL, secretFromRecord, type InvitationRecord, type SecretLike } from '../invitation/record.ts';
+import { credentialsSecretName } from '../invitation/naming.ts';
 
 export const CREDENTIALS_TYPE = 'usher.dev/credentials';
 export const CREDENTIALS_COMPONENT = 'credentials';
@@ -27,10 +28,6 @@ export const USER_LABEL = 'usher.dev/user';
 export const NORMALIZATION_ANNOTATION = 'usher.dev/password-normalization';
 /** The acceptance claim that wrote a credentials Secret: later writes are fenced by it. */
 export const CLAIM_ANNOTATION = 'usher.dev/acceptance-claim';
-
-export function credentialsSecretName(userName: string): string {
-  return `usher-credentials-${userName}`;
-}
 
 /** A password hash as stored, with what fences writes to it. */
 export interface StoredCredentials {

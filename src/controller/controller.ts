@@ -5,11 +5,12 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { UsherConfig } from '../config/types.ts';
-import { apiErrorOf } from '../kube/client.ts';
-import { KubeCluster } from '../kube/cluster.ts';
-import { WorkQueue } from '../kube/workqueue.ts';
+import { apiErrorOf } from '../runtime/client.ts';
+import { KubeCluster } from './kube-store.ts';
+import { WorkQueue } from '../runtime/workqueue.ts';
 import type { UsherMetrics } from '../metrics/metrics.ts';
-import { Reconciler, type InvitationMailer } from './reconciler.ts';
+import type { InvitationMailer } from './ports.ts';
+import { Reconciler } from './reconciler.ts';
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -19,6 +20,8 @@ export interface ControllerOptions {
   /** Delay before the next mail attempt after n transient failures (tests shorten it). */
   mailBackoffMs?: (attempts: number) => number;
   metrics?: UsherMetrics;
+  /** This replica's name in the Events it records (the pod's name). */
+  instance?: string;
 }
 
 export interface ControllerStats {
@@ -44,7 +47,7 @@ export class Controller {
       onInvitationDeleted: () => {
         if (this.running) void this.removeOrphanRecords();
       },
-    });
+    }, options.instance);
     this.reconciler = new Reconciler({
       reader: this.cluster,
       writer: this.cluster,

@@ -3,44 +3,15 @@
 // it changed. Acting changes the world, so decide runs again on the new world
 // until it asks for nothing more; then the status is written once.
 import type { Logger } from 'pino';
-import type { User, UserInvitation, UserInvitationStatus } from '../api/types.ts';
-import { findUser, withMembership } from '../api/user.ts';
+import type { UserInvitation, UserInvitationStatus } from '../api/types.ts';
+import { findUser, withMembership } from '../invitation/users.ts';
 import type { UsherConfig } from '../config/types.ts';
-import { recordName, type InvitationRecord, type MailState } from '../records/record.ts';
-import { issueToken, linkFor, parseToken, verifierMatches } from '../records/token.ts';
-import { isConflict } from '../kube/client.ts';
-import { decide, type Action, type Observed } from './decide.ts';
-
-/** What the reconciler reads: caches, never the API server. */
-export interface ClusterReader {
-  invitation(namespace: string, name: string): UserInvitation | undefined;
-  /** Records issued for the invitation with this uid (in Usher's namespace). */
-  records(invitationUid: string): InvitationRecord[];
-  namespaceTenant(namespace: string): string | undefined;
-  user(name: string): User | undefined;
-  /** The link held in the invitation's link Secret (linkDisclosure: Secret). */
-  linkSecret(namespace: string, invitationName: string): string | undefined;
-}
-
-/** What the reconciler changes. Each call is one API request and updates the caches it affects. */
-export interface ClusterWriter {
-  createRecord(record: InvitationRecord): Promise<InvitationRecord>;
-  /** Optimistic: fails with a conflict when record.resourceVersion is stale. */
-  updateRecord(record: InvitationRecord): Promise<InvitationRecord>;
-  deleteRecord(name: string): Promise<void>;
-  writeLinkSecret(owner: UserInvitation, link: string): Promise<void>;
-  writeStatus(invitation: UserInvitation, status: UserInvitationStatus): Promise<UserInvitation>;
-  /** A fresh read from the API server, for retrying after a conflict. */
-  readInvitation(namespace: string, name: string): Promise<UserInvitation | undefined>;
-  /** Create (no resourceVersion) or update (optimistic) a User. */
-  saveUser(user: User): Promise<User>;
-  event(invitation: UserInvitation, type: 'Normal' | 'Warning', reason: string, message: string): void;
-}
-
-export interface InvitationMailer {
-  /** Renders and sends the invitation mail for this record's token. */
-  sendInvitation(invitation: UserInvitation, link: string, expiresAt: Date): Promise<{ ok: true } | { ok: false; permanent: boolean; response: string }>;
-}
+import { type InvitationRecord, type MailState } from '../invitation/record.ts';
+import { issueToken, linkFor, parseToken, verifierMatches } from '../invitation/token.ts';
+import { isConflict } from '../runtime/client.ts';
+import { decide, type Action, type Observed } from '../invitation/decide.ts';
+import type { ClusterReader, ClusterWriter, InvitationMailer } from './ports.ts';
+import { recordName } from '../invitation/naming.ts';
 
 export interface ReconcileResult {
   requeueAfterMs?: number;
@@ -76,7 +47,7 @@ export class Reconciler {
     const { reader, config } = this.deps;
     const now = this.deps.now ?? (() => new Date());
     let invitation = reader.invitation(namespace, name);
-    // Gone: its records go with it by garbage collection (ownerReferences); nothing to do.
+    // Gone: the controller deletes its records (Controller.removeOrphanRecords); nothing to reconcile.
     if (!invitation || invitation.metadata.deletionTimestamp) return {};
     const uid = invitation.metadata.uid ?? '';
     let freshLink: string | undefined;

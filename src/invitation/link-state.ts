@@ -6,10 +6,10 @@
 // tenants cannot write); it is still checked against the invitation it names,
 // so that a record can never open anything but the invitation it was issued
 // for, in the state it was issued for.
-import { normalizeEmail } from '../api/email.ts';
+import { normalizeEmail } from './email.ts';
 import { REISSUE_ANNOTATION, type UserInvitation } from '../api/types.ts';
 import type { UsherConfig } from '../config/types.ts';
-import type { InvitationRecord } from '../records/record.ts';
+import type { InvitationRecord } from './record.ts';
 import { forbiddenReason, invalidReason } from './rules.ts';
 
 export type LinkState = 'open' | 'expired' | 'accepted' | 'revoked';

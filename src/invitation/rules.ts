@@ -1,7 +1,7 @@
 // The rules an invitation must pass before anything is issued for it, shared
 // by the controller's decide() and the acceptance page's link-state policy.
 // Pure: no I/O, no clock.
-import { isNfc, isValidEmail } from '../api/email.ts';
+import { isNfc, isValidEmail } from './email.ts';
 import type { UserInvitation } from '../api/types.ts';
 import { parseDuration } from '../config/duration.ts';
 import type { UsherConfig } from '../config/types.ts';

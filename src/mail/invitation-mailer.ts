@@ -1,9 +1,9 @@
 // The controller's mailer: renders an invitation with the (possibly
 // operator-supplied) templates and sends it through the SMTP transport.
-import { normalizeEmail } from '../api/email.ts';
+import { normalizeEmail } from '../invitation/email.ts';
 import type { UserInvitation } from '../api/types.ts';
 import type { MailConfig } from '../config/types.ts';
-import type { InvitationMailer } from '../controller/reconciler.ts';
+import type { InvitationMailer } from '../controller/ports.ts';
 import { loadTemplates, renderInvitationMail } from './message.ts';
 import { createMailer, type MailLog, type MailTimeouts } from './transport.ts';
 

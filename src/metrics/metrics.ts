@@ -5,7 +5,7 @@
 // it never touches prom-client itself.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { InvitationPhase } from '../api/types.ts';
-import type { InvitationMailer } from '../controller/reconciler.ts';
+import type { InvitationMailer } from '../controller/ports.ts';
 
 /** How a reconcile ended: done, done with a deadline to come back at, or failed (retried with backoff). */
 export type ReconcileOutcome = 'success' | 'requeue_after' | 'error';

@@ -4,11 +4,11 @@
 import { verify } from '@node-rs/argon2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UserInvitationSpec } from '../../src/api/types.ts';
-import { userNameFor } from '../../src/api/user.ts';
-import { decide, membershipOf } from '../../src/controller/decide.ts';
-import { issueToken } from '../../src/records/token.ts';
+import { decide, membershipOf } from '../../src/invitation/decide.ts';
+import { issueToken } from '../../src/invitation/token.ts';
 import { kubectl, kubectlOk, useNamespace } from '../support/cluster.ts';
 import { acceptWithPassword, acceptYaml, createInvitation, csrfOf, mainOf, readRecord, readSecret, readUser, rewriteRecord, Session, startPage, USHER_NAMESPACE, type RunningPage } from './support.ts';
+import { userNameFor } from '../../src/invitation/naming.ts';
 
 const namespace = useNamespace('accept');
 const PASSWORD = 'violet kettle over the harbour';

@@ -5,9 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { ACCEPTING_CLAIM_ANNOTATION, ACCEPTING_RECORD_ANNOTATION, acceptInvitation, CLAIM_TTL_MS, type AcceptAs } from '../../src/accept/acceptance.ts';
 import type { Found } from '../../src/accept/lookup.ts';
 import type { User, UserInvitation } from '../../src/api/types.ts';
-import { userNameFor } from '../../src/api/user.ts';
-import type { InvitationRecord } from '../../src/records/record.ts';
+import type { InvitationRecord } from '../../src/invitation/record.ts';
 import { MemoryAcceptStore } from './memory-store.ts';
+import { userNameFor } from '../../src/invitation/naming.ts';
 
 const EMAIL = 'jane.doe@example.com';
 

@@ -5,10 +5,10 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { userNameFor } from '../../src/api/user.ts';
-import { issueToken } from '../../src/records/token.ts';
+import { issueToken } from '../../src/invitation/token.ts';
 import { kubectlOk, useNamespace } from '../support/cluster.ts';
 import { acceptWithPassword, acceptYaml, CHROMIUM_ARGS, createInvitation, readRecord, readUser, SCREENSHOTS, startPage, type RunningPage } from './support.ts';
+import { userNameFor } from '../../src/invitation/naming.ts';
 
 
 const namespace = useNamespace('accept-browser');

@@ -5,7 +5,7 @@
 // fencing protocol of src/accept/acceptance.ts can be driven step by step.
 import type { AcceptStore, CachedReads, StoredCredentials } from '../../src/accept/store.ts';
 import type { User, UserInvitation } from '../../src/api/types.ts';
-import type { InvitationRecord } from '../../src/records/record.ts';
+import type { InvitationRecord } from '../../src/invitation/record.ts';
 
 export type Operation = 'replaceRecord' | 'createUser' | 'replaceUser' | 'deleteUser' | 'writeCredentials';
 

@@ -9,11 +9,11 @@ import { Provider, type Configuration } from 'oidc-provider';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UserInvitationSpec } from '../../src/api/types.ts';
-import { userNameFor } from '../../src/api/user.ts';
-import { membershipOf } from '../../src/controller/decide.ts';
+import { membershipOf } from '../../src/invitation/decide.ts';
 import { freePort } from '../../tools/control-plane/control-plane.ts';
 import { kubectlOk, useNamespace } from '../support/cluster.ts';
 import { acceptWithPassword, acceptYaml, CHROMIUM_ARGS, createInvitation, csrfOf, readRecord, readSecret, readUser, SCREENSHOTS, Session, startPage, USHER_NAMESPACE, type RunningPage } from './support.ts';
+import { userNameFor } from '../../src/invitation/naming.ts';
 
 const namespace = useNamespace('accept-sso');
 const CLIENT_SECRET = 'usher-test-client-secret';

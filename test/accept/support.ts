@@ -9,14 +9,15 @@ import { inject } from 'vitest';
 import { createAcceptServer, type AcceptServer } from '../../src/accept/index.ts';
 import { KubeAcceptStore } from '../../src/accept/store.ts';
 import type { User, UserInvitation, UserInvitationSpec } from '../../src/api/types.ts';
-import { normalizeEmail } from '../../src/api/email.ts';
+import { normalizeEmail } from '../../src/invitation/email.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { UsherConfig } from '../../src/config/types.ts';
-import { loadKubeConfig } from '../../src/kube/client.ts';
-import { recordFromSecret, recordName, secretFromRecord, type InvitationRecord } from '../../src/records/record.ts';
-import { issueToken } from '../../src/records/token.ts';
+import { loadKubeConfig } from '../../src/runtime/client.ts';
+import { recordFromSecret, secretFromRecord, type InvitationRecord } from '../../src/invitation/record.ts';
+import { issueToken } from '../../src/invitation/token.ts';
 import { freePort } from '../../tools/control-plane/control-plane.ts';
 import { kubectl, kubectlOk } from '../support/cluster.ts';
+import { recordName } from '../../src/invitation/naming.ts';
 
 /** Debian's Chromium, headless, with nothing that reaches out to the network on its own. */
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];

@@ -11,9 +11,9 @@ import { load } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { UserInvitation } from '../../src/api/types.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { decide } from '../../src/controller/decide.ts';
-import { loadKubeConfig } from '../../src/kube/client.ts';
-import { LeaderElector } from '../../src/kube/leader-election.ts';
+import { decide } from '../../src/invitation/decide.ts';
+import { loadKubeConfig } from '../../src/runtime/client.ts';
+import { LeaderElector } from '../../src/runtime/leader-election.ts';
 import { deleteNamespaces, kubectl, kubectlOk } from '../support/cluster.ts';
 import { CHART, helm, helmOk, ROOT, useHelm, valuesFile, type PolicyRule } from './support.ts';
 

@@ -12,12 +12,12 @@ import { load } from 'js-yaml';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { User, UserInvitation } from '../../src/api/types.ts';
-import { userNameFor } from '../../src/api/user.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { Controller } from '../../src/controller/controller.ts';
-import { loadKubeConfig } from '../../src/kube/client.ts';
+import { loadKubeConfig } from '../../src/runtime/client.ts';
 import { deleteNamespaces, kubectl, kubectlOk } from '../support/cluster.ts';
 import { readFileSync } from 'node:fs';
+import { userNameFor } from '../../src/invitation/naming.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const suffix = Math.random().toString(16).slice(2, 8);

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { UserInvitation } from '../../src/api/types.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { linkState, type LinkWorld } from '../../src/invitation/link-state.ts';
-import type { InvitationRecord } from '../../src/records/record.ts';
+import type { InvitationRecord } from '../../src/invitation/record.ts';
 
 const config = parseConfig('usher:\n  tenancy:\n    instanceNamespaces: [platform]\n', { source: 'test' });
 const now = new Date('2026-12-01T12:00:00Z');

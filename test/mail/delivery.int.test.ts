@@ -6,7 +6,7 @@ import type { UserInvitation } from '../../src/api/types.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { MailConfig } from '../../src/config/types.ts';
 import { Controller } from '../../src/controller/controller.ts';
-import { loadKubeConfig } from '../../src/kube/client.ts';
+import { loadKubeConfig } from '../../src/runtime/client.ts';
 import { createInvitationMailer, type InvitationMailerHandle } from '../../src/mail/invitation-mailer.ts';
 import { deleteNamespaces, kubectl, kubectlOk } from '../support/cluster.ts';
 import { closedPort, mailConfig, smtpError, startSmtp, type TestSmtp } from './support/smtp.ts';

@@ -2,7 +2,7 @@
 // computed from callbacks at scrape time, and the exposition text Prometheus reads.
 import { describe, expect, it } from 'vitest';
 import type { UserInvitation } from '../../src/api/types.ts';
-import type { InvitationMailer } from '../../src/controller/reconciler.ts';
+import type { InvitationMailer } from '../../src/controller/ports.ts';
 import { countByPhase, NO_PHASE, UsherMetrics, withMailMetrics } from '../../src/metrics/metrics.ts';
 
 /** The value of one sample line of the exposition text, e.g. `usher_reconcile_total{result="error"}`. */

@@ -4,8 +4,8 @@
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { API_VERSION, GROUP, INVITATION_KIND, INVITATION_PLURAL, VERSION, type UserInvitation } from '../../src/api/types.ts';
-import { loadKubeConfig } from '../../src/kube/client.ts';
-import { Informer } from '../../src/kube/informer.ts';
+import { loadKubeConfig } from '../../src/runtime/client.ts';
+import { Informer } from '../../src/runtime/informer.ts';
 import { countByPhase, UsherMetrics } from '../../src/metrics/metrics.ts';
 import { startMetricsServer, type MetricsServer } from '../../src/metrics/server.ts';
 import { kubectlOk, useNamespace } from '../support/cluster.ts';

@@ -3,9 +3,9 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Backoff } from '../../src/kube/backoff.ts';
-import { Informer, objectKey, splitObjectKey, type InformerOptions, type ListResult, type WatchLike } from '../../src/kube/informer.ts';
-import type { Logger } from '../../src/kube/log.ts';
+import { Backoff } from '../../src/runtime/backoff.ts';
+import { Informer, objectKey, splitObjectKey, type InformerOptions, type ListResult, type WatchLike } from '../../src/runtime/informer.ts';
+import type { Logger } from '../../src/runtime/log.ts';
 
 interface Obj {
   metadata: { name: string; namespace?: string; resourceVersion?: string; managedFields?: unknown[] };

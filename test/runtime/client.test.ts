@@ -16,7 +16,7 @@ import {
   type ConfigurationOptions,
 } from '@kubernetes/client-node';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { apiErrorOf, isAlreadyExists, isConflict, isGone, isNotFound, loadKubeConfig, mergePatchOptions } from '../../src/kube/client.ts';
+import { apiErrorOf, isAlreadyExists, isConflict, isGone, isNotFound, loadKubeConfig, mergePatchOptions } from '../../src/runtime/client.ts';
 
 function kubeConfig(server = 'https://k8s.example.test:6443'): KubeConfig {
   const kc = new KubeConfig();

@@ -1,11 +1,11 @@
 // A LeaderElector in a process of its own, so that a test can SIGKILL a leader
 // for real (no release, no timers left to clean up), as a node failure would.
 //
-//   node test/kube/leader-election-child.ts KUBECONFIG NAMESPACE LEASE IDENTITY
+//   node test/runtime/leader-election-child.ts KUBECONFIG NAMESPACE LEASE IDENTITY
 //
 // Prints one JSON line per event: {"event":"started"} / {"event":"stopped"}.
-import { loadKubeConfig } from '../../src/kube/client.ts';
-import { LeaderElector } from '../../src/kube/leader-election.ts';
+import { loadKubeConfig } from '../../src/runtime/client.ts';
+import { LeaderElector } from '../../src/runtime/leader-election.ts';
 
 const [kubeconfig, namespace, name, identity] = process.argv.slice(2);
 if (!kubeconfig || !namespace || !name || !identity) {

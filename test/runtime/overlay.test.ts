@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Overlay } from '../../src/kube/overlay.ts';
+import { Overlay } from '../../src/runtime/overlay.ts';
 
 describe('Overlay (read-your-writes over an informer cache)', () => {
   const cache = new Map<string, string>();

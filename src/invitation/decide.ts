@@ -3,15 +3,16 @@
 // → the actions to take and the status that should be. No I/O, no clock, no
 // randomness: the reconciler performs the actions (issuing a token is one) and
 // calls decide() again with the new world until no action is left.
-import { normalizeEmail } from '../api/email.ts';
-import { forbiddenReason, invalidReason } from '../invitation/rules.ts';
-import { hasMembershipFrom } from '../api/user.ts';
+import { normalizeEmail } from './email.ts';
+import { forbiddenReason, invalidReason } from './rules.ts';
+import { hasMembershipFrom } from './users.ts';
 import { REISSUE_ANNOTATION, type Membership, type User, type UserInvitation, type UserInvitationStatus } from '../api/types.ts';
 import { parseDuration } from '../config/duration.ts';
 import type { UsherConfig } from '../config/types.ts';
-import type { InvitationRecord } from '../records/record.ts';
-import { selectorOfLink } from '../records/token.ts';
+import type { InvitationRecord } from './record.ts';
+import { selectorOfLink } from './token.ts';
 import { MAIL_DELIVERED, mergeConditions, readiness, type DesiredCondition } from './conditions.ts';
+import { linkSecretNameFor } from './naming.ts';
 
 export interface Observed {
   invitation: UserInvitation;
@@ -191,11 +192,6 @@ export function decide(o: Observed): Plan {
     );
   }
   return finish({ phase: 'Pending', ...issued }, [...readiness('progressing', 'Sending', `Sending the invitation to ${email}.`), delivered('Unknown', 'Sending', `Sending to ${email}.`)], [...cleanup, { kind: 'sendMail', record: current.name }]);
-}
-
-/** The Secret beside the invitation that holds its link when linkDisclosure is Secret. */
-export function linkSecretNameFor(invitationName: string): string {
-  return `${invitationName}-invitation-link`;
 }
 
 /** MailDelivered: what became of the mail for the current token. */

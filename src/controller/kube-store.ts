@@ -8,8 +8,7 @@ import { CoreV1Api, CustomObjectsApi, EventsV1Api, V1MicroTime, type KubeConfig,
 import type { Logger } from 'pino';
 import { GROUP, INVITATION_PLURAL, USER_PLURAL, VERSION, type User, type UserInvitation, type UserInvitationStatus } from '../api/types.ts';
 import type { UsherConfig } from '../config/types.ts';
-import type { ClusterReader, ClusterWriter } from '../controller/reconciler.ts';
-import { linkSecretNameFor } from '../controller/decide.ts';
+import type { ClusterReader, ClusterWriter } from './ports.ts';
 import {
   COMPONENT_LABEL,
   INVITATION_UID_LABEL,
@@ -20,11 +19,12 @@ import {
   recordFromSecret,
   secretFromRecord,
   type InvitationRecord,
-} from '../records/record.ts';
-import { apiErrorOf } from './client.ts';
-import { Informer } from './informer.ts';
-import { Overlay } from './overlay.ts';
-import { makePooledApiClient, PooledAuthentication } from './pooled-client.ts';
+} from '../invitation/record.ts';
+import { apiErrorOf } from '../runtime/client.ts';
+import { Informer } from '../runtime/informer.ts';
+import { Overlay } from '../runtime/overlay.ts';
+import { makePooledApiClient, PooledAuthentication } from '../runtime/pooled-client.ts';
+import { linkSecretNameFor } from '../invitation/naming.ts';
 
 export const LINK_COMPONENT = 'invitation-link';
 const LINK_KEY = 'link';
@@ -60,10 +60,11 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
   private readonly log: Logger;
   private readonly instance: string;
 
-  constructor(kubeConfig: KubeConfig, config: UsherConfig, log: Logger, events: ClusterEvents) {
+  /** `instance` names this replica in the Events it records (the pod's name in a cluster). */
+  constructor(kubeConfig: KubeConfig, config: UsherConfig, log: Logger, events: ClusterEvents, instance = `usher-${randomBytes(3).toString('hex')}`) {
     this.config = config;
     this.log = log;
-    this.instance = process.env.POD_NAME ?? `usher-${randomBytes(3).toString('hex')}`;
+    this.instance = instance;
     // One pool of keep-alive connections for every request (see PooledAuthentication).
     const auth = new PooledAuthentication(kubeConfig);
     this.core = makePooledApiClient(kubeConfig, CoreV1Api, auth);

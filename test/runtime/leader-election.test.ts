@@ -2,7 +2,7 @@
 // once, and where it finds its Lease and identity in a pod's environment.
 import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TIMINGS, LeaderElector, leaderElectionSettingsFromEnv, type LeaderElectorOptions } from '../../src/kube/leader-election.ts';
+import { DEFAULT_TIMINGS, LeaderElector, leaderElectionSettingsFromEnv, type LeaderElectorOptions } from '../../src/runtime/leader-election.ts';
 
 function options(extra: Partial<LeaderElectorOptions>): LeaderElectorOptions {
   const kubeConfig = new KubeConfig();

@@ -4,7 +4,7 @@
 import { CoreV1Api, CustomObjectsApi, V1ConfigMap, V1ObjectMeta, type KubeConfig } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { API_VERSION, GROUP, INVITATION_KIND, INVITATION_PLURAL, VERSION, type UserInvitation } from '../../src/api/types.ts';
-import { apiErrorOf, isAlreadyExists, isConflict, isNotFound, loadKubeConfig, mergePatchOptions } from '../../src/kube/client.ts';
+import { apiErrorOf, isAlreadyExists, isConflict, isNotFound, loadKubeConfig, mergePatchOptions } from '../../src/runtime/client.ts';
 import { kubectlOk, useNamespace } from '../support/cluster.ts';
 
 const ns = useNamespace('client');

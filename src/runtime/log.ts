@@ -1,4 +1,4 @@
-// The slice of pino's Logger that src/kube uses, so a pino logger (or a child
+// The slice of pino's Logger that src/runtime uses, so a pino logger (or a child
 // of one) can be passed in as it is, and tests can pass a recorder.
 
 export interface Logger {

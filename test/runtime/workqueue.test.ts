@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { WorkQueue } from '../../src/kube/workqueue.ts';
+import { WorkQueue } from '../../src/runtime/workqueue.ts';
 
 /** Resolves with what the promise settled to, or 'pending' if it has not settled after the microtasks run. */
 async function peek<T>(promise: Promise<T>): Promise<T | 'pending'> {

@@ -7,8 +7,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { loadKubeConfig } from '../../src/kube/client.ts';
-import { DEFAULT_TIMINGS, LeaderElector, type LeaderElectorOptions } from '../../src/kube/leader-election.ts';
+import { loadKubeConfig } from '../../src/runtime/client.ts';
+import { DEFAULT_TIMINGS, LeaderElector, type LeaderElectorOptions } from '../../src/runtime/leader-election.ts';
 import { kubectlOk, useNamespace } from '../support/cluster.ts';
 
 const ns = useNamespace('leader');

@@ -3,10 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { REISSUE_ANNOTATION, type User, type UserInvitation, type UserInvitationSpec, type UserInvitationStatus } from '../../src/api/types.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { UsherConfig } from '../../src/config/types.ts';
-import { decide, type Action, type Observed } from '../../src/controller/decide.ts';
+import { decide, type Action, type Observed } from '../../src/invitation/decide.ts';
 import { verifiedLink } from '../../src/controller/reconciler.ts';
-import { hashVerifier } from '../../src/records/token.ts';
-import type { InvitationRecord } from '../../src/records/record.ts';
+import { hashVerifier } from '../../src/invitation/token.ts';
+import type { InvitationRecord } from '../../src/invitation/record.ts';
 
 const NOW = new Date('2026-11-25T12:00:00Z');
 const DAY = 86_400_000;

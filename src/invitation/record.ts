@@ -74,11 +74,6 @@ export interface SecretLike {
   data?: Record<string, string>;
 }
 
-/** Deterministic per (invitation, issuance): a retried create after a crash collides instead of duplicating. */
-export function recordName(invitationUid: string, issuance: number): string {
-  return `usher-invitation-${invitationUid}-${issuance}`;
-}
-
 export function isRecordSecret(secret: SecretLike): boolean {
   return secret.type === RECORD_TYPE && secret.metadata?.labels?.[COMPONENT_LABEL] === RECORD_COMPONENT;
 }

@@ -1,13 +1,13 @@
 // The informer against the real API server: initial sync, live events, a
 // connection cut mid-watch (through a TCP proxy the test controls), a stop and
 // restart, server-side watch ends, the watchdog and the resync. The 410 path
-// needs etcd compaction to provoke; test/kube/informer.test.ts covers it.
+// needs etcd compaction to provoke; test/runtime/informer.test.ts covers it.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { CoreV1Api, KubeConfig, V1ConfigMap, V1ObjectMeta, Watch } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { loadKubeConfig } from '../../src/kube/client.ts';
-import { Informer, type InformerOptions, type WatchLike } from '../../src/kube/informer.ts';
-import type { Logger } from '../../src/kube/log.ts';
+import { loadKubeConfig } from '../../src/runtime/client.ts';
+import { Informer, type InformerOptions, type WatchLike } from '../../src/runtime/informer.ts';
+import type { Logger } from '../../src/runtime/log.ts';
 import { useNamespace } from '../support/cluster.ts';
 
 const ns = useNamespace('informer');

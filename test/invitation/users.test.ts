@@ -2,9 +2,10 @@
 // normalised (docs/security.md, attack 4) and how Users are named and found.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isNfc, normalizeEmail } from '../../src/api/email.ts';
+import { isNfc, normalizeEmail } from '../../src/invitation/email.ts';
 import type { User } from '../../src/api/types.ts';
-import { findUser, legacyUserNameFor, userMatches, userNameCandidates, userNameFor, withMembership } from '../../src/api/user.ts';
+import { findUser, userMatches, withMembership } from '../../src/invitation/users.ts';
+import { legacyUserNameFor, userNameCandidates, userNameFor } from '../../src/invitation/naming.ts';
 
 function user(name: string, email: string): User {
   return { apiVersion: 'usher.dev/v1alpha1', kind: 'User', metadata: { name }, spec: { email, memberships: [] } };
