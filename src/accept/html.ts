@@ -3,12 +3,9 @@
 // forgotten call cannot inject: invitation fields, names typed into the form
 // and IdP claims all arrive here as plain strings.
 
-const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+import { escapeHtml } from '../runtime/html.ts';
 
-/** Text made safe for element content and quoted attribute values. */
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ENTITIES[c] ?? c);
-}
+export { escapeHtml };
 
 /** Markup that is safe as it is: only `html` (and `raw`, for constants) make it. */
 export class SafeHtml {

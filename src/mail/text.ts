@@ -1,6 +1,7 @@
 // Making untrusted values (tenant, group and role names, addresses) safe for where they
 // land. The API server validates names, but the mail must stay safe even if a schema is
 // loosened later or a value arrives through another path.
+import { escapeHtml as escapeMarkup } from '../runtime/html.ts';
 
 // C0/C1 controls (CR, LF, TAB, NUL, ESC…), the Unicode line/paragraph separators, and
 // bidirectional overrides that could make "acme" display as something else.
@@ -16,9 +17,7 @@ export function headerText(value: string): string {
   return cleanText(value).replace(/\s+/g, ' ').trim();
 }
 
-const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-/** Escapes for both element content and quoted attribute values, which is where templates put values. */
+/** Escapes for both element content and quoted attribute values, which is where templates put values; control characters go first. */
 export function escapeHtml(value: string): string {
-  return cleanText(value).replace(/[&<>"']/g, (c) => HTML_ENTITIES[c] ?? c);
+  return escapeMarkup(cleanText(value));
 }

@@ -1,5 +1,6 @@
 // Sending mail over SMTP (nodemailer, pooled), and telling the controller whether a
 // failure is worth retrying.
+import type { Logger } from '../runtime/log.ts';
 
 import { createTransport } from 'nodemailer';
 import type { SMTPPoolOptions } from 'nodemailer/lib/smtp-pool';
@@ -25,11 +26,8 @@ export interface Mailer {
   close(): void;
 }
 
-/** The part of a pino logger this module uses. */
-export interface MailLog {
-  debug(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
+/** The part of a pino logger this module uses: the runtime's logger interface. */
+export type MailLog = Pick<Logger, 'debug' | 'warn'>;
 
 export interface MailTimeouts {
   /** TCP (and for implicit TLS, the handshake) connect. */

@@ -52,8 +52,8 @@ function recordingLog(): MailLog & { lines: { level: string; obj: object; msg: s
   const lines: { level: string; obj: object; msg: string }[] = [];
   return {
     lines,
-    debug: (obj, msg) => lines.push({ level: 'debug', obj, msg }),
-    warn: (obj, msg) => lines.push({ level: 'warn', obj, msg }),
+    debug: (obj, msg) => lines.push({ level: 'debug', obj, msg: msg ?? '' }),
+    warn: (obj, msg) => lines.push({ level: 'warn', obj, msg: msg ?? '' }),
   };
 }
 
