@@ -63,7 +63,7 @@ export function parseConfig(yamlText: string, opts: ParseOptions = {}): UsherCon
     doc = prune(doc, problem.path);
   }
   const io = { env: opts.env ?? process.env, readFile: opts.readFile ?? ((p: string) => readFileSync(p, 'utf8')) };
-  const config = convert(doc as RawConfig, io, problems);
+  const config = convert(doc as Pruned<RawConfig>, io, problems);
   if (problems.length > 0) throw new ConfigError(source, problems);
   return config;
 }
@@ -94,9 +94,15 @@ interface Io {
   readFile: (path: string) => string;
 }
 
-type RawMail = NonNullable<NonNullable<RawConfig['usher']>['mail']>;
+/**
+ * The document once its problems are pruned: what is left fits the schema,
+ * except that a required key may be missing (its problem is already reported).
+ */
+type Pruned<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: Pruned<T[K]> } : T;
 
-function convert(raw: RawConfig, io: Io, problems: string[]): UsherConfig {
+type RawMail = NonNullable<NonNullable<Pruned<RawConfig>['usher']>['mail']>;
+
+function convert(raw: Pruned<RawConfig>, io: Io, problems: string[]): UsherConfig {
   const usher = raw.usher ?? {};
   const invitations = usher.security?.invitations ?? {};
   const at = 'usher.security.invitations';
@@ -203,7 +209,7 @@ function secretFile(key: string, path: string, io: Io, problems: string[]): stri
   return nonEmptyPassword(key, `the file ${path}`, content, problems);
 }
 
-type RawAccept = NonNullable<NonNullable<RawConfig['usher']>['accept']>;
+type RawAccept = NonNullable<NonNullable<Pruned<RawConfig>['usher']>['accept']>;
 
 /** Shortest CSRF key accepted: 32 bytes, the HMAC-SHA-256 block of security it feeds. */
 const MIN_CSRF_KEY_BYTES = 32;

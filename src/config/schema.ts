@@ -2,46 +2,8 @@
 // validation turned into plain-words problems ("usher.mail.prot: unknown key
 // (did you mean "port"?)"). Defaults, durations, secrets and rules across keys
 // are the loader's business (load.ts); this file only knows the shape.
-import { Ajv, type DefinedError, type SchemaObject } from 'ajv';
-
-/** The file as written: every key optional except where the schema says. */
-export interface RawConfig {
-  usher?: {
-    baseUrl?: string;
-    namespace?: string;
-    security?: {
-      invitations?: {
-        expireAfter?: string;
-        maxExpireAfter?: string;
-        linkDisclosure?: 'Status' | 'Secret';
-        requireGroupOrRole?: boolean;
-      };
-    };
-    tenancy?: { namespaceLabel?: string; instanceNamespaces?: string[] };
-    mail?: {
-      host?: string;
-      port?: number;
-      tls?: 'implicit' | 'starttls' | 'none';
-      allowSelfSigned?: boolean;
-      from?: string;
-      replyTo?: string;
-      auth?: { user?: string; passwordFile?: string; passwordEnv?: string };
-      pool?: { maxConnections?: number };
-      rateLimitPerSecond?: number;
-      templatesDir?: string;
-    };
-    accept?: {
-      port?: number;
-      loginUrl?: string;
-      credentialsNamespace?: string;
-      oidc?: { issuer?: string; clientId?: string; clientSecretFile?: string; clientSecretEnv?: string };
-      csrfKeyFile?: string;
-      rateLimit?: { perClientPerMinute?: number; perTokenPerMinute?: number };
-      trustProxy?: string[] | number;
-    };
-    controller?: { workers?: number; resyncPeriod?: string };
-  };
-}
+import { Ajv, type DefinedError } from 'ajv';
+import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
 
 // `description` is what a wrong value is told it must be ("must be <description>").
 const duration = { type: 'string', description: 'an ISO-8601 duration such as P7D or PT12H' } as const;
@@ -55,8 +17,13 @@ const namespaceName = {
   description: 'a namespace name (lowercase letters, digits and dashes)',
 } as const;
 
+/** A closed object schema (its literal type kept, for FromSchema). */
+type ClosedObject<P extends Record<string, JSONSchema>> = { readonly type: 'object'; readonly additionalProperties: false; readonly properties: P };
+
 /** A closed object: unknown keys are errors, so typos do not silently fall back to defaults. */
-function object(properties: Record<string, SchemaObject>, required?: string[]): SchemaObject {
+function object<const P extends Record<string, JSONSchema>>(properties: P): ClosedObject<P>;
+function object<const P extends Record<string, JSONSchema>, const R extends readonly (keyof P & string)[]>(properties: P, required: R): ClosedObject<P> & { readonly required: R };
+function object(properties: Record<string, JSONSchema>, required?: readonly string[]): ClosedObject<Record<string, JSONSchema>> {
   return { type: 'object', additionalProperties: false, properties, ...(required && { required }) };
 }
 
@@ -129,6 +96,12 @@ export const configSchema = object({
     }),
   }),
 });
+
+/**
+ * The file as written: every key optional except where the schema says,
+ * derived from the schema so the two cannot drift apart.
+ */
+export type RawConfig = FromSchema<typeof configSchema>;
 
 const validate = new Ajv({ allErrors: true, verbose: true, strict: true }).compile<RawConfig>(configSchema);
 

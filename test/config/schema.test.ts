@@ -1,0 +1,53 @@
+// RawConfig is derived from configSchema (FromSchema): these are compile-time
+// checks (`npm run typecheck` fails when they do not hold) that the derived
+// type is the file's shape, with the schema's `required` keys required.
+import { describe, expectTypeOf, it } from 'vitest';
+import type { RawConfig } from '../../src/config/schema.ts';
+
+type Usher = NonNullable<RawConfig['usher']>;
+
+describe('RawConfig, derived from configSchema', () => {
+  it('has every key optional at the top', () => {
+    expectTypeOf<RawConfig>().toEqualTypeOf<{ usher?: Usher }>();
+    expectTypeOf<Usher['baseUrl']>().toEqualTypeOf<string | undefined>();
+    expectTypeOf<Usher['namespace']>().toEqualTypeOf<string | undefined>();
+    expectTypeOf<NonNullable<Usher['controller']>>().toEqualTypeOf<{ workers?: number; resyncPeriod?: string }>();
+  });
+
+  it('keeps the enums as unions of their values', () => {
+    expectTypeOf<NonNullable<NonNullable<Usher['security']>['invitations']>>().toEqualTypeOf<{
+      expireAfter?: string;
+      maxExpireAfter?: string;
+      linkDisclosure?: 'Status' | 'Secret';
+      requireGroupOrRole?: boolean;
+    }>();
+    expectTypeOf<NonNullable<Usher['mail']>['tls']>().toEqualTypeOf<'implicit' | 'starttls' | 'none' | undefined>();
+  });
+
+  it('makes the keys the schema requires required', () => {
+    expectTypeOf<NonNullable<Usher['mail']>>().toEqualTypeOf<{
+      host: string;
+      port?: number;
+      tls?: 'implicit' | 'starttls' | 'none';
+      allowSelfSigned?: boolean;
+      from: string;
+      replyTo?: string;
+      auth?: { user: string; passwordFile?: string; passwordEnv?: string };
+      pool?: { maxConnections?: number };
+      rateLimitPerSecond?: number;
+      templatesDir?: string;
+    }>();
+    expectTypeOf<NonNullable<NonNullable<Usher['accept']>['oidc']>>().toEqualTypeOf<{
+      issuer: string;
+      clientId: string;
+      clientSecretFile?: string;
+      clientSecretEnv?: string;
+    }>();
+  });
+
+  it('reads the oneOf of trustProxy as a union, and lists as arrays', () => {
+    expectTypeOf<NonNullable<Usher['accept']>['trustProxy']>().toEqualTypeOf<string[] | number | undefined>();
+    expectTypeOf<NonNullable<Usher['tenancy']>>().toEqualTypeOf<{ namespaceLabel?: string; instanceNamespaces?: string[] }>();
+    expectTypeOf<NonNullable<NonNullable<Usher['accept']>['rateLimit']>>().toEqualTypeOf<{ perClientPerMinute?: number; perTokenPerMinute?: number }>();
+  });
+});
