@@ -291,7 +291,7 @@ export async function acceptBench(options: AcceptOptions): Promise<AcceptResult>
   const plane = await startPlane();
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const config = parseConfig(['usher:', `  baseUrl: ${base}`, '  accept:', '    credentialsNamespace: accept-credentials', rateLimits, ''].join('\n'), { source: 'bench' });
+  const config = parseConfig(['usher:', `  baseUrl: ${base}`, '  accept:', '    credentialsNamespace: accept-credentials', rateLimits, ''].join('\n'), { source: 'bench', env: {} });
   const kubeConfig = options.pooled ? new PooledKubeConfig() : new KubeConfig();
   kubeConfig.loadFromFile(plane.kubeconfig);
   const server = createAcceptServer({ kubeConfig, config, log: pino({ level: 'warn' }) });

@@ -59,7 +59,7 @@ export async function latency(options: LatencyOptions): Promise<LatencyResult> {
     const limitNs = 'latency-limit';
     await plane.namespace(limitNs, TENANT);
     const limitWatch = await watchPhases(plane.kubeConfig, plane.custom, limitNs);
-    const config = parseConfig(configYaml({ kubeconfig: '', smtpPort: sink.port }), { source: 'bench' });
+    const config = parseConfig(configYaml({ kubeconfig: '', smtpPort: sink.port }), { source: 'bench', env: {} });
     if (!config.mail) throw new Error('no mail config');
     const mailer = createInvitationMailer(config.mail);
     const limitMs: number[] = [];

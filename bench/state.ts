@@ -63,7 +63,7 @@ export async function state(options: StateOptions): Promise<StateResult> {
   const { log } = options;
   const plane = await startPlane();
   const sink = await startSink();
-  const config = parseConfig(configYaml({ kubeconfig: '', smtpPort: sink.port }), { source: 'bench' });
+  const config = parseConfig(configYaml({ kubeconfig: '', smtpPort: sink.port }), { source: 'bench', env: {} });
   const result: StateResult = { memory: [], restarts: [] };
   let seeded = 0;
   const seedTo = async (total: number): Promise<void> => {

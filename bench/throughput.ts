@@ -134,7 +134,7 @@ export async function limitBatch(options: BatchOptions): Promise<BatchResult> {
   const { n, log } = options;
   const plane = await startPlane();
   const sink = await startSink();
-  const config = parseConfig(configYaml({ kubeconfig: '', smtpPort: sink.port, workers: options.workers }), { source: 'bench' });
+  const config = parseConfig(configYaml({ kubeconfig: '', smtpPort: sink.port, workers: options.workers }), { source: 'bench', env: {} });
   if (!config.mail) throw new Error('no mail config');
   const mailer = createInvitationMailer(config.mail);
   try {

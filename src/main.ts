@@ -28,7 +28,7 @@ const log = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { app: 'usher' 
 
 function readConfig(path: string | undefined): UsherConfig {
   try {
-    return path ? loadConfig(path) : parseConfig('', { source: '(defaults)' });
+    return path ? loadConfig(path, process.env) : parseConfig('', { source: '(defaults)', env: process.env });
   } catch (err) {
     if (err instanceof ConfigError) {
       // Plain text on stderr, not JSON: this is for the human reading the pod's crash log.

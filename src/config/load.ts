@@ -23,16 +23,16 @@ export class ConfigError extends Error {
 }
 
 export interface ParseOptions {
-  /** Where passwordEnv / clientSecretEnv are looked up (default process.env). */
-  env?: NodeJS.ProcessEnv;
+  /** Where passwordEnv / clientSecretEnv are looked up: the process's environment, given by main. */
+  env: NodeJS.ProcessEnv;
   /** Reads passwordFile, clientSecretFile, csrfKeyFile (default: the file system, UTF-8). */
   readFile?: (path: string) => string;
   /** The file name that messages start with. */
   source?: string;
 }
 
-/** Loads and checks the configuration file at `path`; throws ConfigError. */
-export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): UsherConfig {
+/** Loads and checks the configuration file at `path` (passwordEnv / clientSecretEnv looked up in `env`); throws ConfigError. */
+export function loadConfig(path: string, env: NodeJS.ProcessEnv): UsherConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -43,7 +43,7 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
 }
 
 /** Checks configuration YAML (an empty text means all defaults); throws ConfigError. */
-export function parseConfig(yamlText: string, opts: ParseOptions = {}): UsherConfig {
+export function parseConfig(yamlText: string, opts: ParseOptions): UsherConfig {
   const source = opts.source ?? 'configuration';
   let doc: unknown;
   try {
@@ -62,7 +62,7 @@ export function parseConfig(yamlText: string, opts: ParseOptions = {}): UsherCon
     // their problems reported now) without tripping over it.
     doc = prune(doc, problem.path);
   }
-  const io = { env: opts.env ?? process.env, readFile: opts.readFile ?? ((p: string) => readFileSync(p, 'utf8')) };
+  const io = { env: opts.env, readFile: opts.readFile ?? ((p: string) => readFileSync(p, 'utf8')) };
   const config = convert(doc as Pruned<RawConfig>, io, problems);
   if (problems.length > 0) throw new ConfigError(source, problems);
   return config;

@@ -226,7 +226,7 @@ describe.skipIf(!inject('localControlPlane'))('the chart’s RBAC, as the operat
 });
 
 describe('the ValidatingAdmissionPolicy', () => {
-  const config = parseConfig(`usher:\n  tenancy:\n    instanceNamespaces: [${platform}]\n`);
+  const config = parseConfig(`usher:\n  tenancy:\n    instanceNamespaces: [${platform}]\n`, { env: {} });
 
   function example(file: string): UserInvitation {
     return load(readFileSync(join(ROOT, 'examples', file), 'utf8')) as UserInvitation;

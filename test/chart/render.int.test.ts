@@ -278,7 +278,7 @@ describe('the default rendering', () => {
   it('writes a configuration file per component that Usher’s own loader accepts, with Usher’s defaults and Usher’s namespace', async () => {
     const manifests = await template();
     for (const component of ['controller', 'accept'] as const) {
-      const config = parseConfig(configText(manifests, component), { source: `ConfigMap usher ${component}.yaml` });
+      const config = parseConfig(configText(manifests, component), { source: `ConfigMap usher ${component}.yaml`, env: {} });
       expect(config.namespace, component).toBe('usher-system');
       expect(config.tenancy, component).toEqual({ namespaceLabel: 'usher.dev/tenant', instanceNamespaces: [] });
       expect(config.invitations, component).toMatchObject({ expireAfter: 'P7D', maxExpireAfter: 'P90D', linkDisclosure: 'Status', requireGroupOrRole: true });
@@ -288,7 +288,7 @@ describe('the default rendering', () => {
     }
     // Usher's namespace is the release's, wherever it is installed.
     const elsewhere = await template({}, { namespace: 'platform' });
-    expect(parseConfig(configText(elsewhere, 'accept'))).toMatchObject({ namespace: 'platform', accept: { credentialsNamespace: 'platform' } });
+    expect(parseConfig(configText(elsewhere, 'accept'), { env: {} })).toMatchObject({ namespace: 'platform', accept: { credentialsNamespace: 'platform' } });
   });
 });
 
@@ -370,7 +370,7 @@ describe('RBAC', () => {
     const binding = find(manifests, 'RoleBinding', 'usher-accept-credentials') as Manifest & { subjects: unknown[] };
     expect(binding.metadata.namespace).toBe('usher-credentials');
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'usher-accept', namespace: 'usher-system' }]);
-    expect(parseConfig(configText(manifests, 'accept')).accept.credentialsNamespace).toBe('usher-credentials');
+    expect(parseConfig(configText(manifests, 'accept'), { env: {} }).accept.credentialsNamespace).toBe('usher-credentials');
     // Records stay in Usher's namespace, and so does the page's Role for them.
     expect(find(manifests, 'Role', 'usher-accept').metadata.namespace).toBe('usher-system');
     expect((await template()).filter((m) => m.metadata.name === 'usher-accept-credentials')).toEqual([]);
@@ -391,8 +391,8 @@ describe('the client address behind the Ingress (config.accept.trustProxy)', () 
   const ingress = { enabled: true, host: 'join.example.com' };
   const trustProxyOf = async (values: Record<string, unknown>): Promise<unknown> => {
     const manifests = await template(values);
-    const controller = parseConfig(configText(manifests, 'controller')).accept.trustProxy;
-    const accept = parseConfig(configText(manifests, 'accept')).accept.trustProxy;
+    const controller = parseConfig(configText(manifests, 'controller'), { env: {} }).accept.trustProxy;
+    const accept = parseConfig(configText(manifests, 'accept'), { env: {} }).accept.trustProxy;
     expect(controller).toEqual(accept);
     return accept;
   };
@@ -464,7 +464,7 @@ describe('everything switched on (mail, SSO, CSRF key, Ingress, ServiceMonitor, 
       files[path] = volume?.secret?.secretName ?? '';
       return path.endsWith('csrf-key') ? 'k'.repeat(48) : 'secret-from-file\n';
     };
-    const config = parseConfig(text, { source: `ConfigMap usher ${component}.yaml`, readFile });
+    const config = parseConfig(text, { source: `ConfigMap usher ${component}.yaml`, env: {}, readFile });
     return { config, files, text };
   }
 
@@ -506,8 +506,8 @@ describe('everything switched on (mail, SSO, CSRF key, Ingress, ServiceMonitor, 
     });
     // The Service behind it is the page's.
     expect((find(manifests, 'Service', 'usher') as Service).spec.selector).toEqual(deploymentOf(manifests, 'accept').spec.selector.matchLabels);
-    expect(parseConfig(configText(manifests, 'accept'), { readFile: () => 'k'.repeat(48) }).baseUrl).toBe('https://join.example.com');
-    expect(parseConfig(configText(manifests, 'controller'), { readFile: () => 'k'.repeat(48) }).baseUrl).toBe('https://join.example.com');
+    expect(parseConfig(configText(manifests, 'accept'), { env: {}, readFile: () => 'k'.repeat(48) }).baseUrl).toBe('https://join.example.com');
+    expect(parseConfig(configText(manifests, 'controller'), { env: {}, readFile: () => 'k'.repeat(48) }).baseUrl).toBe('https://join.example.com');
   });
 
   it('adds a ServiceMonitor scraping the metrics port of both components, each target labelled with its component', async () => {

@@ -17,11 +17,11 @@ function files(contents: Record<string, string>): (path: string) => string {
   };
 }
 
-function parse(yaml: string, opts: ParseOptions = {}): UsherConfig {
+function parse(yaml: string, opts: Partial<ParseOptions> = {}): UsherConfig {
   return parseConfig(yaml, { source: 'usher-config.yaml', env: {}, ...opts });
 }
 
-function errorOf(yaml: string, opts: ParseOptions = {}): ConfigError {
+function errorOf(yaml: string, opts: Partial<ParseOptions> = {}): ConfigError {
   try {
     parse(yaml, opts);
   } catch (error) {
@@ -235,7 +235,7 @@ describe('parseConfig: defaults', () => {
 });
 
 describe('parseConfig: problems', () => {
-  it.each<[string, string, string, ParseOptions?]>([
+  it.each<[string, string, string, Partial<ParseOptions>?]>([
     [
       'an unparseable duration',
       'usher:\n  security:\n    invitations:\n      expireAfter: 30 days\n',
@@ -368,7 +368,7 @@ describe('parseConfig: problems', () => {
   });
 
   it('names the configuration "configuration" when no source is given', () => {
-    expect(() => parseConfig('usher:\n  acept: {}\n')).toThrow('configuration: usher.acept: unknown key (did you mean "accept"?)');
+    expect(() => parseConfig('usher:\n  acept: {}\n', { env: {} })).toThrow('configuration: usher.acept: unknown key (did you mean "accept"?)');
   });
 });
 
@@ -404,12 +404,12 @@ describe('loadConfig', () => {
 
   it('names the file when it cannot be read', () => {
     const file = join(dir, 'absent.yaml');
-    expect(() => loadConfig(file)).toThrow(new ConfigError(file, ['cannot read the file: no such file or directory (ENOENT)']));
+    expect(() => loadConfig(file, {})).toThrow(new ConfigError(file, ['cannot read the file: no such file or directory (ENOENT)']));
   });
 
   it('loads an empty file as all defaults', () => {
     const file = join(dir, 'empty.yaml');
     writeFileSync(file, '');
-    expect(loadConfig(file).baseUrl).toBe('http://localhost:8080');
+    expect(loadConfig(file, {}).baseUrl).toBe('http://localhost:8080');
   });
 });

@@ -28,7 +28,7 @@ const adminNs = `platform-${suffix}`;
 function startController(): Controller {
   const config = parseConfig(
     `usher:\n  baseUrl: http://usher.test\n  tenancy:\n    instanceNamespaces: [${adminNs}]\n  controller:\n    workers: 4\n`,
-    { source: 'test-config.yaml' },
+    { source: 'test-config.yaml', env: {} },
   );
   return new Controller({ kubeConfig: loadKubeConfig(inject('kubeconfigs').operator), config, log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
 }

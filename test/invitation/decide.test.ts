@@ -13,7 +13,7 @@ const DAY = 86_400_000;
 const SELECTOR = 'a'.repeat(32);
 const LINK = `https://usher.example/accept/${SELECTOR}.${'v'.repeat(43)}`;
 
-const config: UsherConfig = parseConfig('usher:\n  baseUrl: https://usher.example\n  tenancy:\n    instanceNamespaces: [usher-system]\n', { source: 'test' });
+const config: UsherConfig = parseConfig('usher:\n  baseUrl: https://usher.example\n  tenancy:\n    instanceNamespaces: [usher-system]\n', { source: 'test', env: {} });
 const withMail: UsherConfig = {
   ...config,
   mail: { host: 'smtp', port: 25, tls: 'none', allowSelfSigned: false, from: 'x@example.com', pool: { maxConnections: 1 }, rateLimitPerSecond: 0 },

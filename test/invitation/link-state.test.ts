@@ -6,7 +6,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { linkState, type LinkWorld } from '../../src/invitation/link-state.ts';
 import type { InvitationRecord } from '../../src/invitation/record.ts';
 
-const config = parseConfig('usher:\n  tenancy:\n    instanceNamespaces: [platform]\n', { source: 'test' });
+const config = parseConfig('usher:\n  tenancy:\n    instanceNamespaces: [platform]\n', { source: 'test', env: {} });
 const now = new Date('2026-12-01T12:00:00Z');
 
 const invitation: UserInvitation = {

@@ -20,7 +20,7 @@ interface Running {
 const running: Running[] = [];
 
 async function startOperator(mail: MailConfig): Promise<Controller> {
-  const config = parseConfig('usher:\n  baseUrl: https://usher.example\n', { source: 'test' });
+  const config = parseConfig('usher:\n  baseUrl: https://usher.example\n', { source: 'test', env: {} });
   const mailer = createInvitationMailer(mail, undefined, { timeouts: { connectionMs: 2000, greetingMs: 2000, socketMs: 5000 } });
   const controller = new Controller({
     kubeConfig: loadKubeConfig(inject('kubeconfigs').operator),

@@ -62,7 +62,7 @@ async function startUsher(extra = '', opts: { mailPort?: number; mailBackoffMs?:
   const url = `http://127.0.0.1:${port}`;
   const config = parseConfig(
     `usher:\n  baseUrl: ${url}\n  namespace: ${USHER_NAMESPACE}\n  tenancy:\n    instanceNamespaces: [${platform}]\n  accept:\n    rateLimit: { perClientPerMinute: 10000, perTokenPerMinute: 10000 }\n${extra}`,
-    { source: 'threats.yaml' },
+    { source: 'threats.yaml', env: {} },
   );
   config.accept.csrfKey = CSRF_KEY;
   const withMail: UsherConfig = opts.mailPort === undefined ? config : { ...config, mail: mailConfig(opts.mailPort) };
