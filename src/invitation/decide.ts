@@ -3,6 +3,12 @@
 // → the actions to take and the status that should be. No I/O, no clock, no
 // randomness: the reconciler performs the actions (issuing a token is one) and
 // calls decide() again with the new world until no action is left.
+//
+// decide() is a chain of small named checks (accepted, forbidden, invalid, ...),
+// each a Plan or undefined, reading facts computed once and never changed. What
+// makes the current record's link dead is link-state.ts's checks, the same ones
+// the acceptance page's linkState() is made of (its module comment maps one to
+// the other).
 import { normalizeEmail } from './email.ts';
 import { forbiddenReason, invalidReason } from './rules.ts';
 import { hasMembershipFrom } from './users.ts';
@@ -13,6 +19,7 @@ import type { InvitationRecord } from './record.ts';
 import { selectorOfLink } from './token.ts';
 import { MAIL_DELIVERED, mergeConditions, readiness, type DesiredCondition } from './conditions.ts';
 import { linkSecretNameFor } from './naming.ts';
+import { createsUserDirectly, hasExpired, isForAddress, isUsed, msUntilExpiry, pendingReissue } from './link-state.ts';
 
 export interface Observed {
   invitation: UserInvitation;
@@ -72,126 +79,251 @@ function reissueCommand(o: Observed): string {
   return `kubectl annotate userinvitation ${name} -n ${namespace ?? 'default'} --overwrite ${REISSUE_ANNOTATION}="$(date -u +%FT%TZ)"`;
 }
 
+/**
+ * A chain of small named checks, in order; the first that applies makes the plan.
+ * First those in which the invitation holds no link, then, when a token is held
+ * and still alive (the link-state checks of link-state.ts), what became of its mail.
+ */
 export function decide(o: Observed): Plan {
-  const { invitation, config, now } = o;
-  const { spec, metadata } = invitation;
-  const previous = invitation.status ?? {};
+  const f = factsOf(o);
+  const linkless = accepted(f) ?? forbidden(f) ?? invalid(f) ?? directCreation(f);
+  if (linkless) return linkless;
+  const held = liveToken(f);
+  if (!held) return newToken(f);
+  return expired(f, held) ?? noMailServer(f, held) ?? mailSent(f, held) ?? mailRejected(f, held) ?? mailRetrying(f, held) ?? sendMail(f, held);
+}
+
+/** What every check reads, computed once from the observation and never changed. */
+interface Facts {
+  readonly o: Observed;
+  /** The status as stored. */
+  readonly previous: UserInvitationStatus;
+  readonly email: string;
+  /** The reissue annotation's value, handled or not. */
+  readonly reissueRequest: string | undefined;
+  /** What every status carries: the tenant, observedGeneration, the last reissue request handled. */
+  readonly base: Readonly<UserInvitationStatus>;
+}
+
+function factsOf(o: Observed): Facts {
+  const { spec, metadata } = o.invitation;
+  const previous = o.invitation.status ?? {};
   const generation = metadata.generation;
-  const reissueRequest = metadata.annotations?.[REISSUE_ANNOTATION];
-  const email = normalizeEmail(spec.email);
-  const scope = spec.scope ?? 'Tenant';
-  const base: UserInvitationStatus = {
-    tenant: scope === 'Instance' ? '*' : (spec.tenant ?? ''),
-    ...(generation !== undefined ? { observedGeneration: generation } : {}),
-    ...(previous.lastHandledReissueAt !== undefined ? { lastHandledReissueAt: previous.lastHandledReissueAt } : {}),
+  return {
+    o,
+    previous,
+    email: normalizeEmail(spec.email),
+    reissueRequest: metadata.annotations?.[REISSUE_ANNOTATION],
+    base: {
+      tenant: (spec.scope ?? 'Tenant') === 'Instance' ? '*' : (spec.tenant ?? ''),
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      ...(previous.lastHandledReissueAt !== undefined ? { lastHandledReissueAt: previous.lastHandledReissueAt } : {}),
+    },
   };
-  const finish = (status: UserInvitationStatus, conditions: DesiredCondition[], actions: Action[] = [], requeueAfterMs?: number): Plan => ({
-    actions,
-    status: withoutUndefined({ ...base, ...status, conditions: mergeConditions(previous.conditions, conditions, generation, now) }),
-    ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
+}
+
+/** What a check concludes; plan() turns it into the Plan. */
+interface Outcome {
+  status: UserInvitationStatus;
+  conditions: DesiredCondition[];
+  actions?: Action[];
+  requeueAfterMs?: number;
+  /** The reissue request this plan answers, recorded as status.lastHandledReissueAt. */
+  handlesReissue?: string;
+}
+
+function plan(f: Facts, out: Outcome): Plan {
+  const { previous, o } = f;
+  const base = out.handlesReissue === undefined ? f.base : { ...f.base, lastHandledReissueAt: out.handlesReissue };
+  return {
+    actions: out.actions ?? [],
+    status: withoutUndefined({ ...base, ...out.status, conditions: mergeConditions(previous.conditions, out.conditions, o.invitation.metadata.generation, o.now) }),
+    ...(out.requeueAfterMs !== undefined ? { requeueAfterMs: out.requeueAfterMs } : {}),
+  };
+}
+
+function revokeAll(f: Facts, why: string): Action[] {
+  return f.o.records.map((r) => ({ kind: 'deleteRecord', name: r.name, why }));
+}
+
+/** Accepted is a fact: nothing that happens to the spec afterwards un-accepts it. */
+function accepted(f: Facts): Plan | undefined {
+  const { previous, email } = f;
+  const used = f.o.records.find(isUsed);
+  if (!used && !previous.acceptedAt) return undefined;
+  const acceptedAt = used?.usedAt ?? previous.acceptedAt;
+  const user = used?.user ?? previous.user;
+  return plan(f, {
+    status: { phase: 'Accepted', ...(acceptedAt ? { acceptedAt } : {}), ...(user ? { user } : {}), ...pick(previous, 'issuance', 'issuedAt', 'expiresAt', 'sentAt') },
+    conditions: readiness('ready', 'Accepted', `Accepted by ${email}${user ? ` as User ${user}` : ''}.`),
+    ...(f.reissueRequest !== undefined ? { handlesReissue: f.reissueRequest } : {}),
   });
-  const revokeAll = (why: string): Action[] => o.records.map((r) => ({ kind: 'deleteRecord', name: r.name, why }));
+}
 
-  // Accepted is a fact: nothing that happens to the spec afterwards un-accepts it.
-  const used = o.records.find((r) => r.usedAt);
-  if (used || previous.acceptedAt) {
-    const acceptedAt = used?.usedAt ?? previous.acceptedAt;
-    const user = used?.user ?? previous.user;
-    if (reissueRequest !== undefined) base.lastHandledReissueAt = reissueRequest;
-    return finish(
-      { phase: 'Accepted', ...(acceptedAt ? { acceptedAt } : {}), ...(user ? { user } : {}), ...pick(previous, 'issuance', 'issuedAt', 'expiresAt', 'sentAt') },
-      readiness('ready', 'Accepted', `Accepted by ${email}${user ? ` as User ${user}` : ''}.`),
-    );
+function forbidden(f: Facts): Plan | undefined {
+  const reason = forbiddenReason(f.o.invitation, f.o.namespaceTenant, f.o.config);
+  if (!reason) return undefined;
+  return plan(f, { status: { phase: 'Failed' }, conditions: readiness('stalled', 'Forbidden', `${reason} Nothing was issued.`), actions: revokeAll(f, 'forbidden') });
+}
+
+function invalid(f: Facts): Plan | undefined {
+  const reason = invalidReason(f.o.invitation, f.o.config);
+  if (!reason) return undefined;
+  return plan(f, { status: { phase: 'Failed' }, conditions: readiness('stalled', 'InvalidSpec', `${reason} Nothing was issued.`), actions: revokeAll(f, 'invalid spec') });
+}
+
+/** createUserDirectly: no link, no mail; the User gets the membership at once. */
+function directCreation(f: Facts): Plan | undefined {
+  const { invitation, user } = f.o;
+  if (!createsUserDirectly(invitation)) return undefined;
+  const { email, previous } = f;
+  const revoked = revokeAll(f, 'user created directly');
+  if (!hasMembershipFrom(user, invitation.metadata.uid)) {
+    return plan(f, {
+      status: { phase: previous.phase ?? 'Pending' },
+      conditions: readiness('progressing', 'CreatingUser', `Creating User for ${email}.`),
+      actions: [...revoked, { kind: 'ensureUser', email, membership: membershipOf(invitation) }],
+    });
   }
+  return plan(f, {
+    status: { phase: 'UserCreated', user: user?.metadata.name ?? '' },
+    conditions: readiness('ready', 'UserCreated', `User ${user?.metadata.name ?? ''} was created directly for ${email}; they sign in through the identity provider.`),
+    actions: revoked,
+  });
+}
 
-  const forbidden = forbiddenReason(invitation, o.namespaceTenant, config);
-  if (forbidden) return finish({ phase: 'Failed' }, readiness('stalled', 'Forbidden', `${forbidden} Nothing was issued.`), revokeAll('forbidden'));
-  const invalid = invalidReason(invitation, config);
-  if (invalid) return finish({ phase: 'Failed' }, readiness('stalled', 'InvalidSpec', `${invalid} Nothing was issued.`), revokeAll('invalid spec'));
+/** The token the invitation holds and still stands behind. */
+interface Held {
+  readonly current: InvitationRecord;
+  /** Deleting the other records, superseded by the current one. */
+  readonly cleanup: Action[];
+  /** Where the link is disclosed (status.link or the link Secret), and the issuance it shows. */
+  readonly issued: UserInvitationStatus;
+  readonly disclosedIn: string;
+  readonly msLeft: number;
+}
 
-  if (spec.createUserDirectly) {
-    const hasMembership = hasMembershipFrom(o.user, metadata.uid);
-    const actions: Action[] = revokeAll('user created directly');
-    if (!hasMembership) {
-      actions.push({ kind: 'ensureUser', email, membership: membershipOf(invitation) });
-      return finish({ phase: previous.phase ?? 'Pending' }, readiness('progressing', 'CreatingUser', `Creating User for ${email}.`), actions);
-    }
-    return finish(
-      { phase: 'UserCreated', user: o.user?.metadata.name ?? '' },
-      readiness('ready', 'UserCreated', `User ${o.user?.metadata.name ?? ''} was created directly for ${email}; they sign in through the identity provider.`),
-      actions,
-    );
-  }
-
+/**
+ * The current record and what status shows of it, unless a new token is needed:
+ * none is held, a reissue is requested, the address changed, or the link was lost.
+ */
+function liveToken(f: Facts): Held | undefined {
+  const { o, previous } = f;
   // The current record is the one whose link we hold; with no link to hold (an expired
   // invitation's is withdrawn from status), the one status names by issuance. A record
   // matching neither was created by a reconcile that died before it could disclose the link.
   const linkSelector = selectorOfLink(o.link);
   const current = o.records.find((r) => (o.link ? r.selector === linkSelector : r.issuance === previous.issuance));
-  const stale = o.records.filter((r) => r !== current);
-  const reissueRequested = reissueRequest !== undefined && reissueRequest !== previous.lastHandledReissueAt;
-  const emailChanged = current !== undefined && current.email !== email;
-  // The raw token exists only in the link. A link that no longer verifies against its
-  // record (a link Secret rewritten by someone who may write Secrets in the namespace)
-  // is never mailed: while mail is still to be sent, a new token replaces it.
-  const linkLost = current !== undefined && o.link === undefined && !current.mail?.sentAt && !current.mail?.failedPermanently && Date.parse(current.expiresAt) > now.getTime();
+  if (!current || pendingReissue(o.invitation) !== undefined || !isForAddress(current, o.invitation) || linkLost(o, current)) return undefined;
+  const disclosed = o.config.invitations.linkDisclosure === 'Secret' ? { linkSecretName: linkSecretNameFor(o.invitation.metadata.name) } : { link: o.link ?? '' };
+  return {
+    current,
+    cleanup: o.records.filter((r) => r !== current).map((r) => ({ kind: 'deleteRecord', name: r.name, why: 'superseded by a new token' })),
+    issued: { ...disclosed, issuance: current.issuance, issuedAt: current.issuedAt, expiresAt: current.expiresAt },
+    disclosedIn: 'link' in disclosed ? 'status.link' : `Secret ${disclosed.linkSecretName}`,
+    msLeft: msUntilExpiry(current, o.now),
+  };
+}
 
-  if (!current || reissueRequested || emailChanged || linkLost) {
-    const issuance = Math.max(previous.issuance ?? 0, ...o.records.map((r) => r.issuance)) + 1;
-    if (reissueRequested) base.lastHandledReissueAt = reissueRequest;
-    const reason = o.records.length > 0 || previous.issuance ? 'Reissued' : 'Issued';
-    return finish(
-      { phase: 'Pending' },
-      readiness('progressing', reason === 'Issued' ? 'Issuing' : 'Reissuing', `Issuing a new invitation link for ${email}.`),
-      [
-        ...o.records.map((r): Action => ({ kind: 'deleteRecord', name: r.name, why: 'superseded by a new token' })),
-        { kind: 'issue', issuance, issuedAt: iso(now), expiresAt: iso(new Date(now.getTime() + expireAfterMs(o))), email, reason },
-      ],
-    );
-  }
+/**
+ * The raw token exists only in the link. A link that no longer verifies against its
+ * record (a link Secret rewritten by someone who may write Secrets in the namespace)
+ * is never mailed: while mail is still to be sent, a new token replaces it.
+ */
+function linkLost(o: Observed, current: InvitationRecord): boolean {
+  return o.link === undefined && !current.mail?.sentAt && !current.mail?.failedPermanently && msUntilExpiry(current, o.now) > 0;
+}
 
-  const cleanup: Action[] = stale.map((r) => ({ kind: 'deleteRecord', name: r.name, why: 'superseded by a new token' }));
-  const disclosed = config.invitations.linkDisclosure === 'Secret' ? { linkSecretName: linkSecretNameFor(metadata.name) } : { link: o.link ?? '' };
-  const issued = { ...disclosed, issuance: current.issuance, issuedAt: current.issuedAt, expiresAt: current.expiresAt };
-  const msLeft = Date.parse(current.expiresAt) - now.getTime();
-  if (msLeft <= 0) {
-    return finish({ phase: 'Expired', issuance: current.issuance, issuedAt: current.issuedAt, expiresAt: current.expiresAt, ...sentAtOf(current) }, [...readiness('stalled', 'Expired', `The invitation expired at ${current.expiresAt}. Reissue it with: ${reissueCommand(o)}`), ...(current.mail?.sentAt ? [delivered('True', 'Sent', `Mailed to ${email} at ${current.mail.sentAt}.`)] : [])], cleanup);
-  }
+function newToken(f: Facts): Plan {
+  const { o, previous, email } = f;
+  const issuance = Math.max(previous.issuance ?? 0, ...o.records.map((r) => r.issuance)) + 1;
+  const reason = o.records.length > 0 || previous.issuance ? 'Reissued' : 'Issued';
+  const reissue = pendingReissue(o.invitation);
+  return plan(f, {
+    status: { phase: 'Pending' },
+    conditions: readiness('progressing', reason === 'Issued' ? 'Issuing' : 'Reissuing', `Issuing a new invitation link for ${email}.`),
+    actions: [
+      ...o.records.map((r): Action => ({ kind: 'deleteRecord', name: r.name, why: 'superseded by a new token' })),
+      { kind: 'issue', issuance, issuedAt: iso(o.now), expiresAt: iso(new Date(o.now.getTime() + expireAfterMs(o))), email, reason },
+    ],
+    ...(reissue !== undefined ? { handlesReissue: reissue } : {}),
+  });
+}
 
-  if (!config.mail) {
-    return finish(
-      { phase: 'Pending', ...issued },
-      [
-        ...readiness('ready', 'LinkReady', `No mail server is configured: share the link in ${'link' in disclosed ? 'status.link' : `Secret ${disclosed.linkSecretName}`} with ${email} by hand. It expires at ${current.expiresAt}.`),
-        delivered('False', 'NoMailServer', 'No mail server is configured (usher.mail): the link must be shared by hand.'),
-      ],
-      cleanup,
-      msLeft,
-    );
-  }
-  const mail = current.mail;
-  if (mail?.sentAt) {
-    return finish({ phase: 'Sent', ...issued, sentAt: mail.sentAt }, [...readiness('ready', 'Sent', `Invitation mailed to ${email} at ${mail.sentAt}; it expires at ${current.expiresAt}.`), delivered('True', 'Sent', `Mailed to ${email} at ${mail.sentAt}.`)], cleanup, msLeft);
-  }
-  if (mail?.failedPermanently) {
-    return finish({ phase: 'Failed', ...issued }, [
-        ...readiness('stalled', 'MailRejected', `The mail server refused the invitation for ${email}: ${mail.lastError ?? 'no reply'}. Fix the address or the server, then reissue: ${reissueCommand(o)}`),
-        delivered('False', 'MailRejected', `Refused by the mail server: ${mail.lastError ?? 'no reply'}`),
-      ], cleanup, msLeft);
-  }
-  const waitMs = mail?.nextAttemptAt ? Date.parse(mail.nextAttemptAt) - now.getTime() : 0;
-  if (waitMs > 0) {
-    return finish(
-      { phase: 'Pending', ...issued },
-      [
-        ...readiness('progressing', 'MailRetrying', `Sending the invitation to ${email} failed (attempt ${mail?.attempts ?? 0}): ${mail?.lastError ?? ''}. Retrying in ${Math.ceil(waitMs / SECOND)}s.`),
-        delivered('False', 'MailRetrying', `Attempt ${mail?.attempts ?? 0} failed: ${mail?.lastError ?? ''}`),
-      ],
-      cleanup,
-      Math.min(waitMs, msLeft),
-    );
-  }
-  return finish({ phase: 'Pending', ...issued }, [...readiness('progressing', 'Sending', `Sending the invitation to ${email}.`), delivered('Unknown', 'Sending', `Sending to ${email}.`)], [...cleanup, { kind: 'sendMail', record: current.name }]);
+function expired(f: Facts, h: Held): Plan | undefined {
+  const { current } = h;
+  if (!hasExpired(current, f.o.now)) return undefined;
+  return plan(f, {
+    status: { phase: 'Expired', issuance: current.issuance, issuedAt: current.issuedAt, expiresAt: current.expiresAt, ...sentAtOf(current) },
+    conditions: [
+      ...readiness('stalled', 'Expired', `The invitation expired at ${current.expiresAt}. Reissue it with: ${reissueCommand(f.o)}`),
+      ...(current.mail?.sentAt ? [delivered('True', 'Sent', `Mailed to ${f.email} at ${current.mail.sentAt}.`)] : []),
+    ],
+    actions: h.cleanup,
+  });
+}
+
+function noMailServer(f: Facts, h: Held): Plan | undefined {
+  if (f.o.config.mail) return undefined;
+  return plan(f, {
+    status: { phase: 'Pending', ...h.issued },
+    conditions: [
+      ...readiness('ready', 'LinkReady', `No mail server is configured: share the link in ${h.disclosedIn} with ${f.email} by hand. It expires at ${h.current.expiresAt}.`),
+      delivered('False', 'NoMailServer', 'No mail server is configured (usher.mail): the link must be shared by hand.'),
+    ],
+    actions: h.cleanup,
+    requeueAfterMs: h.msLeft,
+  });
+}
+
+function mailSent(f: Facts, h: Held): Plan | undefined {
+  const sentAt = h.current.mail?.sentAt;
+  if (!sentAt) return undefined;
+  return plan(f, {
+    status: { phase: 'Sent', ...h.issued, sentAt },
+    conditions: [...readiness('ready', 'Sent', `Invitation mailed to ${f.email} at ${sentAt}; it expires at ${h.current.expiresAt}.`), delivered('True', 'Sent', `Mailed to ${f.email} at ${sentAt}.`)],
+    actions: h.cleanup,
+    requeueAfterMs: h.msLeft,
+  });
+}
+
+function mailRejected(f: Facts, h: Held): Plan | undefined {
+  const mail = h.current.mail;
+  if (!mail?.failedPermanently) return undefined;
+  return plan(f, {
+    status: { phase: 'Failed', ...h.issued },
+    conditions: [
+      ...readiness('stalled', 'MailRejected', `The mail server refused the invitation for ${f.email}: ${mail.lastError ?? 'no reply'}. Fix the address or the server, then reissue: ${reissueCommand(f.o)}`),
+      delivered('False', 'MailRejected', `Refused by the mail server: ${mail.lastError ?? 'no reply'}`),
+    ],
+    actions: h.cleanup,
+    requeueAfterMs: h.msLeft,
+  });
+}
+
+/** A transient failure: wait for the retry the mail's backoff set. */
+function mailRetrying(f: Facts, h: Held): Plan | undefined {
+  const mail = h.current.mail;
+  const waitMs = mail?.nextAttemptAt ? Date.parse(mail.nextAttemptAt) - f.o.now.getTime() : 0;
+  return waitMs > 0
+    ? plan(f, {
+        status: { phase: 'Pending', ...h.issued },
+        conditions: [
+          ...readiness('progressing', 'MailRetrying', `Sending the invitation to ${f.email} failed (attempt ${mail?.attempts ?? 0}): ${mail?.lastError ?? ''}. Retrying in ${Math.ceil(waitMs / SECOND)}s.`),
+          delivered('False', 'MailRetrying', `Attempt ${mail?.attempts ?? 0} failed: ${mail?.lastError ?? ''}`),
+        ],
+        actions: h.cleanup,
+        requeueAfterMs: Math.min(waitMs, h.msLeft),
+      })
+    : undefined;
+}
+
+function sendMail(f: Facts, h: Held): Plan {
+  return plan(f, {
+    status: { phase: 'Pending', ...h.issued },
+    conditions: [...readiness('progressing', 'Sending', `Sending the invitation to ${f.email}.`), delivered('Unknown', 'Sending', `Sending to ${f.email}.`)],
+    actions: [...h.cleanup, { kind: 'sendMail', record: h.current.name }],
+  });
 }
 
 /** MailDelivered: what became of the mail for the current token. */
