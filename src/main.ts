@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   const runsPage = component !== 'controller';
   const runsController = component !== 'accept';
   const config = readConfig(values.config ?? process.env.USHER_CONFIG);
-  const kubeConfig = loadKubeConfig(values.kubeconfig);
+  const kubeConfig = loadKubeConfig(values.kubeconfig, process.env);
   const metrics = new UsherMetrics();
   const mailer = config.mail ? createInvitationMailer(config.mail, log.child({ component: 'mail' })) : undefined;
   if (!config.mail) log.info('no mail server configured: invitation links are shown in status for manual sharing');

@@ -2,12 +2,13 @@
 // world (from caches), decide (a pure function), act, and write status only if
 // it changed. Acting changes the world, so decide runs again on the new world
 // until it asks for nothing more; then the status is written once.
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { UserInvitation, UserInvitationStatus } from '../api/types.ts';
 import { findUser, withMembership } from '../invitation/users.ts';
 import type { UsherConfig } from '../config/types.ts';
 import { type InvitationRecord, type MailState } from '../invitation/record.ts';
-import { issueToken, linkFor, parseToken, verifierMatches } from '../invitation/token.ts';
+import { linkFor, parseToken, SELECTOR_BYTES, tokenFromBytes, VERIFIER_BYTES, verifierMatches } from '../invitation/token.ts';
 import { isConflict } from '../runtime/client.ts';
 import { decide, type Action, type Observed } from '../invitation/decide.ts';
 import type { ClusterReader, ClusterWriter, InvitationMailer } from './ports.ts';
@@ -24,6 +25,8 @@ export interface ReconcilerDeps {
   mailer?: InvitationMailer;
   log: Logger;
   now?: () => Date;
+  /** Where token bytes come from (crypto.randomBytes); the domain draws none. */
+  randomBytes?: (size: number) => Uint8Array;
   /** Delay before the next mail attempt after `attempts` transient failures. */
   mailBackoffMs?: (attempts: number) => number;
 }
@@ -120,7 +123,8 @@ export class Reconciler {
         log.debug({ invitation: `${namespace}/${name}`, record: action.name, why: action.why }, 'deleted invitation record');
         return undefined;
       case 'issue': {
-        const token = issueToken();
+        const random = this.deps.randomBytes ?? randomBytes;
+        const token = tokenFromBytes({ selector: random(SELECTOR_BYTES), verifier: random(VERIFIER_BYTES) });
         await writer.createRecord(
           {
             name: recordName(invitation.metadata.uid ?? '', action.issuance),

@@ -1,12 +1,22 @@
 // Small helpers around @kubernetes/client-node 2.x: where the kubeconfig comes
 // from, what an error from the API means, and the options that make custom
 // object patches merge patches.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { KubeConfig, PatchStrategy, setHeaderOptions, type ConfigurationOptions } from '@kubernetes/client-node';
 
-const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+const SERVICE_ACCOUNT = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** What loadKubeConfig reads from the environment (main passes the process's). */
+export interface KubeConfigEnv {
+  /** A list of kubeconfig files (path.delimiter between them), merged. */
+  KUBECONFIG?: string | undefined;
+  /** In a pod: the API server's Service address, which Kubernetes sets. */
+  KUBERNETES_SERVICE_HOST?: string | undefined;
+  KUBERNETES_SERVICE_PORT?: string | undefined;
+}
 
 export interface LoadKubeConfigOptions {
   /** Home folder holding .kube/config (default os.homedir()); for tests. */
@@ -16,20 +26,34 @@ export interface LoadKubeConfigOptions {
 }
 
 /**
- * Loads the kubeconfig from, in order: the explicit path, $KUBECONFIG (a path
- * list, merged), the pod's service account, ~/.kube/config. Unlike
- * client-node's loadFromDefault (which prefers ~/.kube/config to the service
- * account and, failing all, silently targets http://localhost:8080), a pod's
- * own identity wins over a stray home config and finding nothing is an error.
+ * Loads the kubeconfig from, in order: the explicit path, KUBECONFIG (a path
+ * list, merged), the pod's service account, ~/.kube/config, reading the
+ * environment only from `env`. Unlike client-node's loadFromDefault (which
+ * prefers ~/.kube/config to the service account and, failing all, silently
+ * targets http://localhost:8080), a pod's own identity wins over a stray home
+ * config and finding nothing is an error. With a path alone, only that file is read.
  */
-export function loadKubeConfig(path?: string, options: LoadKubeConfigOptions = {}): KubeConfig {
+export function loadKubeConfig(path: string): KubeConfig;
+export function loadKubeConfig(path: string | undefined, env: KubeConfigEnv, options?: LoadKubeConfigOptions): KubeConfig;
+export function loadKubeConfig(path: string | undefined, env: KubeConfigEnv = {}, options: LoadKubeConfigOptions = {}): KubeConfig {
   const kc = new KubeConfig();
+  const files = (env.KUBECONFIG ?? '').split(delimiter).filter((file) => file !== '');
+  const serviceAccount = (options.inClusterPathPrefix ?? '') + SERVICE_ACCOUNT;
   if (path) {
     kc.loadFromFile(path);
-  } else if (process.env.KUBECONFIG) {
-    kc.loadFromDefault();
-  } else if (process.env.KUBERNETES_SERVICE_HOST && existsSync((options.inClusterPathPrefix ?? '') + SERVICE_ACCOUNT_TOKEN)) {
-    kc.loadFromCluster(options.inClusterPathPrefix);
+  } else if (files.length > 0) {
+    // As client-node's loadFromDefault: the first file, then each next one merged in.
+    for (const [i, file] of files.entries()) {
+      if (i === 0) {
+        kc.loadFromFile(file);
+      } else {
+        const next = new KubeConfig();
+        next.loadFromFile(file);
+        kc.mergeConfig(next);
+      }
+    }
+  } else if (env.KUBERNETES_SERVICE_HOST && existsSync(`${serviceAccount}/token`)) {
+    loadInCluster(kc, env.KUBERNETES_SERVICE_HOST, env.KUBERNETES_SERVICE_PORT || '443', serviceAccount);
   } else {
     const home = join(options.homeDir ?? homedir(), '.kube', 'config');
     if (!existsSync(home)) {
@@ -38,6 +62,28 @@ export function loadKubeConfig(path?: string, options: LoadKubeConfigOptions = {
     kc.loadFromFile(home);
   }
   return kc;
+}
+
+/**
+ * client-node's loadFromCluster, with the API server's address given rather
+ * than read from process.env: the service account's CA, token (re-read as it
+ * rotates) and namespace.
+ */
+function loadInCluster(kc: KubeConfig, host: string, port: string, serviceAccount: string): void {
+  const scheme = ['80', '8080', '8001'].includes(port) ? 'http' : 'https';
+  const server = `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${port}`;
+  let namespace: string | undefined;
+  try {
+    namespace = readFileSync(`${serviceAccount}/namespace`, 'utf8');
+  } catch {
+    namespace = undefined;
+  }
+  kc.loadFromOptions({
+    clusters: [{ name: 'inCluster', caFile: `${serviceAccount}/ca.crt`, server, skipTLSVerify: false }],
+    users: [{ name: 'inClusterUser', authProvider: { name: 'tokenFile', config: { tokenFile: `${serviceAccount}/token` } } }],
+    contexts: [{ name: 'inClusterContext', cluster: 'inCluster', user: 'inClusterUser', namespace }],
+    currentContext: 'inClusterContext',
+  });
 }
 
 export interface ApiError {

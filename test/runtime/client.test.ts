@@ -3,7 +3,7 @@
 // the kubeconfig comes from.
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import {
   ApiException,
   CustomObjectsApi,
@@ -153,37 +153,59 @@ current-context: ctx
 
   afterEach(() => { vi.unstubAllEnvs(); });
   afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+  const inPod = { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' };
 
   it('prefers an explicit path to everything else', () => {
-    vi.stubEnv('KUBECONFIG', fromEnv);
-    expect(loadKubeConfig(explicit, { homeDir: home }).getCurrentCluster()?.server).toBe('https://explicit.test');
+    expect(loadKubeConfig(explicit, { KUBECONFIG: fromEnv, ...inPod }, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server).toBe('https://explicit.test');
+    expect(loadKubeConfig(explicit).getCurrentCluster()?.server).toBe('https://explicit.test');
   });
 
   it('then KUBECONFIG', () => {
-    vi.stubEnv('KUBECONFIG', fromEnv);
-    vi.stubEnv('KUBERNETES_SERVICE_HOST', '10.0.0.1');
-    vi.stubEnv('KUBERNETES_SERVICE_PORT', '443');
-    expect(loadKubeConfig(undefined, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server).toBe('https://env.test');
+    expect(loadKubeConfig(undefined, { KUBECONFIG: fromEnv, ...inPod }, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server).toBe('https://env.test');
+  });
+
+  it('merges the files a KUBECONFIG list names', () => {
+    const other = join(dir, 'other');
+    writeFileSync(other, `apiVersion: v1
+kind: Config
+clusters: [{name: c2, cluster: {server: 'https://other.test'}}]
+users: [{name: u2, user: {token: t}}]
+contexts: [{name: ctx2, context: {cluster: c2, user: u2}}]
+`);
+    const kc = loadKubeConfig(undefined, { KUBECONFIG: [fromEnv, '', other].join(delimiter) }, { homeDir: home });
+    expect(kc.getClusters().map((c) => c.server)).toEqual(['https://env.test', 'https://other.test']);
+    expect(kc.getCurrentCluster()?.server).toBe('https://env.test');
   });
 
   it('then the pod’s service account, before ~/.kube/config', () => {
-    vi.stubEnv('KUBECONFIG', '');
-    vi.stubEnv('KUBERNETES_SERVICE_HOST', '10.0.0.1');
-    vi.stubEnv('KUBERNETES_SERVICE_PORT', '443');
-    const kc = loadKubeConfig(undefined, { homeDir: home, inClusterPathPrefix: sa });
+    const kc = loadKubeConfig(undefined, { KUBECONFIG: '', ...inPod }, { homeDir: home, inClusterPathPrefix: sa });
     expect(kc.getCurrentCluster()?.server).toBe('https://10.0.0.1:443');
+    expect(kc.getCurrentCluster()?.caFile).toBe(join(sa, 'var/run/secrets/kubernetes.io/serviceaccount/ca.crt'));
     expect(kc.getContextObject(kc.getCurrentContext())?.namespace).toBe('usher-system');
   });
 
+  it('builds the in-cluster address as client-node does (IPv6 in brackets, http on 80/8080/8001)', () => {
+    const server = (env: Record<string, string>): string | undefined => loadKubeConfig(undefined, env, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server;
+    expect(server({ KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '6443' })).toBe('https://[fd00::1]:6443');
+    expect(server({ KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '8080' })).toBe('http://10.0.0.1:8080');
+    expect(server({ KUBERNETES_SERVICE_HOST: '10.0.0.1' })).toBe('https://10.0.0.1:443');
+  });
+
   it('then ~/.kube/config', () => {
-    vi.stubEnv('KUBECONFIG', '');
-    vi.stubEnv('KUBERNETES_SERVICE_HOST', '');
-    expect(loadKubeConfig(undefined, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server).toBe('https://home.test');
+    expect(loadKubeConfig(undefined, {}, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server).toBe('https://home.test');
+    // In a pod's environment but without its service account files.
+    expect(loadKubeConfig(undefined, inPod, { homeDir: home, inClusterPathPrefix: join(dir, 'nowhere') }).getCurrentCluster()?.server).toBe('https://home.test');
+  });
+
+  it('reads the environment it is given, not process.env', () => {
+    vi.stubEnv('KUBECONFIG', fromEnv);
+    vi.stubEnv('KUBERNETES_SERVICE_HOST', '10.0.0.1');
+    vi.stubEnv('KUBERNETES_SERVICE_PORT', '443');
+    expect(loadKubeConfig(undefined, {}, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server).toBe('https://home.test');
+    expect(loadKubeConfig(undefined, { KUBERNETES_SERVICE_HOST: '10.9.9.9', KUBERNETES_SERVICE_PORT: '443' }, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server).toBe('https://10.9.9.9:443');
   });
 
   it('fails rather than guess when there is none', () => {
-    vi.stubEnv('KUBECONFIG', '');
-    vi.stubEnv('KUBERNETES_SERVICE_HOST', '');
-    expect(() => loadKubeConfig(undefined, { homeDir: join(dir, 'nowhere') })).toThrow(/no kubeconfig/);
+    expect(() => loadKubeConfig(undefined, {}, { homeDir: join(dir, 'nowhere') })).toThrow(/no kubeconfig/);
   });
 });
