@@ -9,26 +9,40 @@
 //
 //   node dist/main.js --config /etc/usher/config.yaml [--kubeconfig PATH] [--component accept|controller|all]
 //
-// Environment: USHER_CONFIG (config path), KUBECONFIG, LOG_LEVEL (pino level, default info),
-// USHER_METRICS_PORT (default 9090), USHER_LEADER_ELECTION=false (single replica, no Lease),
-// USHER_LEASE_NAME, POD_NAME, POD_NAMESPACE (set by the Helm chart).
-import { parseArgs } from 'node:util';
+// Flags and environment (USHER_CONFIG, KUBECONFIG, LOG_LEVEL, USHER_METRICS_PORT,
+// USHER_LEADER_ELECTION, USHER_LEASE_NAME, POD_NAME, POD_NAMESPACE) are read
+// into one options object (src/options.ts): this file is the only reader of
+// process.env and argv, and a bad value exits 2 naming it.
 import { pino } from 'pino';
 import { createAcceptServer } from './accept/index.ts';
 import { ConfigError, loadConfig, parseConfig } from './config/load.ts';
 import type { UsherConfig } from './config/types.ts';
 import { Controller } from './controller/controller.ts';
 import { loadKubeConfig } from './runtime/client.ts';
-import { LeaderElector, leaderElectionSettingsFromEnv } from './runtime/leader-election.ts';
+import { LeaderElector } from './runtime/leader-election.ts';
 import { createInvitationMailer } from './mail/invitation-mailer.ts';
 import { countByPhase, UsherMetrics, withMailMetrics } from './metrics/metrics.ts';
 import { startMetricsServer } from './metrics/server.ts';
+import { OptionsError, parseRuntimeOptions, type RuntimeOptions } from './options.ts';
 
-const log = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { app: 'usher' } });
-
-function readConfig(path: string | undefined): UsherConfig {
+function readOptions(): RuntimeOptions {
   try {
-    return path ? loadConfig(path, process.env) : parseConfig('', { source: '(defaults)', env: process.env });
+    return parseRuntimeOptions(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof OptionsError) {
+      process.stderr.write(err.problems.map((p) => `usher: ${p}\n`).join(''));
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+const options = readOptions();
+const log = pino({ level: options.logLevel, base: { app: 'usher' } });
+
+function readConfig(path: string | undefined, env: NodeJS.ProcessEnv): UsherConfig {
+  try {
+    return path ? loadConfig(path, env) : parseConfig('', { source: '(defaults)', env });
   } catch (err) {
     if (err instanceof ConfigError) {
       // Plain text on stderr, not JSON: this is for the human reading the pod's crash log.
@@ -40,24 +54,16 @@ function readConfig(path: string | undefined): UsherConfig {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { config: { type: 'string' }, kubeconfig: { type: 'string' }, component: { type: 'string', default: 'all' } },
-    strict: true,
-  });
-  const component = values.component;
-  if (!['accept', 'controller', 'all'].includes(component)) {
-    process.stderr.write(`usher: --component: ${JSON.stringify(component)} is not one of accept, controller, all\n`);
-    process.exit(2);
-  }
+  const { component, leaderElection: election } = options;
   const runsPage = component !== 'controller';
   const runsController = component !== 'accept';
-  const config = readConfig(values.config ?? process.env.USHER_CONFIG);
-  const kubeConfig = loadKubeConfig(values.kubeconfig, process.env);
+  const config = readConfig(options.configPath, options.env);
+  const kubeConfig = loadKubeConfig(options.kubeconfig.path, options.kubeconfig.env);
   const metrics = new UsherMetrics();
   const mailer = config.mail ? createInvitationMailer(config.mail, log.child({ component: 'mail' })) : undefined;
   if (!config.mail) log.info('no mail server configured: invitation links are shown in status for manual sharing');
 
-  const controller = new Controller({ kubeConfig, config, log, metrics, ...(process.env.POD_NAME ? { instance: process.env.POD_NAME } : {}), ...(mailer ? { mailer: withMailMetrics(mailer, metrics) } : {}) });
+  const controller = new Controller({ kubeConfig, config, log, metrics, ...(options.podName !== undefined ? { instance: options.podName } : {}), ...(mailer ? { mailer: withMailMetrics(mailer, metrics) } : {}) });
   metrics.setSources({ invitationsByPhase: () => countByPhase(controller.cluster.invitations.list()), workqueueDepth: () => controller.queue.len() });
 
   let leading = false;
@@ -67,7 +73,7 @@ async function main(): Promise<void> {
   const accept = runsPage ? createAcceptServer({ kubeConfig, config, log }) : undefined;
   const metricsServer = await startMetricsServer({
     metrics,
-    port: Number(process.env.USHER_METRICS_PORT ?? 9090),
+    port: options.metricsPort,
     ready: () => (accept?.ready() ?? true) && (!leading || controller.cluster.hasSynced()),
   });
   const acceptUrl = accept ? await accept.listen(config.accept.port) : undefined;
@@ -78,8 +84,7 @@ async function main(): Promise<void> {
     await controller.start();
     log.info({ workers: config.controller.workers, baseUrl: config.baseUrl }, 'controller running');
   };
-  const election = leaderElectionSettingsFromEnv();
-  const elector = runsController && election.enabled
+  const elector = election
     ? new LeaderElector({
         kubeConfig,
         namespace: election.namespace,
@@ -122,7 +127,7 @@ async function main(): Promise<void> {
     shutdown('SIGINT');
   });
 
-  log.info({ component, acceptUrl, metricsPort: metricsServer.port, leaderElection: elector ? `${election.namespace}/${election.name}` : 'off' }, 'usher is up');
+  log.info({ component, acceptUrl, metricsPort: metricsServer.port, leaderElection: election ? `${election.namespace}/${election.name}` : 'off' }, 'usher is up');
   if (elector) void elector.run();
   else if (runsController) await startController();
 }

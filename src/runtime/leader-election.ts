@@ -14,9 +14,6 @@
 //   so it has stopped before anyone else may take over.
 // - stop() gives the Lease up as client-go's ReleaseOnCancel does (empty
 //   holder, leaseDurationSeconds 1), so a successor need not wait out the lease.
-import { hostname } from 'node:os';
-import { readFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { apiErrorOf } from './client.ts';
@@ -332,36 +329,4 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }, ms);
     signal.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-export interface LeaderElectionSettings {
-  enabled: boolean;
-  namespace: string;
-  name: string;
-  identity: string;
-}
-
-const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
-
-/**
- * Where the Lease is and who this replica is, from the environment the Helm
- * chart sets: USHER_LEADER_ELECTION ("false" turns it off), USHER_LEASE_NAME,
- * POD_NAMESPACE and POD_NAME (from the downward API). Outside a pod: the
- * service account's namespace file or "default", and hostname plus a random suffix.
- */
-export function leaderElectionSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): LeaderElectionSettings {
-  let namespace = env.POD_NAMESPACE;
-  if (!namespace) {
-    try {
-      namespace = readFileSync(SERVICE_ACCOUNT_NAMESPACE, 'utf8').trim();
-    } catch {
-      namespace = 'default';
-    }
-  }
-  return {
-    enabled: env.USHER_LEADER_ELECTION !== 'false',
-    namespace,
-    name: env.USHER_LEASE_NAME || 'usher-leader',
-    identity: env.POD_NAME || `${hostname()}-${randomBytes(3).toString('hex')}`,
-  };
 }

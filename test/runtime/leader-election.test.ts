@@ -1,8 +1,8 @@
 // LeaderElector's guards against timings that would let two replicas lead at
-// once, and where it finds its Lease and identity in a pod's environment.
+// once. (Where it finds its Lease and identity: test/options.test.ts.)
 import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TIMINGS, LeaderElector, leaderElectionSettingsFromEnv, type LeaderElectorOptions } from '../../src/runtime/leader-election.ts';
+import { DEFAULT_TIMINGS, LeaderElector, type LeaderElectorOptions } from '../../src/runtime/leader-election.ts';
 
 function options(extra: Partial<LeaderElectorOptions>): LeaderElectorOptions {
   const kubeConfig = new KubeConfig();
@@ -41,25 +41,5 @@ describe('LeaderElector timings', () => {
     expect(() => elector.run()).toThrow(/already called/);
     await stopped;
     expect(elector.isLeader()).toBe(false);
-  });
-});
-
-describe('leaderElectionSettingsFromEnv', () => {
-  it('reads what the chart sets: POD_NAME, POD_NAMESPACE, USHER_LEASE_NAME, USHER_LEADER_ELECTION', () => {
-    expect(leaderElectionSettingsFromEnv({ POD_NAME: 'usher-7d9-abcde', POD_NAMESPACE: 'platform', USHER_LEASE_NAME: 'usher' })).toEqual({
-      enabled: true,
-      namespace: 'platform',
-      name: 'usher',
-      identity: 'usher-7d9-abcde',
-    });
-    expect(leaderElectionSettingsFromEnv({ POD_NAME: 'p', POD_NAMESPACE: 'n', USHER_LEADER_ELECTION: 'false' }).enabled).toBe(false);
-  });
-
-  it('outside a pod: a default Lease name and a unique identity', () => {
-    const a = leaderElectionSettingsFromEnv({ POD_NAMESPACE: 'n' });
-    const b = leaderElectionSettingsFromEnv({ POD_NAMESPACE: 'n' });
-    expect(a.name).toBe('usher-leader');
-    expect(a.identity).not.toBe('');
-    expect(a.identity).not.toBe(b.identity);
   });
 });
