@@ -6,6 +6,10 @@
 // watch from the list's resourceVersion, resuming from the newest version seen
 // (bookmarks included) whenever a watch ends. Only a 410 Gone, or the periodic
 // resync, lists again. Errors back off with jitter and never end the loop.
+//
+// Indexers as client-go's cache.Indexers: addIndex(name, fn) keeps, for every
+// value fn returns, the cached objects that have it, through every add, update,
+// delete and relist; byIndex(name, value) reads them without a scan.
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import { Backoff, type BackoffOptions } from './backoff.ts';
 import { apiErrorOf } from './client.ts';
@@ -68,6 +72,25 @@ export type InformerEvent = 'add' | 'update' | 'delete';
 
 type Handler<T> = (obj: T, old?: T) => void;
 
+/** The values an object is filed under in one index (client-go's IndexFunc); [] files it under none. */
+export type IndexFunc<T> = (obj: T) => string[];
+
+/** What onRelisted() handlers learn about a full relist. */
+export interface RelistInfo {
+  /** performance.now() when the list request was sent: whatever was written before then is in the cache now. */
+  requestedAt: number;
+  /** A periodic resync (every object was emitted as an update), not a first list or one after 410 Gone. */
+  resync: boolean;
+}
+
+interface Index<T> {
+  fn: IndexFunc<T>;
+  /** value → keys of the objects filed under it. */
+  keys: Map<string, Set<string>>;
+  /** key → the values its object is filed under now, to unfile it on update and delete. */
+  values: Map<string, string[]>;
+}
+
 /** client-go's MetaNamespaceKeyFunc: `namespace/name`, or `name` for cluster-scoped objects. */
 export function objectKey(namespace: string | undefined, name: string): string {
   return namespace ? `${namespace}/${name}` : name;
@@ -120,6 +143,8 @@ export class Informer<T extends ObjectLike> {
   readonly #backoff: Backoff;
   readonly #cache = new Map<string, T>();
   readonly #handlers: Record<InformerEvent, Handler<T>[]> = { add: [], update: [], delete: [] };
+  readonly #relistHandlers: ((info: RelistInfo) => void)[] = [];
+  readonly #indexes = new Map<string, Index<T>>();
   #resourceVersion = '';
   #synced = false;
   #run: Run | undefined;
@@ -154,6 +179,40 @@ export class Informer<T extends ObjectLike> {
     const i = list.indexOf(handler as Handler<T>);
     if (i >= 0) list.splice(i, 1);
     return this;
+  }
+
+  /**
+   * Calls `handler` after every full relist (the first list, one after 410 Gone,
+   * a resync), once the list has replaced the cache and its differences were emitted.
+   */
+  onRelisted(handler: (info: RelistInfo) => void): this {
+    this.#relistHandlers.push(handler);
+    return this;
+  }
+
+  /**
+   * Adds an index (client-go's AddIndexers): from now on the cache keeps, for
+   * each value `fn` returns for an object, the objects filed under it; objects
+   * already cached are filed at once. Names are unique per informer.
+   */
+  addIndex(name: string, fn: IndexFunc<T>): this {
+    if (this.#indexes.has(name)) throw new Error(`informer for ${this.#opts.path} already has an index named ${name}`);
+    const index: Index<T> = { fn, keys: new Map(), values: new Map() };
+    this.#indexes.set(name, index);
+    for (const [key, obj] of this.#cache) this.#file(name, index, key, obj);
+    return this;
+  }
+
+  /** Cached objects filed under `value` in the index `name` (client-go's ByIndex); read-only like get()'s. */
+  byIndex(name: string, value: string): T[] {
+    const index = this.#indexes.get(name);
+    if (!index) throw new Error(`informer for ${this.#opts.path} has no index named ${name}`);
+    const objects: T[] = [];
+    for (const key of index.keys.get(value) ?? []) {
+      const obj = this.#cache.get(key);
+      if (obj) objects.push(obj);
+    }
+    return objects;
   }
 
   /**
@@ -279,6 +338,7 @@ export class Informer<T extends ObjectLike> {
 
   /** Lists, replaces the cache and emits the differences (every object as an update on a resync). */
   async #relist(run: Run, resync: boolean): Promise<void> {
+    const requestedAt = now();
     const result = await withTimeout(this.#opts.list(), this.#opts.listTimeoutMs ?? 120_000, 'list');
     if (run.stopped) return;
     const fresh = new Map<string, T>();
@@ -288,18 +348,25 @@ export class Informer<T extends ObjectLike> {
     }
     for (const [key, old] of this.#cache) {
       if (!fresh.has(key)) {
-        this.#cache.delete(key);
+        this.#remove(key);
         this.#emit('delete', old);
       }
     }
     for (const [key, obj] of fresh) {
       const old = this.#cache.get(key);
-      this.#cache.set(key, obj);
+      this.#put(key, obj);
       if (!old) this.#emit('add', obj);
       else if (resync || versionOf(old) !== versionOf(obj)) this.#emit('update', obj, old);
     }
     this.#resourceVersion = result.metadata?.resourceVersion ?? '';
     this.#log.debug({ path: this.#opts.path, objects: fresh.size, resourceVersion: this.#resourceVersion, resync }, 'listed');
+    for (const handler of this.#relistHandlers.slice()) {
+      try {
+        handler({ requestedAt, resync });
+      } catch (err) {
+        this.#log.error({ path: this.#opts.path, err }, 'informer relist handler threw');
+      }
+    }
   }
 
   /** Runs one watch; resolves with why it ended. */
@@ -397,7 +464,7 @@ export class Informer<T extends ObjectLike> {
     } else if (type === 'DELETED') {
       const obj = this.#prepare(raw as T);
       if (obj) {
-        this.#cache.delete(objectKey(obj.metadata?.namespace, obj.metadata?.name ?? ''));
+        this.#remove(objectKey(obj.metadata?.namespace, obj.metadata?.name ?? ''));
         this.#emit('delete', obj);
       }
     } else if (type !== 'BOOKMARK') {
@@ -412,9 +479,52 @@ export class Informer<T extends ObjectLike> {
     const old = this.#cache.get(key);
     // After a reconnect the server may replay an object we already hold (client-node #2424).
     if (old && versionOf(old) !== undefined && versionOf(old) === versionOf(obj)) return;
-    this.#cache.set(key, obj);
+    this.#put(key, obj);
     if (old) this.#emit('update', obj, old);
     else this.#emit('add', obj);
+  }
+
+  /** Caches the object and files it in every index. */
+  #put(key: string, obj: T): void {
+    this.#cache.set(key, obj);
+    for (const [name, index] of this.#indexes) {
+      this.#unfile(index, key);
+      this.#file(name, index, key, obj);
+    }
+  }
+
+  #remove(key: string): void {
+    this.#cache.delete(key);
+    for (const index of this.#indexes.values()) this.#unfile(index, key);
+  }
+
+  #file(name: string, index: Index<T>, key: string, obj: T): void {
+    let values: string[];
+    try {
+      values = [...new Set(index.fn(obj))];
+    } catch (err) {
+      // A bug in an index function files the object nowhere rather than break the cache.
+      this.#log.error({ path: this.#opts.path, index: name, key, err }, 'informer index function threw');
+      return;
+    }
+    if (values.length === 0) return;
+    index.values.set(key, values);
+    for (const value of values) {
+      const keys = index.keys.get(value);
+      if (keys) keys.add(key);
+      else index.keys.set(value, new Set([key]));
+    }
+  }
+
+  #unfile(index: Index<T>, key: string): void {
+    const values = index.values.get(key);
+    if (!values) return;
+    index.values.delete(key);
+    for (const value of values) {
+      const keys = index.keys.get(value);
+      keys?.delete(key);
+      if (keys?.size === 0) index.keys.delete(value);
+    }
   }
 
   /** Drops managedFields (often the bulk of an object, and never read here) and applies the transform. */

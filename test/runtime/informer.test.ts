@@ -481,6 +481,130 @@ describe('Informer', () => {
     });
   });
 
+  describe('indexers', () => {
+    /** Files an object under each comma-separated value of its data.tags. */
+    const byTag = (o: Obj): string[] => (o.data?.tags ? o.data.tags.split(',') : []);
+    const names = (objects: Obj[]): string[] => objects.map((o) => o.metadata.name).sort();
+
+    it('files listed objects, and keeps the index through adds, updates and deletes', async () => {
+      const { informer, watch } = harness([listOf('10', obj('a', '1', { tags: 'x' }), obj('b', '1', { tags: 'x,y' }), obj('c', '1'))]);
+      informer.addIndex('tag', byTag);
+      await informer.start();
+      await settle();
+      expect(names(informer.byIndex('tag', 'x'))).toEqual(['a', 'b']);
+      expect(names(informer.byIndex('tag', 'y'))).toEqual(['b']);
+      expect(informer.byIndex('tag', 'z')).toEqual([]);
+
+      watch.last.emit('ADDED', obj('d', '11', { tags: 'z' }));
+      watch.last.emit('MODIFIED', obj('b', '12', { tags: 'y,z' })); // leaves x
+      watch.last.emit('MODIFIED', obj('c', '13', { tags: 'x' })); // was filed nowhere
+      watch.last.emit('DELETED', obj('a', '14', { tags: 'x' }));
+      expect(names(informer.byIndex('tag', 'x'))).toEqual(['c']);
+      expect(names(informer.byIndex('tag', 'y'))).toEqual(['b']);
+      expect(names(informer.byIndex('tag', 'z'))).toEqual(['b', 'd']);
+      // The objects are the cached ones, current version.
+      expect(informer.byIndex('tag', 'y')[0]).toBe(informer.get('ns', 'b'));
+      informer.stop();
+    });
+
+    it('follows a relist: vanished objects leave the index, changed ones are filed anew', async () => {
+      const { informer, watch } = harness([
+        listOf('10', obj('a', '1', { tags: 'x' }), obj('b', '1', { tags: 'x' })),
+        listOf('50', obj('b', '2', { tags: 'y' }), obj('c', '1', { tags: 'x' })),
+      ]);
+      informer.addIndex('tag', byTag);
+      await informer.start();
+      await settle();
+      watch.last.emit('ERROR', { kind: 'Status', code: 410, reason: 'Expired' });
+      await settle();
+      expect(names(informer.byIndex('tag', 'x'))).toEqual(['c']);
+      expect(names(informer.byIndex('tag', 'y'))).toEqual(['b']);
+      informer.stop();
+    });
+
+    it('files what is cached already when an index is added late, and refuses a second index of the same name', async () => {
+      const { informer } = harness([listOf('10', obj('a', '1', { tags: 'x' }))]);
+      await informer.start();
+      informer.addIndex('tag', byTag);
+      expect(names(informer.byIndex('tag', 'x'))).toEqual(['a']);
+      expect(() => informer.addIndex('tag', byTag)).toThrow(/already has an index named tag/);
+      expect(() => informer.byIndex('nope', 'x')).toThrow(/has no index named nope/);
+      informer.stop();
+    });
+
+    it('files an object once per value, and nowhere when the index function throws (the cache and the handlers carry on)', async () => {
+      const errors: unknown[] = [];
+      const log: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (o) => errors.push(o) };
+      const { informer, watch, events } = harness([listOf('10', obj('a', '1', { tags: 'x,x' }))], { log });
+      informer.addIndex('tag', byTag);
+      informer.addIndex('fragile', (o) => {
+        if (o.metadata.name === 'bad') throw new Error('bug');
+        return ['all'];
+      });
+      await informer.start();
+      await settle();
+      expect(informer.byIndex('tag', 'x')).toHaveLength(1);
+      watch.last.emit('ADDED', obj('bad', '11', { tags: 'x' }));
+      expect(names(informer.byIndex('tag', 'x'))).toEqual(['a', 'bad']);
+      expect(names(informer.byIndex('fragile', 'all'))).toEqual(['a']);
+      expect(informer.get('ns', 'bad')).toBeDefined();
+      expect(events.at(-1)).toBe('add bad@11');
+      expect(errors).toHaveLength(1);
+      informer.stop();
+    });
+  });
+
+  describe('relist hook', () => {
+    it('runs after every full relist, once the cache is replaced and the differences were emitted, saying when the list was requested', async () => {
+      const { informer, watch, events } = harness(
+        [listOf('10', obj('a', '1')), listOf('50', obj('b', '1')), listOf('60', obj('b', '1'))],
+        { resyncPeriodMs: 60_000, watchdogMs: 0 },
+      );
+      const relists: { requestedAt: number; resync: boolean; events: string[]; cached: string[] }[] = [];
+      informer.onRelisted((info) => {
+        relists.push({ ...info, events: [...events], cached: informer.list().map((o) => o.metadata.name) });
+      });
+      const startedAt = performance.now();
+      await informer.start();
+      expect(relists).toEqual([{ requestedAt: startedAt, resync: false, events: ['add a@1'], cached: ['a'] }]);
+      await settle();
+
+      // Watch events are no relist.
+      watch.last.emit('ADDED', obj('c', '11'));
+      expect(relists).toHaveLength(1);
+
+      await vi.advanceTimersByTimeAsync(1000);
+      const goneAt = performance.now();
+      watch.last.emit('ERROR', { kind: 'Status', code: 410, reason: 'Expired' });
+      await settle();
+      expect(relists[1]).toEqual({ requestedAt: goneAt, resync: false, events: ['add a@1', 'add c@11', 'delete a', 'delete c', 'add b@1'], cached: ['b'] });
+
+      events.length = 0;
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(relists[2]).toMatchObject({ resync: true, events: ['update b@1->1'] });
+      expect(relists[2]?.requestedAt).toBeGreaterThan(goneAt);
+      informer.stop();
+    });
+
+    it('is not run for a list that failed, and a throwing hook does not stop the informer', async () => {
+      const { informer, watch, list } = harness([new Error('boom'), listOf('10', obj('a', '1'))]);
+      const calls: number[] = [];
+      informer.onRelisted(() => {
+        calls.push(list.mock.calls.length);
+        throw new Error('bug in a hook');
+      });
+      const synced = informer.start();
+      await settle();
+      expect(calls).toEqual([]);
+      await vi.advanceTimersByTimeAsync(400);
+      await synced;
+      expect(calls).toEqual([2]);
+      await settle();
+      expect(watch.calls).toHaveLength(1);
+      informer.stop();
+    });
+  });
+
   it('takes a pino logger as it is', async () => {
     const { informer } = harness([listOf('1')], { log: pino({ level: 'silent' }) });
     await expect(informer.start()).resolves.toBeUndefined();
