@@ -32,7 +32,7 @@ export interface ReconcilerDeps {
 }
 
 /** decide() converges in a few rounds; more means a bug, not a slow world. */
-const MAX_ROUNDS = 8;
+export const MAX_ROUNDS = 8;
 
 export function defaultMailBackoffMs(attempts: number): number {
   const base = Math.min(30_000 * 2 ** Math.max(0, attempts - 1), 60 * 60_000);
@@ -54,6 +54,7 @@ export class Reconciler {
     if (!invitation || invitation.metadata.deletionTimestamp) return {};
     const uid = invitation.metadata.uid ?? '';
     let freshLink: string | undefined;
+    let asked: readonly Action[] = [];
 
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const records = reader.records(uid);
@@ -71,6 +72,7 @@ export class Reconciler {
         await this.writeStatusIfChanged(invitation, plan.status);
         return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
       }
+      asked = plan.actions;
       for (const action of plan.actions) {
         const link = await this.act(invitation, action, observed);
         if (link) freshLink = link;
@@ -85,7 +87,7 @@ export class Reconciler {
         freshLink = undefined;
       }
     }
-    throw new Error(`reconcile of ${namespace}/${name} did not converge after ${MAX_ROUNDS} rounds`);
+    throw new Error(`reconcile of ${namespace}/${name} did not converge after ${MAX_ROUNDS} rounds: decide() still asks for ${asked.map(describeAction).join(', ')} (a bug, not a slow world)`);
   }
 
   /**
@@ -208,6 +210,20 @@ export function verifiedLink(disclosed: string | undefined, records: readonly In
   if (!token || disclosed !== linkFor(baseUrl, `${token.selector}.${token.verifier}`)) return undefined;
   const vouched = records.some((r) => r.selector === token.selector && verifierMatches(token.verifier, r.verifierHash));
   return vouched ? linkFor(baseUrl, `${token.selector}.${token.verifier}`) : undefined;
+}
+
+/** An action in a few words, for the round-limit error (no address, no token). */
+function describeAction(action: Action): string {
+  switch (action.kind) {
+    case 'issue':
+      return `issue #${action.issuance}`;
+    case 'deleteRecord':
+      return `deleteRecord ${action.name}`;
+    case 'sendMail':
+      return `sendMail ${action.record}`;
+    case 'ensureUser':
+      return 'ensureUser';
+  }
 }
 
 /** Deep equality of two statuses as JSON (key order aside). */
