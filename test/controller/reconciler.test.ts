@@ -1,0 +1,296 @@
+// The reconciler with the real decide() and in-memory ports (test/controller/fakes.ts),
+// no control plane: the moments the integration tests cannot stop at. A conflict
+// on the write that discloses a fresh link, the round limit, the mail attempt
+// recorded before the send, retries, refusals, crashes, and what is written
+// (and not written) to the cluster.
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { UserInvitation, UserInvitationSpec } from '../../src/api/types.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import type { UsherConfig } from '../../src/config/types.ts';
+import { defaultMailBackoffMs, MAX_ROUNDS, Reconciler, verifiedLink } from '../../src/controller/reconciler.ts';
+import type { InvitationRecord } from '../../src/invitation/record.ts';
+import { apiError, FakeCluster, FakeMailer, type WriteOp } from './fakes.ts';
+
+const NOW = new Date('2026-11-25T12:00:00Z');
+const SECOND = 1000;
+const DAY = 86_400_000;
+const BASE_URL = 'https://usher.example';
+
+const noMail: UsherConfig = parseConfig(`usher:\n  baseUrl: ${BASE_URL}\n`, { source: 'test', env: {} });
+const withMail: UsherConfig = {
+  ...noMail,
+  mail: { host: 'smtp', port: 25, tls: 'none', allowSelfSigned: false, from: 'x@example.com', pool: { maxConnections: 1 }, rateLimitPerSecond: 0 },
+};
+
+interface World {
+  cluster: FakeCluster;
+  mailer: FakeMailer;
+  clock: { now: Date };
+  uid: string;
+  reconcile: () => Promise<{ requeueAfterMs?: number }>;
+  invitation: () => UserInvitation | undefined;
+  record: () => InvitationRecord | undefined;
+  ops: () => WriteOp[];
+}
+
+function world(opts: { config?: UsherConfig; mailer?: 'none'; spec?: Partial<UserInvitationSpec> } = {}): World {
+  const cluster = new FakeCluster();
+  cluster.labelNamespace('acme-ns', 'acme');
+  const applied = cluster.apply({
+    apiVersion: 'usher.dev/v1alpha1',
+    kind: 'UserInvitation',
+    metadata: { name: 'jane', namespace: 'acme-ns' },
+    spec: { email: 'Jane.Doe@Example.com', tenant: 'acme', groups: ['devs'], ...opts.spec },
+  });
+  const mailer = new FakeMailer();
+  const clock = { now: NOW };
+  let drawn = 0;
+  const reconciler = new Reconciler({
+    reader: cluster,
+    writer: cluster,
+    config: opts.config ?? withMail,
+    ...(opts.mailer === 'none' ? {} : { mailer }),
+    log: pino({ level: 'silent' }),
+    now: () => new Date(clock.now),
+    // Deterministic token bytes: each draw a new fill byte.
+    randomBytes: (size) => new Uint8Array(size).fill(++drawn),
+    mailBackoffMs: (attempts) => 30 * SECOND * 2 ** (attempts - 1),
+  });
+  const uid = applied.metadata.uid ?? '';
+  return {
+    cluster,
+    mailer,
+    clock,
+    uid,
+    reconcile: () => reconciler.reconcile('acme-ns', 'jane'),
+    invitation: () => cluster.stored('acme-ns', 'jane'),
+    record: () => cluster.records(uid).at(-1),
+    ops: () => cluster.writes.map((w) => w.op),
+  };
+}
+
+const condition = (invitation: UserInvitation | undefined, type: string) => invitation?.status?.conditions?.find((c) => c.type === type);
+const iso = (date: Date): string => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+describe('Reconciler, with in-memory ports', () => {
+  it('issues a link, discloses it in status, and settles: a second reconcile writes nothing', async () => {
+    const w = world({ config: noMail });
+    expect(await w.reconcile()).toEqual({ requeueAfterMs: 7 * DAY });
+    expect(w.ops()).toEqual(['createRecord', 'event', 'writeStatus', 'event']);
+    const invitation = w.invitation();
+    expect(invitation?.status).toMatchObject({ phase: 'Pending', issuance: 1, issuedAt: iso(NOW), expiresAt: iso(new Date(NOW.getTime() + 7 * DAY)) });
+    expect(verifiedLink(invitation?.status?.link, w.cluster.records(w.uid), BASE_URL)).toBe(invitation?.status?.link);
+
+    const before = w.cluster.writes.length;
+    w.clock.now = new Date(NOW.getTime() + 60 * SECOND);
+    expect(await w.reconcile()).toEqual({ requeueAfterMs: 7 * DAY - 60 * SECOND });
+    expect(w.cluster.writes).toHaveLength(before);
+  });
+
+  it('a conflict on the status write that discloses a fresh link: re-reads the invitation and still writes the link', async () => {
+    const w = world({ config: noMail });
+    // Someone labels the invitation between our read and our status write.
+    let edited = false;
+    w.cluster.beforeWrite = (op) => {
+      if (op !== 'writeStatus' || edited) return;
+      edited = true;
+      w.cluster.edit('acme-ns', 'jane', (i) => {
+        i.metadata.labels = { team: 'data' };
+      });
+    };
+    await w.reconcile();
+
+    expect(w.cluster.writesOf('writeStatus').map((s) => s.failed)).toEqual([409, undefined]);
+    expect(w.cluster.writesOf('createRecord')).toHaveLength(1);
+    const invitation = w.invitation();
+    // The link reached status, and it is the link of the one record: the raw token was not lost.
+    expect(invitation?.status?.link).toMatch(/^https:\/\/usher\.example\/accept\/[0-9a-f]{32}\.[A-Za-z0-9_-]{43}$/);
+    expect(verifiedLink(invitation?.status?.link, w.cluster.records(w.uid), BASE_URL)).toBe(invitation?.status?.link);
+    expect(invitation?.status).toMatchObject({ phase: 'Pending', issuance: 1 });
+    // One fresh read from the API server after the conflict.
+    expect(w.cluster.reads.readInvitation).toBe(1);
+    // The other writer's change stands.
+    expect(invitation?.metadata.labels).toEqual({ team: 'data' });
+
+    const before = w.cluster.writes.length;
+    await w.reconcile();
+    expect(w.cluster.writes).toHaveLength(before);
+  });
+
+  it('a status write that keeps conflicting gives up after 5 tries; the next reconcile replaces the undisclosed token', async () => {
+    const w = world({ config: noMail });
+    for (let i = 0; i < 5; i++) w.cluster.failNext('writeStatus', apiError(409, 'Conflict'));
+    await expect(w.reconcile()).rejects.toThrow(/Conflict/);
+    expect(w.invitation()?.status).toBeUndefined();
+    expect(w.cluster.records(w.uid).map((r) => r.issuance)).toEqual([1]);
+
+    // Its link was never disclosed (nor mailed): a new token supersedes it.
+    await w.reconcile();
+    expect(w.cluster.writesOf('deleteRecord').map((d) => d.target)).toEqual([`usher-invitation-${w.uid}-1`]);
+    expect(w.cluster.records(w.uid).map((r) => r.issuance)).toEqual([2]);
+    const invitation = w.invitation();
+    expect(invitation?.status).toMatchObject({ phase: 'Pending', issuance: 2 });
+    expect(verifiedLink(invitation?.status?.link, w.cluster.records(w.uid), BASE_URL)).toBe(invitation?.status?.link);
+  });
+
+  it(`throws after ${MAX_ROUNDS} rounds when decide never converges, saying what it still asks for`, async () => {
+    // Mail configured but no mailer wired: decide() asks for the send every round, and nothing changes.
+    const w = world({ config: withMail, mailer: 'none' });
+    await expect(w.reconcile()).rejects.toThrow(
+      new RegExp(`^reconcile of acme-ns/jane did not converge after ${MAX_ROUNDS} rounds: decide\\(\\) still asks for sendMail usher-invitation-${w.uid}-1 \\(a bug, not a slow world\\)$`),
+    );
+    // One look at the world per round (the namespace's tenant is read once a round).
+    expect(w.cluster.reads.namespaceTenant).toBe(MAX_ROUNDS);
+    // The link was disclosed before the loop ran out: nothing is lost.
+    expect(w.invitation()?.status?.link).toBeDefined();
+    expect(w.cluster.writesOf('updateRecord')).toHaveLength(0);
+  });
+
+  it('records the attempt in the record before the send and the outcome after', async () => {
+    const w = world();
+    const atSend: { mail: InvitationRecord['mail']; lastWrite: string | undefined }[] = [];
+    w.mailer.onSend = () => {
+      const last = w.cluster.writes.at(-1);
+      atSend.push({ mail: w.record()?.mail, lastWrite: last?.op });
+    };
+    await w.reconcile();
+
+    expect(w.mailer.sends).toHaveLength(1);
+    expect(atSend).toEqual([{ mail: { attempts: 1, attemptStartedAt: NOW.toISOString() }, lastWrite: 'updateRecord' }]);
+    expect(w.record()?.mail).toEqual({ attempts: 1, sentAt: iso(NOW) });
+    expect(w.mailer.sends[0]).toMatchObject({ to: 'Jane.Doe@Example.com', link: w.invitation()?.status?.link, expiresAt: new Date(NOW.getTime() + 7 * DAY).toISOString() });
+    expect(w.invitation()?.status).toMatchObject({ phase: 'Sent', sentAt: iso(NOW) });
+    expect(condition(w.invitation(), 'MailDelivered')).toMatchObject({ status: 'True', reason: 'Sent' });
+    // One update before the send, one after: the status is written around them, not between.
+    expect(w.ops()).toEqual(['createRecord', 'event', 'writeStatus', 'event', 'updateRecord', 'updateRecord', 'writeStatus', 'event']);
+  });
+
+  it('a crash of the mailer call leaves the attempt recorded, and the next reconcile sends again', async () => {
+    const w = world();
+    w.mailer.crash();
+    await expect(w.reconcile()).rejects.toThrow(/connection was reset/);
+    expect(w.record()?.mail).toEqual({ attempts: 1, attemptStartedAt: NOW.toISOString() });
+    expect(w.invitation()?.status?.phase).toBe('Pending');
+
+    await w.reconcile();
+    // At most one duplicate per crash, with the same link.
+    expect(w.mailer.sends.map((s) => s.link)).toEqual([w.invitation()?.status?.link, w.invitation()?.status?.link]);
+    expect(w.record()?.mail).toEqual({ attempts: 2, sentAt: iso(NOW) });
+    expect(w.invitation()?.status?.phase).toBe('Sent');
+  });
+
+  it('a transient failure schedules a retry with backoff; the retry, when due, sends', async () => {
+    const w = world();
+    w.mailer.transient('421 busy').transient('421 still busy');
+    expect(await w.reconcile()).toEqual({ requeueAfterMs: 30 * SECOND });
+    expect(w.record()?.mail).toEqual({ attempts: 1, lastError: '421 busy', nextAttemptAt: new Date(NOW.getTime() + 30 * SECOND).toISOString() });
+    expect(w.invitation()?.status?.phase).toBe('Pending');
+    expect(condition(w.invitation(), 'MailDelivered')).toMatchObject({ status: 'False', reason: 'MailRetrying' });
+    expect(condition(w.invitation(), 'Reconciling')).toMatchObject({ status: 'True', reason: 'MailRetrying' });
+    expect(w.cluster.events.filter((e) => e.type === 'Warning')).toEqual([expect.objectContaining({ reason: 'MailRetrying', message: expect.stringMatching(/attempt 1\), retrying in 30s: 421 busy/) as unknown })]);
+
+    // Not due yet: nothing is sent, nothing written.
+    const before = w.cluster.writes.length;
+    w.clock.now = new Date(NOW.getTime() + 10 * SECOND);
+    expect(await w.reconcile()).toEqual({ requeueAfterMs: 20 * SECOND });
+    expect(w.mailer.sends).toHaveLength(1);
+    expect(w.cluster.writes.map((x) => x.op).slice(before)).toEqual(['writeStatus']); // the retry countdown in the message moved on
+
+    // Due: the second attempt fails again, and the backoff doubles.
+    w.clock.now = new Date(NOW.getTime() + 30 * SECOND);
+    expect(await w.reconcile()).toEqual({ requeueAfterMs: 60 * SECOND });
+    expect(w.record()?.mail).toMatchObject({ attempts: 2, lastError: '421 still busy', nextAttemptAt: new Date(NOW.getTime() + 90 * SECOND).toISOString() });
+
+    w.clock.now = new Date(NOW.getTime() + 90 * SECOND);
+    await w.reconcile();
+    expect(w.mailer.sends).toHaveLength(3);
+    expect(w.record()?.mail).toEqual({ attempts: 3, sentAt: iso(w.clock.now) });
+    expect(w.invitation()?.status?.phase).toBe('Sent');
+  });
+
+  it('a permanent refusal fails the invitation, and nothing is sent again', async () => {
+    const w = world();
+    w.mailer.permanent('550 5.1.1 No such user');
+    await w.reconcile();
+    expect(w.record()?.mail).toEqual({ attempts: 1, failedPermanently: true, lastError: '550 5.1.1 No such user' });
+    const invitation = w.invitation();
+    expect(invitation?.status?.phase).toBe('Failed');
+    expect(condition(invitation, 'Stalled')).toMatchObject({ status: 'True', reason: 'MailRejected', message: expect.stringContaining('550 5.1.1 No such user') as unknown });
+    expect(w.cluster.events.at(-1)).toMatchObject({ type: 'Warning', reason: 'MailRejected' });
+
+    const before = w.cluster.writes.length;
+    await w.reconcile();
+    expect(w.mailer.sends).toHaveLength(1);
+    expect(w.cluster.writes).toHaveLength(before);
+  });
+
+  it('records an Event on each phase change, and none when nothing changes', async () => {
+    const w = world();
+    await w.reconcile();
+    expect(w.cluster.events.map((e) => [e.type, e.reason])).toEqual([
+      ['Normal', 'Issued'],
+      ['Normal', 'Sending'],
+      ['Normal', 'Sent'],
+    ]);
+    await w.reconcile();
+    expect(w.cluster.events).toHaveLength(3);
+
+    w.clock.now = new Date(NOW.getTime() + 7 * DAY);
+    await w.reconcile();
+    expect(w.invitation()?.status?.phase).toBe('Expired');
+    expect(w.cluster.events.at(-1)).toMatchObject({ type: 'Warning', reason: 'Expired', message: expect.stringContaining('kubectl annotate userinvitation jane -n acme-ns') as unknown });
+    expect(w.cluster.events).toHaveLength(4);
+  });
+
+  it('an Event that cannot be recorded does not fail the reconcile', async () => {
+    const w = world({ config: noMail });
+    w.cluster.failNext('event', apiError(500, 'InternalError'));
+    await w.reconcile();
+    expect(w.cluster.writesOf('event').map((e) => e.failed)).toEqual([500, undefined]);
+    expect(w.invitation()?.status?.phase).toBe('Pending');
+  });
+
+  it('a changed address gets a new link, mailed once more, and the old record is deleted', async () => {
+    const w = world();
+    await w.reconcile();
+    const first = w.invitation();
+    w.cluster.apply({ ...(first as UserInvitation), spec: { ...(first as UserInvitation).spec, email: 'jane@example.org' } });
+    await w.reconcile();
+
+    const invitation = w.invitation();
+    expect(invitation?.status).toMatchObject({ phase: 'Sent', issuance: 2, observedGeneration: 2 });
+    expect(invitation?.status?.link).not.toBe(first?.status?.link);
+    expect(w.cluster.records(w.uid).map((r) => [r.issuance, r.email])).toEqual([[2, 'jane@example.org']]);
+    expect(w.mailer.sends.map((m) => [m.to, m.link])).toEqual([
+      ['Jane.Doe@Example.com', first?.status?.link],
+      ['jane@example.org', invitation?.status?.link],
+    ]);
+  });
+
+  it('creates the User directly, then settles as UserCreated', async () => {
+    const w = world({ spec: { createUserDirectly: true } });
+    await w.reconcile();
+    expect(w.ops()).toEqual(['saveUser', 'writeStatus', 'event']);
+    const [user] = w.cluster.store.users.values();
+    expect(user?.spec).toMatchObject({ email: 'jane.doe@example.com', authentication: 'External', memberships: [{ scope: 'Tenant', tenant: 'acme', invitation: { namespace: 'acme-ns', name: 'jane', uid: w.uid } }] });
+    expect(w.invitation()?.status).toMatchObject({ phase: 'UserCreated', user: user?.metadata.name });
+    expect(w.mailer.sends).toHaveLength(0);
+
+    const before = w.cluster.writes.length;
+    await w.reconcile();
+    expect(w.cluster.writes).toHaveLength(before);
+  });
+});
+
+describe('defaultMailBackoffMs', () => {
+  it('doubles from 30 s to a cap of 1 h, with ±20% jitter', () => {
+    for (const [attempts, base] of [[1, 30 * SECOND], [2, 60 * SECOND], [3, 120 * SECOND], [8, 3_600 * SECOND], [20, 3_600 * SECOND]] as const) {
+      for (let i = 0; i < 50; i++) {
+        const ms = defaultMailBackoffMs(attempts);
+        expect(ms).toBeGreaterThanOrEqual(Math.round(base * 0.8));
+        expect(ms).toBeLessThanOrEqual(Math.round(base * 1.2));
+      }
+    }
+  });
+});
