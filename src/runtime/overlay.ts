@@ -4,8 +4,9 @@
 // wrote until the informer delivers that exact resourceVersion (watch events
 // arrive in order, so everything before it is older), or the object's deletion.
 // resourceVersions are compared only for equality, as the API conventions require.
-// Entries also lapse after a while: a safety net, should an event never match
-// (a relist that skipped over our version), against shadowing the cache for good.
+// A relist can skip over our version (the list already shows a later one), so
+// the informer's owner calls clear() after each relist; entries also lapse after
+// a while: a safety net, should an event never match, against shadowing the cache for good.
 
 interface Entry<T> {
   /** undefined: we deleted it. */
@@ -51,9 +52,16 @@ export class Overlay<T> {
     if (resourceVersion === undefined ? entry.object === undefined : entry.resourceVersion === resourceVersion) this.entries.delete(key);
   }
 
-  /** A relist replaced the cache wholesale: it now holds at least what we wrote. */
-  clear(): void {
-    this.entries.clear();
+  /**
+   * A relist replaced the cache wholesale: it now holds at least what we wrote
+   * before the list was requested. Drops what was written before `writtenBefore`
+   * (on this overlay's clock; default: everything); later writes may be missing
+   * from the list and stay until the watch shows them.
+   */
+  clear(writtenBefore = Infinity): void {
+    for (const [key, entry] of this.entries) {
+      if (entry.at < writtenBefore) this.entries.delete(key);
+    }
   }
 
   /** The freshest copy: ours if we have one, else the cache's. */

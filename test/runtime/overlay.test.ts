@@ -51,4 +51,20 @@ describe('Overlay (read-your-writes over an informer cache)', () => {
     o.clear();
     expect(o.resolve('ns/e', undefined)).toBeUndefined();
   });
+
+  it('on a relist forgets only what was written before the list was requested: a later write may be missing from it', () => {
+    let now = 100;
+    cache.delete('ns/f');
+    const o = new Overlay<{ v: number }>((key) => cache.get(key), { clock: () => now });
+    o.wrote('ns/f', { v: 1 }, '1');
+    cache.set('ns/g', '3');
+    o.deleted('ns/g');
+    now = 200; // the list request leaves
+    o.wrote('ns/h', { v: 2 }, '2');
+    o.clear(200);
+    expect(o.resolve('ns/f', { v: 0 })).toEqual({ v: 0 });
+    expect(o.resolve('ns/g', { v: 3 })).toEqual({ v: 3 });
+    expect(o.resolve('ns/h', undefined)).toEqual({ v: 2 });
+    expect(o.size).toBe(1);
+  });
 });
