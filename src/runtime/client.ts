@@ -122,6 +122,12 @@ export function isConflict(err: unknown): boolean {
   const { code, reason } = apiErrorOf(err);
   return code === 409 && reason !== 'AlreadyExists';
 }
+/**
+ * Either 409, the one test for "someone else wrote first": a replace with a
+ * stale resourceVersion (Conflict) or a create that lost to another's (AlreadyExists).
+ * Both mean: read again, and retry if it still applies.
+ */
+export const isConflictOrAlreadyExists = (err: unknown): boolean => isConflict(err) || isAlreadyExists(err);
 
 interface Status {
   code?: number;
