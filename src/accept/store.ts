@@ -11,13 +11,13 @@
 //
 // The page runs under its own ServiceAccount (charts/usher/templates/rbac.yaml):
 // Secrets only in Usher's namespace, nothing on invitation status.
-import { CoreV1Api, CustomObjectsApi, V1ObjectMeta, V1OwnerReference, V1Secret, type KubeConfig, type V1Namespace } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Namespace, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, INVITATION_PLURAL, USER_PLURAL, VERSION, type User, type UserInvitation } from '../api/types.ts';
-import { isNotFound } from '../runtime/client.ts';
 import { Informer } from '../runtime/informer.ts';
 import { makePooledApiClient, PooledAuthentication } from '../runtime/pooled-client.ts';
-import { MANAGED_BY, MANAGED_BY_LABEL, RECORD_SELECTOR, recordFromSecret, SELECTOR_LABEL, secretFromRecord, type InvitationRecord, type SecretLike } from '../invitation/record.ts';
+import { customObjectsClient, namespacesClient, secretsClient, type TypedClient } from '../runtime/typed-client.ts';
+import { MANAGED_BY, MANAGED_BY_LABEL, RECORD_SELECTOR, recordFromSecret, SELECTOR_LABEL, secretFromRecord, type InvitationRecord } from '../invitation/record.ts';
 import { credentialsSecretName } from '../invitation/naming.ts';
 
 export const CREDENTIALS_TYPE = 'usher.dev/credentials';
@@ -81,81 +81,63 @@ export interface KubeAcceptStoreOptions {
   resyncPeriodMs?: number;
 }
 
-interface ListOf<T> {
-  items: T[];
-  metadata?: { resourceVersion?: string };
-}
+/** The index of the record informer: records by their public selector, the page's whole lookup of a token. */
+const BY_SELECTOR = 'selector';
 
 export class KubeAcceptStore implements AcceptStore {
   readonly cached: CachedReads;
-  private readonly core: CoreV1Api;
-  private readonly custom: CustomObjectsApi;
   private readonly options: KubeAcceptStoreOptions;
+  private readonly secretClient: TypedClient<V1Secret>;
+  private readonly namespaceClient: TypedClient<V1Namespace>;
+  private readonly invitationClient: TypedClient<UserInvitation>;
+  private readonly userClient: TypedClient<User>;
   private readonly records: Informer<V1Secret>;
   private readonly invitations: Informer<UserInvitation>;
   private readonly namespaces: Informer<V1Namespace>;
   private readonly users: Informer<User>;
-  /** selector → record Secret names: the page's whole lookup of a token. */
-  private readonly bySelector = new Map<string, Set<string>>();
 
   constructor(options: KubeAcceptStoreOptions) {
     this.options = options;
     const { kubeConfig, namespace } = options;
     const auth = new PooledAuthentication(kubeConfig);
-    this.core = makePooledApiClient(kubeConfig, CoreV1Api, auth);
-    this.custom = makePooledApiClient(kubeConfig, CustomObjectsApi, auth);
+    const core = makePooledApiClient(kubeConfig, CoreV1Api, auth);
+    const custom = makePooledApiClient(kubeConfig, CustomObjectsApi, auth);
+    this.secretClient = secretsClient(core);
+    this.namespaceClient = namespacesClient(core);
+    this.invitationClient = customObjectsClient<UserInvitation>(custom, 'UserInvitation', { group: GROUP, version: VERSION, plural: INVITATION_PLURAL });
+    this.userClient = customObjectsClient<User>(custom, 'User', { group: GROUP, version: VERSION, plural: USER_PLURAL });
     const log = options.log.child({ component: 'informer' });
     const resyncPeriodMs = options.resyncPeriodMs ?? 0;
     this.records = new Informer<V1Secret>({
       kubeConfig,
       path: `/api/v1/namespaces/${namespace}/secrets`,
       labelSelector: RECORD_SELECTOR,
-      list: () => this.core.listNamespacedSecret({ namespace, labelSelector: RECORD_SELECTOR }),
+      list: () => this.secretClient.list({ namespace, labelSelector: RECORD_SELECTOR }),
       resyncPeriodMs,
       log,
+    });
+    this.records.addIndex(BY_SELECTOR, (secret) => {
+      const selector = secret.metadata?.labels?.[SELECTOR_LABEL];
+      return selector ? [selector] : [];
     });
     this.invitations = new Informer<UserInvitation>({
       kubeConfig,
       path: `/apis/${GROUP}/${VERSION}/${INVITATION_PLURAL}`,
-      list: async () => (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: INVITATION_PLURAL })) as ListOf<UserInvitation>,
+      list: () => this.invitationClient.list(),
       resyncPeriodMs,
       log,
     });
-    this.namespaces = new Informer<V1Namespace>({ kubeConfig, path: '/api/v1/namespaces', list: () => this.core.listNamespace(), resyncPeriodMs, log });
+    this.namespaces = new Informer<V1Namespace>({ kubeConfig, path: '/api/v1/namespaces', list: () => this.namespaceClient.list(), resyncPeriodMs, log });
     this.users = new Informer<User>({
       kubeConfig,
       path: `/apis/${GROUP}/${VERSION}/${USER_PLURAL}`,
-      list: async () => (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: USER_PLURAL })) as ListOf<User>,
+      list: () => this.userClient.list(),
       resyncPeriodMs,
       log,
     });
-    const index = (secret: V1Secret, present: boolean): void => {
-      const selector = secret.metadata?.labels?.[SELECTOR_LABEL];
-      const name = secret.metadata?.name;
-      if (!selector || !name) return;
-      const names = this.bySelector.get(selector) ?? new Set<string>();
-      if (present) names.add(name);
-      else names.delete(name);
-      if (names.size) this.bySelector.set(selector, names);
-      else this.bySelector.delete(selector);
-    };
-    this.records.on('add', (s) => {
-      index(s, true);
-    });
-    this.records.on('update', (s, old) => {
-      index(old, false);
-      index(s, true);
-    });
-    this.records.on('delete', (s) => {
-      index(s, false);
-    });
 
     this.cached = {
-      recordsBySelector: (selector) =>
-        [...(this.bySelector.get(selector) ?? [])].flatMap((name) => {
-          const secret = this.records.get(namespace, name);
-          return secret ? (recordFromSecret(secret) ?? []) : [];
-        }),
+      recordsBySelector: (selector) => this.records.byIndex(BY_SELECTOR, selector).flatMap((secret) => recordFromSecret(secret) ?? []),
       invitation: (ns, name) => this.invitations.get(ns, name),
       namespaceLabels: (name) => {
         const ns = this.namespaces.get(undefined, name);
@@ -181,45 +163,42 @@ export class KubeAcceptStore implements AcceptStore {
   }
 
   async record(name: string): Promise<InvitationRecord | undefined> {
-    return orUndefined(async () => recordFromSecret(await this.core.readNamespacedSecret({ namespace: this.options.namespace, name })));
+    const secret = await this.secretClient.getOrUndefined(this.options.namespace, name);
+    return secret ? recordFromSecret(secret) : undefined;
   }
 
   async replaceRecord(record: InvitationRecord): Promise<InvitationRecord> {
-    const body = v1Secret(secretFromRecord(record));
-    const replaced = await this.core.replaceNamespacedSecret({ namespace: this.options.namespace, name: record.name, body });
+    const replaced = await this.secretClient.replace(secretFromRecord(record));
     return recordFromSecret(replaced) ?? { ...record, resourceVersion: replaced.metadata?.resourceVersion };
   }
 
   async invitation(namespace: string, name: string): Promise<UserInvitation | undefined> {
-    return orUndefined(async () => (await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: INVITATION_PLURAL, namespace, name })) as UserInvitation);
+    return this.invitationClient.getOrUndefined(namespace, name);
   }
 
   async namespaceLabels(name: string): Promise<Record<string, string> | undefined> {
-    return orUndefined(async () => (await this.core.readNamespace({ name })).metadata?.labels ?? {});
+    const namespace = await this.namespaceClient.getOrUndefined(undefined, name);
+    return namespace ? (namespace.metadata?.labels ?? {}) : undefined;
   }
 
   async user(name: string): Promise<User | undefined> {
-    return orUndefined(async () => (await this.custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: USER_PLURAL, name })) as User);
+    return this.userClient.getOrUndefined(undefined, name);
   }
 
   async createUser(user: User): Promise<User> {
-    return (await this.custom.createClusterCustomObject({ group: GROUP, version: VERSION, plural: USER_PLURAL, body: user })) as User;
+    return this.userClient.create(user);
   }
 
   async replaceUser(user: User): Promise<User> {
-    return (await this.custom.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: USER_PLURAL, name: user.metadata.name, body: user })) as User;
+    return this.userClient.replace(user);
   }
 
   async deleteUser(name: string, uid: string): Promise<void> {
-    try {
-      await this.custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: USER_PLURAL, name, body: { preconditions: { uid } } });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+    await this.userClient.deleteIgnoringNotFound(undefined, name, { uid });
   }
 
   async credentials(userName: string): Promise<StoredCredentials | undefined> {
-    const secret = await orUndefined(() => this.core.readNamespacedSecret({ namespace: this.options.credentialsNamespace, name: credentialsSecretName(userName) }));
+    const secret = await this.secretClient.getOrUndefined(this.options.credentialsNamespace, credentialsSecretName(userName));
     const raw = secret?.data?.[PASSWORD_HASH_KEY];
     if (!secret || secret.type !== CREDENTIALS_TYPE || !raw) return undefined;
     const claim = secret.metadata?.annotations?.[CLAIM_ANNOTATION];
@@ -229,7 +208,7 @@ export class KubeAcceptStore implements AcceptStore {
   async writeCredentials(user: User, passwordHash: string, claim: string, resourceVersion: string | undefined): Promise<void> {
     const namespace = this.options.credentialsNamespace;
     const name = credentialsSecretName(user.metadata.name);
-    const body = v1Secret({
+    const body: V1Secret = {
       apiVersion: 'v1',
       kind: 'Secret',
       type: CREDENTIALS_TYPE,
@@ -243,25 +222,8 @@ export class KubeAcceptStore implements AcceptStore {
         ownerReferences: [{ apiVersion: user.apiVersion, kind: user.kind, name: user.metadata.name, uid: user.metadata.uid ?? '' }],
       },
       data: { [PASSWORD_HASH_KEY]: Buffer.from(passwordHash, 'utf8').toString('base64') },
-    });
-    if (resourceVersion === undefined) await this.core.createNamespacedSecret({ namespace, body });
-    else await this.core.replaceNamespacedSecret({ namespace, name, body });
+    };
+    if (resourceVersion === undefined) await this.secretClient.create(body);
+    else await this.secretClient.replace(body);
   }
 }
-
-/** The client's typed API wants class instances; ours are plain objects of the same shape. */
-function v1Secret(like: SecretLike & { metadata?: { annotations?: Record<string, string> } }): V1Secret {
-  const { metadata, ...rest } = like;
-  const meta = Object.assign(new V1ObjectMeta(), { ...metadata, ownerReferences: metadata?.ownerReferences?.map((o) => Object.assign(new V1OwnerReference(), o)) });
-  return Object.assign(new V1Secret(), { ...rest, metadata: meta });
-}
-
-async function orUndefined<T>(read: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await read();
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
-}
-
