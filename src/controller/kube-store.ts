@@ -4,7 +4,7 @@
 // change things, each of which also updates an overlay so the next reconcile
 // reads its own writes even before the watch delivers them.
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api, CustomObjectsApi, EventsV1Api, V1MicroTime, type KubeConfig, type KubernetesObject, type V1Namespace, type V1Secret } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig, type KubernetesObject, type V1Namespace, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, INVITATION_PLURAL, USER_PLURAL, VERSION, type User, type UserInvitation, type UserInvitationStatus } from '../api/types.ts';
 import type { UsherConfig } from '../config/types.ts';
@@ -20,17 +20,20 @@ import {
   secretFromRecord,
   type InvitationRecord,
 } from '../invitation/record.ts';
-import { apiErrorOf } from '../runtime/client.ts';
-import { Informer } from '../runtime/informer.ts';
+import { EventRecorder } from '../runtime/events.ts';
+import { Informer, objectKey, splitObjectKey, type ObjectLike } from '../runtime/informer.ts';
 import { Overlay } from '../runtime/overlay.ts';
 import { makePooledApiClient, PooledAuthentication } from '../runtime/pooled-client.ts';
+import { customObjectsClient, namespacesClient, secretsClient, type TypedClient } from '../runtime/typed-client.ts';
 import { linkSecretNameFor } from '../invitation/naming.ts';
 
 export const LINK_COMPONENT = 'invitation-link';
 const LINK_KEY = 'link';
 const LINK_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY},${COMPONENT_LABEL}=${LINK_COMPONENT}`;
+/** The index of the record informer: records by the uid of the invitation they are bound to. */
+const BY_INVITATION_UID = 'invitationUid';
 
-const keyOf = (namespace: string | undefined, name: string | undefined): string => `${namespace ?? ''}/${name ?? ''}`;
+const keyOf = (obj: ObjectLike): string => objectKey(obj.metadata?.namespace, obj.metadata?.name ?? '');
 
 export interface ClusterEvents {
   /** An invitation needs a look (it changed, or something it depends on did). */
@@ -47,36 +50,36 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
   readonly linkSecrets: Informer<V1Secret> | undefined;
   readonly namespaces: Informer<V1Namespace>;
   readonly users: Informer<User>;
-  private readonly core: CoreV1Api;
-  private readonly custom: CustomObjectsApi;
-  private readonly eventsApi: EventsV1Api;
+  /** Secrets anywhere: the records in Usher's namespace, the link Secrets beside the invitations. */
+  private readonly secretClient: TypedClient<V1Secret>;
+  private readonly invitationClient: TypedClient<UserInvitation>;
+  private readonly userClient: TypedClient<User>;
+  private readonly recorder: EventRecorder;
   private readonly invitationOverlay: Overlay<UserInvitation>;
   private readonly secretOverlay: Overlay<V1Secret>;
   private readonly linkOverlay: Overlay<V1Secret>;
   private readonly userOverlay: Overlay<User>;
-  /** invitation uid → keys of its record Secrets, kept from the Secret informer's events. */
-  private readonly recordIndex = new Map<string, Set<string>>();
   private readonly config: UsherConfig;
-  private readonly log: Logger;
-  private readonly instance: string;
 
   /** `instance` names this replica in the Events it records (the pod's name in a cluster). */
   constructor(kubeConfig: KubeConfig, config: UsherConfig, log: Logger, events: ClusterEvents, instance = `usher-${randomBytes(3).toString('hex')}`) {
     this.config = config;
-    this.log = log;
-    this.instance = instance;
     // One pool of keep-alive connections for every request (see PooledAuthentication).
     const auth = new PooledAuthentication(kubeConfig);
-    this.core = makePooledApiClient(kubeConfig, CoreV1Api, auth);
-    this.custom = makePooledApiClient(kubeConfig, CustomObjectsApi, auth);
-    this.eventsApi = makePooledApiClient(kubeConfig, EventsV1Api, auth);
+    const core = makePooledApiClient(kubeConfig, CoreV1Api, auth);
+    const custom = makePooledApiClient(kubeConfig, CustomObjectsApi, auth);
+    this.secretClient = secretsClient(core);
+    this.invitationClient = customObjectsClient<UserInvitation>(custom, 'UserInvitation', { group: GROUP, version: VERSION, plural: INVITATION_PLURAL });
+    this.userClient = customObjectsClient<User>(custom, 'User', { group: GROUP, version: VERSION, plural: USER_PLURAL });
+    const namespaceClient = namespacesClient(core);
+    this.recorder = new EventRecorder({ api: makePooledApiClient(kubeConfig, EventsV1Api, auth), reportingController: 'usher.dev/usher', reportingInstance: instance, log });
     const resyncPeriodMs = config.controller.resyncPeriodMs;
     const informerLog = log.child({ component: 'informer' });
 
     this.invitations = new Informer<UserInvitation>({
       kubeConfig,
       path: `/apis/${GROUP}/${VERSION}/${INVITATION_PLURAL}`,
-      list: async () => (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: INVITATION_PLURAL })) as ListOf<UserInvitation>,
+      list: () => this.invitationClient.list(),
       resyncPeriodMs,
       log: informerLog,
     });
@@ -84,9 +87,13 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
       kubeConfig,
       path: `/api/v1/namespaces/${config.namespace}/secrets`,
       labelSelector: RECORD_SELECTOR,
-      list: () => this.core.listNamespacedSecret({ namespace: config.namespace, labelSelector: RECORD_SELECTOR }),
+      list: () => this.secretClient.list({ namespace: config.namespace, labelSelector: RECORD_SELECTOR }),
       resyncPeriodMs,
       log: informerLog,
+    });
+    this.secrets.addIndex(BY_INVITATION_UID, (secret) => {
+      const uid = secret.metadata?.labels?.[INVITATION_UID_LABEL];
+      return uid ? [uid] : [];
     });
     // Only with linkDisclosure: Secret does the controller need Secrets outside its own namespace (and the chart grants them).
     this.linkSecrets =
@@ -95,7 +102,7 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
             kubeConfig,
             path: '/api/v1/secrets',
             labelSelector: LINK_SELECTOR,
-            list: () => this.core.listSecretForAllNamespaces({ labelSelector: LINK_SELECTOR }),
+            list: () => this.secretClient.list({ labelSelector: LINK_SELECTOR }),
             resyncPeriodMs,
             log: informerLog,
           })
@@ -103,50 +110,33 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
     this.namespaces = new Informer<V1Namespace>({
       kubeConfig,
       path: '/api/v1/namespaces',
-      list: () => this.core.listNamespace(),
+      list: () => namespaceClient.list(),
       resyncPeriodMs,
       log: informerLog,
     });
     this.users = new Informer<User>({
       kubeConfig,
       path: `/apis/${GROUP}/${VERSION}/${USER_PLURAL}`,
-      list: async () => (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: USER_PLURAL })) as ListOf<User>,
+      list: () => this.userClient.list(),
       resyncPeriodMs,
       log: informerLog,
     });
 
-    const cachedVersion =
-      (informer: Informer<UserInvitation> | Informer<V1Secret> | Informer<User>) =>
-      (key: string): string | undefined => {
-        const slash = key.indexOf('/');
-        const object = slash < 0 ? informer.get(undefined, key) : informer.get(key.slice(0, slash), key.slice(slash + 1));
-        return object?.metadata?.resourceVersion;
-      };
-    this.invitationOverlay = new Overlay(cachedVersion(this.invitations));
-    this.secretOverlay = new Overlay(cachedVersion(this.secrets));
-    const linkSecrets = this.linkSecrets;
-    this.linkOverlay = new Overlay(linkSecrets ? cachedVersion(linkSecrets) : () => undefined);
-    this.userOverlay = new Overlay(cachedVersion(this.users));
+    this.invitationOverlay = overlayFor(this.invitations);
+    this.secretOverlay = overlayFor(this.secrets);
+    this.linkOverlay = this.linkSecrets ? overlayFor(this.linkSecrets) : new Overlay(() => undefined);
+    this.userOverlay = overlayFor(this.users);
 
     const enqueue = (inv: UserInvitation): void => {
       events.onInvitation(inv.metadata.namespace ?? '', inv.metadata.name);
     };
     for (const type of ['add', 'update'] as const) {
-      this.invitations.on(type, (inv) => {
-        this.invitationOverlay.observed(keyOf(inv.metadata.namespace, inv.metadata.name), inv.metadata.resourceVersion);
-        enqueue(inv);
-      });
+      this.invitations.on(type, enqueue);
       this.secrets.on(type, (secret) => {
-        this.secretOverlay.observed(keyOf(secret.metadata?.namespace, secret.metadata?.name), secret.metadata?.resourceVersion);
-        this.indexRecord(secret, true);
         this.enqueueRecordOwner(secret, events);
       });
       this.linkSecrets?.on(type, (secret) => {
-        this.linkOverlay.observed(keyOf(secret.metadata?.namespace, secret.metadata?.name), secret.metadata?.resourceVersion);
         this.enqueueOwner(secret, events);
-      });
-      this.users.on(type, (user) => {
-        this.userOverlay.observed(user.metadata.name, user.metadata.resourceVersion);
       });
       // A namespace's tenant label decides what its invitations may do.
       this.namespaces.on(type, (ns) => {
@@ -154,21 +144,14 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
       });
     }
     this.invitations.on('delete', (inv) => {
-      this.invitationOverlay.observed(keyOf(inv.metadata.namespace, inv.metadata.name), undefined);
       // Its records cannot be owned by it (another namespace): the controller removes them.
       events.onInvitationDeleted?.(inv.metadata.uid ?? '');
     });
     this.secrets.on('delete', (secret) => {
-      this.secretOverlay.observed(keyOf(secret.metadata?.namespace, secret.metadata?.name), undefined);
-      this.indexRecord(secret, false);
       this.enqueueRecordOwner(secret, events);
     });
     this.linkSecrets?.on('delete', (secret) => {
-      this.linkOverlay.observed(keyOf(secret.metadata?.namespace, secret.metadata?.name), undefined);
       this.enqueueOwner(secret, events);
-    });
-    this.users.on('delete', (user) => {
-      this.userOverlay.observed(user.metadata.name, undefined);
     });
   }
 
@@ -194,17 +177,6 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
     return this.secrets.list().flatMap((s) => recordFromSecret(s) ?? []).filter((r) => !live.has(r.invitationUid));
   }
 
-  private indexRecord(secret: V1Secret, present: boolean): void {
-    const uid = secret.metadata?.labels?.[INVITATION_UID_LABEL];
-    if (!uid) return;
-    const key = keyOf(secret.metadata?.namespace, secret.metadata?.name);
-    const keys = this.recordIndex.get(uid) ?? new Set<string>();
-    if (present) keys.add(key);
-    else keys.delete(key);
-    if (keys.size) this.recordIndex.set(uid, keys);
-    else this.recordIndex.delete(uid);
-  }
-
   private enqueueRecordOwner(secret: V1Secret, events: ClusterEvents): void {
     const record = recordFromSecret(secret);
     if (record) events.onInvitation(record.invitationNamespace, record.invitationName);
@@ -218,19 +190,18 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
   // ---- ClusterReader
 
   invitation(namespace: string, name: string): UserInvitation | undefined {
-    const key = keyOf(namespace, name);
-    return this.invitationOverlay.resolve(key, this.invitations.get(namespace, name));
+    return this.invitationOverlay.resolve(objectKey(namespace, name), this.invitations.get(namespace, name));
   }
 
   records(invitationUid: string): InvitationRecord[] {
-    const keys = new Set(this.recordIndex.get(invitationUid));
+    const keys = new Set(this.secrets.byIndex(BY_INVITATION_UID, invitationUid).map(keyOf));
     for (const [key, secret] of this.secretOverlay.pending()) {
       if (secret?.metadata?.labels?.[INVITATION_UID_LABEL] === invitationUid) keys.add(key);
     }
     const records: InvitationRecord[] = [];
     for (const key of keys) {
-      const [ns = '', name = ''] = key.split('/');
-      const secret = this.secretOverlay.resolve(key, this.secrets.get(ns, name));
+      const { namespace, name } = splitObjectKey(key);
+      const secret = this.secretOverlay.resolve(key, this.secrets.get(namespace, name));
       const record = secret ? recordFromSecret(secret) : undefined;
       if (record) records.push(record);
     }
@@ -247,7 +218,7 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
 
   linkSecret(namespace: string, invitationName: string): string | undefined {
     const name = linkSecretNameFor(invitationName);
-    const secret = this.linkOverlay.resolve(keyOf(namespace, name), this.linkSecrets?.get(namespace, name));
+    const secret = this.linkOverlay.resolve(objectKey(namespace, name), this.linkSecrets?.get(namespace, name));
     const raw = secret?.data?.[LINK_KEY];
     return raw ? Buffer.from(raw, 'base64').toString('utf8') : undefined;
   }
@@ -255,27 +226,21 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
   // ---- ClusterWriter
 
   async createRecord(record: InvitationRecord): Promise<InvitationRecord> {
-    const body = secretFromRecord(record) as V1Secret;
-    const created = await this.core.createNamespacedSecret({ namespace: record.namespace, body });
-    this.secretOverlay.wrote(keyOf(record.namespace, record.name), created, created.metadata?.resourceVersion);
+    const created = await this.secretClient.create(secretFromRecord(record));
+    this.secretOverlay.wrote(objectKey(record.namespace, record.name), created, created.metadata?.resourceVersion);
     return { ...record, resourceVersion: created.metadata?.resourceVersion };
   }
 
   async updateRecord(record: InvitationRecord): Promise<InvitationRecord> {
-    const body = secretFromRecord(record) as V1Secret;
-    const replaced = await this.core.replaceNamespacedSecret({ name: record.name, namespace: record.namespace, body });
-    this.secretOverlay.wrote(keyOf(record.namespace, record.name), replaced, replaced.metadata?.resourceVersion);
+    const replaced = await this.secretClient.replace(secretFromRecord(record));
+    this.secretOverlay.wrote(objectKey(record.namespace, record.name), replaced, replaced.metadata?.resourceVersion);
     return { ...record, resourceVersion: replaced.metadata?.resourceVersion };
   }
 
   async deleteRecord(name: string): Promise<void> {
     const namespace = this.config.namespace;
-    try {
-      await this.core.deleteNamespacedSecret({ name, namespace });
-    } catch (err) {
-      if (apiErrorOf(err).code !== 404) throw err;
-    }
-    this.secretOverlay.deleted(keyOf(namespace, name));
+    await this.secretClient.deleteIgnoringNotFound(namespace, name);
+    this.secretOverlay.deleted(objectKey(namespace, name));
   }
 
   async writeLinkSecret(owner: UserInvitation, link: string): Promise<void> {
@@ -288,67 +253,59 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
       metadata: { name, namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [COMPONENT_LABEL]: LINK_COMPONENT }, ownerReferences: [ownerReferenceTo(owner)] },
       data: { [LINK_KEY]: Buffer.from(link, 'utf8').toString('base64') },
     };
-    let written: V1Secret;
-    try {
-      written = await this.core.createNamespacedSecret({ namespace, body });
-    } catch (err) {
-      if (apiErrorOf(err).code !== 409) throw err;
-      written = await this.core.replaceNamespacedSecret({ name, namespace, body });
-    }
-    this.linkOverlay.wrote(keyOf(namespace, name), written, written.metadata?.resourceVersion);
+    // Ours wins: whatever someone else wrote into it is replaced.
+    const written = await this.secretClient.createOrReplace(body);
+    this.linkOverlay.wrote(objectKey(namespace, name), written, written.metadata?.resourceVersion);
   }
 
   async writeStatus(invitation: UserInvitation, status: UserInvitationStatus): Promise<UserInvitation> {
     const { namespace = '', name } = invitation.metadata;
     // PUT with the resourceVersion we read: optimistic concurrency, and the exact status (a merge patch could not drop keys).
-    const body: UserInvitation = { ...invitation, status };
-    const written = (await this.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural: INVITATION_PLURAL, name, body })) as UserInvitation;
-    this.invitationOverlay.wrote(keyOf(namespace, name), written, written.metadata.resourceVersion);
+    const written = await this.invitationClient.replaceStatus({ ...invitation, status });
+    this.invitationOverlay.wrote(objectKey(namespace, name), written, written.metadata.resourceVersion);
     return written;
   }
 
   async readInvitation(namespace: string, name: string): Promise<UserInvitation | undefined> {
-    try {
-      return (await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: INVITATION_PLURAL, name })) as UserInvitation;
-    } catch (err) {
-      if (apiErrorOf(err).code === 404) return undefined;
-      throw err;
-    }
+    return this.invitationClient.getOrUndefined(namespace, name);
   }
 
   async saveUser(user: User): Promise<User> {
-    const saved = (
-      user.metadata.resourceVersion
-        ? await this.custom.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: USER_PLURAL, name: user.metadata.name, body: user })
-        : await this.custom.createClusterCustomObject({ group: GROUP, version: VERSION, plural: USER_PLURAL, body: user })
-    ) as User;
+    const saved = user.metadata.resourceVersion ? await this.userClient.replace(user) : await this.userClient.create(user);
     this.userOverlay.wrote(saved.metadata.name, saved, saved.metadata.resourceVersion);
     return saved;
   }
 
   event(invitation: UserInvitation, type: 'Normal' | 'Warning', reason: string, message: string): void {
-    const namespace = invitation.metadata.namespace ?? 'default';
-    const body = {
-      apiVersion: 'events.k8s.io/v1',
-      kind: 'Event',
-      metadata: { name: `${invitation.metadata.name}.${Date.now().toString(16)}${randomBytes(2).toString('hex')}`, namespace },
-      eventTime: new V1MicroTime(),
-      reportingController: 'usher.dev/usher',
-      reportingInstance: this.instance,
-      action: reason,
-      reason,
-      type,
-      note: message.slice(0, 1024),
-      regarding: { apiVersion: invitation.apiVersion, kind: invitation.kind, name: invitation.metadata.name, namespace, uid: invitation.metadata.uid, resourceVersion: invitation.metadata.resourceVersion },
-    };
-    // Events are best effort: a failure to record one must not fail the reconcile.
-    this.eventsApi.createNamespacedEvent({ namespace, body }).catch((err: unknown) => {
-      this.log.warn({ err: apiErrorOf(err).message, reason }, 'could not record event');
-    });
+    // Best effort: a failure to record one is logged and must not fail the reconcile.
+    this.recorder.record(invitation, type, reason, message);
   }
 }
 
-interface ListOf<T> {
-  items: T[];
-  metadata?: { resourceVersion?: string };
+/**
+ * Read-your-writes over the informer: the overlay forgets a write once the
+ * informer shows it, and everything written before a relist's list request
+ * once that relist has replaced the cache.
+ */
+function overlayFor<T extends ObjectLike>(informer: Informer<T>): Overlay<T> {
+  const overlay = new Overlay<T>(
+    (key) => {
+      const { namespace, name } = splitObjectKey(key);
+      return informer.get(namespace, name)?.metadata?.resourceVersion;
+    },
+    // The informer's clock, so that clear() can compare with the moment a list was requested.
+    { clock: () => performance.now() },
+  );
+  for (const type of ['add', 'update'] as const) {
+    informer.on(type, (obj) => {
+      overlay.observed(keyOf(obj), obj.metadata?.resourceVersion);
+    });
+  }
+  informer.on('delete', (obj) => {
+    overlay.observed(keyOf(obj), undefined);
+  });
+  informer.onRelisted(({ requestedAt }) => {
+    overlay.clear(requestedAt);
+  });
+  return overlay;
 }
