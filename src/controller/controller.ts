@@ -1,14 +1,16 @@
-// The controller: informer events feed a work queue of invitation keys;
-// N workers take keys and reconcile them, one worker per key at a time;
+// The controller: informer events feed a work queue of invitation keys; the
+// worker runner hands each key to the reconciler, one worker per key at a time;
 // errors back off per key; every invitation with a deadline (expiry, a mail
 // retry) is re-queued for that moment, so phases change on time.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { UsherConfig } from '../config/types.ts';
 import { apiErrorOf } from '../runtime/client.ts';
+import { objectKey, splitObjectKey } from '../runtime/informer.ts';
+import type { WorkQueue } from '../runtime/workqueue.ts';
+import { WorkerRunner } from '../runtime/worker.ts';
+import { countByPhase, type UsherMetrics } from '../metrics/metrics.ts';
 import { KubeCluster } from './kube-store.ts';
-import { WorkQueue } from '../runtime/workqueue.ts';
-import type { UsherMetrics } from '../metrics/metrics.ts';
 import type { InvitationMailer } from './ports.ts';
 import { Reconciler } from './reconciler.ts';
 
@@ -31,18 +33,17 @@ export interface ControllerStats {
 
 export class Controller {
   readonly cluster: KubeCluster;
-  readonly queue = new WorkQueue();
-  readonly stats: ControllerStats = { reconciles: 0, errors: 0 };
+  readonly queue: WorkQueue;
+  private readonly runner: WorkerRunner;
   private readonly reconciler: Reconciler;
   private readonly options: ControllerOptions;
-  private workers: Promise<void>[] = [];
   private running = false;
 
   constructor(options: ControllerOptions) {
     this.options = options;
     this.cluster = new KubeCluster(options.kubeConfig, options.config, options.log, {
       onInvitation: (namespace, name) => {
-        this.queue.add(`${namespace}/${name}`);
+        this.runner.add(objectKey(namespace, name));
       },
       onInvitationDeleted: () => {
         if (this.running) void this.removeOrphanRecords();
@@ -56,6 +57,23 @@ export class Controller {
       ...(options.mailer ? { mailer: options.mailer } : {}),
       ...(options.mailBackoffMs ? { mailBackoffMs: options.mailBackoffMs } : {}),
     });
+    const { metrics } = options;
+    this.runner = new WorkerRunner({
+      workers: options.config.controller.workers,
+      sync: (key) => {
+        const { namespace = '', name } = splitObjectKey(key);
+        return this.reconciler.reconcile(namespace, name);
+      },
+      log: options.log,
+      keyField: 'invitation',
+      ...(metrics ? { observe: (durationMs, outcome) => { metrics.observeReconcile(durationMs, outcome); } } : {}),
+    });
+    this.queue = this.runner.queue;
+  }
+
+  /** Reconciles started and failed so far. */
+  get stats(): ControllerStats {
+    return { reconciles: this.runner.stats.syncs, errors: this.runner.stats.errors };
   }
 
   /** Fills the caches, then starts the workers. Resolves once caches are synced. */
@@ -64,7 +82,7 @@ export class Controller {
     this.options.log.info({ invitations: this.cluster.invitations.list().length }, 'caches synced, starting workers');
     this.running = true;
     await this.removeOrphanRecords();
-    for (let i = 0; i < this.options.config.controller.workers; i++) this.workers.push(this.work());
+    this.runner.start();
   }
 
   /**
@@ -88,39 +106,22 @@ export class Controller {
   /** Stops taking new keys and waits for in-flight reconciles to finish (graceful shutdown). */
   async stop(): Promise<void> {
     this.running = false;
-    await this.queue.shutDownWithDrain();
-    await Promise.all(this.workers);
+    await this.runner.stop();
     this.cluster.stop();
   }
 
-  private async work(): Promise<void> {
-    const { log } = this.options;
-    for (;;) {
-      const key = await this.queue.get();
-      if (key === undefined) return;
-      const slash = key.indexOf('/');
-      const namespace = key.slice(0, slash);
-      const name = key.slice(slash + 1);
-      const started = performance.now();
-      try {
-        this.stats.reconciles++;
-        const result = await this.reconciler.reconcile(namespace, name);
-        this.options.metrics?.observeReconcile(performance.now() - started, result.requeueAfterMs !== undefined ? 'requeue_after' : 'success');
-        log.debug({ invitation: key, requeueAfterMs: result.requeueAfterMs }, 'reconciled');
-        this.queue.forget(key);
-        // A little past the deadline: it is reached when now >= it, and timers may fire early.
-        if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, Math.max(0, result.requeueAfterMs) + 50);
-      } catch (err) {
-        this.stats.errors++;
-        this.options.metrics?.observeReconcile(performance.now() - started, 'error');
-        const error = apiErrorOf(err);
-        // A conflict only means our cache was behind: retry soon, quietly.
-        const level = error.code === 409 ? 'debug' : 'warn';
-        log[level]({ invitation: key, code: error.code, err: error.message, retries: this.queue.numRequeues(key) }, 'reconcile failed, retrying with backoff');
-        this.queue.addRateLimited(key);
-      } finally {
-        this.queue.done(key);
-      }
-    }
+  /** Whether every cache has been filled (readiness). */
+  synced(): boolean {
+    return this.cluster.hasSynced();
+  }
+
+  /** Invitation keys waiting for a worker (the work-queue depth metric). */
+  queueDepth(): number {
+    return this.queue.len();
+  }
+
+  /** Cached invitations by status.phase (metrics). */
+  invitationsByPhase(): Record<string, number> {
+    return countByPhase(this.cluster.invitations.list());
   }
 }
