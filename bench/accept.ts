@@ -195,7 +195,7 @@ async function counting<T extends { sent: number; statuses: Map<number, number>;
 
 /** Links that are not ours in ways the router, the token parser or the lookup each catch. */
 function malformedToken(i: number): string {
-  const { selector, verifier } = issueToken();
+  const { selector, verifier } = issueToken(randomBytes);
   const shapes = [
     () => `${selector}.${verifier.slice(1)}`, // verifier one character short
     () => `${selector.toUpperCase()}.${verifier}`, // selector not lower-case hex
@@ -262,7 +262,7 @@ async function measurePage(plane: Plane, label: string, base: string, links: rea
       });
       return { ...r, sent: n };
     });
-  const unknown = await fixed(costRequests, () => `${base}/accept/${issueToken().token}`, 404);
+  const unknown = await fixed(costRequests, () => `${base}/accept/${issueToken(randomBytes).token}`, 404);
   const malformed = await fixed(costRequests, (i) => `${base}/accept/${malformedToken(i)}`, 404);
   const valid = await fixed(costRequests, (i) => links[i % links.length] ?? '', 200, (html) => html.includes('name="csrf"'));
   for (const [what, cost] of [

@@ -2,6 +2,7 @@
 // API writes and the mail of one invitation done directly, without the
 // operator, to measure what the API server and the SMTP sink allow (the limit),
 // and to lay down settled invitations quickly (for the memory benchmark).
+import { randomBytes } from 'node:crypto';
 import type { CoreV1Api, CustomObjectsApi, V1Secret } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, INVITATION_KIND, INVITATION_PLURAL, VERSION, type UserInvitation, type UserInvitationSpec } from '../../src/api/types.ts';
 import type { UsherConfig } from '../../src/config/types.ts';
@@ -93,7 +94,7 @@ export async function deliverPlain(client: PlainClient, invitation: UserInvitati
 
   const issue = observe(invitation, [], undefined).actions.find((a): a is Extract<Action, { kind: 'issue' }> => a.kind === 'issue');
   if (!issue) throw new Error(`decide() issued nothing for ${invitation.metadata.name}`);
-  const token = issueToken();
+  const token = issueToken(randomBytes);
   let record: InvitationRecord = {
     name: recordName(invitation.metadata.uid ?? '', issue.issuance),
     namespace: config.namespace,
@@ -138,7 +139,7 @@ export async function seedSettled(client: Omit<PlainClient, 'mailer'>, body: Use
   const namespace = body.metadata.namespace ?? '';
   const invitation = await createInvitation(custom, body);
   const now = new Date();
-  const token = issueToken();
+  const token = issueToken(randomBytes);
   const plan = decide({ invitation, records: [], link: undefined, namespaceTenant: TENANT, user: undefined, config, now });
   const issue = plan.actions.find((a): a is Extract<Action, { kind: 'issue' }> => a.kind === 'issue');
   if (!issue) throw new Error(`decide() issued nothing for ${invitation.metadata.name}`);

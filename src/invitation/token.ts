@@ -6,7 +6,7 @@
 //
 // Pure, like the rest of the domain: the caller draws the random bytes
 // (crypto.randomBytes) and tokenFromBytes() shapes and hashes them.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 
 /** 128-bit selector, hex so it fits a label value (≤ 63 chars, [a-z0-9]). */
 export const SELECTOR_BYTES = 16;
@@ -43,13 +43,8 @@ export function tokenFromBytes(bytes: TokenBytes): IssuedToken {
   return { selector, verifier, verifierHash: hashVerifier(verifier), token: `${selector}.${verifier}` };
 }
 
-/**
- * A token of freshly drawn bytes. Not used by Usher itself (the reconciler draws
- * the bytes and calls tokenFromBytes); kept, with its default, only for the tests
- * that mint tokens of their own (test/accept, test/security) until they pass
- * randomBytes themselves. Then the default and the randomBytes import go.
- */
-export function issueToken(random: (n: number) => Uint8Array = randomBytes): IssuedToken {
+/** A token of bytes drawn by `random` (crypto.randomBytes): the caller brings the randomness, the domain stays pure. */
+export function issueToken(random: (n: number) => Uint8Array): IssuedToken {
   return tokenFromBytes({ selector: random(SELECTOR_BYTES), verifier: random(VERIFIER_BYTES) });
 }
 

@@ -1,6 +1,7 @@
 // The acceptance page over HTTP against the real API server: the happy path
 // and what it writes, every closed case and its status, CSRF, the password
 // policy, escaping, concurrent accepts, and what reaches the logs.
+import { randomBytes } from 'node:crypto';
 import { verify } from '@node-rs/argon2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UserInvitationSpec } from '../../src/api/types.ts';
@@ -159,8 +160,8 @@ describe('closed links', () => {
     await expect.poll(() => page.store.cached.recordsBySelector(revoked.record.selector)).toEqual([]);
 
     const live = await createInvitation(page, namespace(), tenantSpec(email()));
-    const forged = `${page.url}/accept/${live.record.selector}.${issueToken().verifier}`;
-    const unknown = `${page.url}/accept/${issueToken().token}`;
+    const forged = `${page.url}/accept/${live.record.selector}.${issueToken(randomBytes).verifier}`;
+    const unknown = `${page.url}/accept/${issueToken(randomBytes).token}`;
     const malformed = [`${page.url}/accept/not-a-token`, `${page.url}/accept/${live.token}x`, `${page.url}/accept/${live.token.toUpperCase()}`, `${page.url}/accept/${'a'.repeat(300)}`, `${page.url}/accept/${live.token}/extra`, `${page.url}/accept/%E0%A4%A`];
 
     // A deleted invitation whose record Secret outlived it (no garbage collector yet): dead too.
@@ -346,7 +347,7 @@ describe('what goes out besides the page', () => {
     const inv = await createInvitation(page, namespace(), tenantSpec(email()));
     const before = page.logs.length;
     expect((await acceptWithPassword(inv.link, { firstName: 'Loggable', password: PASSWORD })).status).toBe(200);
-    await new Session().get(`${page.url}/accept/${inv.record.selector}.${issueToken().verifier}`);
+    await new Session().get(`${page.url}/accept/${inv.record.selector}.${issueToken(randomBytes).verifier}`);
     const lines = page.logs.slice(before).join('\n');
     const verifier = inv.token.split('.')[1] ?? '';
     expect(lines).toContain(inv.record.selector);
@@ -377,7 +378,7 @@ describe('rate limits', () => {
 
       // Other links from the same client: the per-client limit (8) was used by 5 requests so far.
       const others = [];
-      for (let i = 0; i < 4; i++) others.push((await session.get(`${limited.url}/accept/${issueToken().token}`)).status);
+      for (let i = 0; i < 4; i++) others.push((await session.get(`${limited.url}/accept/${issueToken(randomBytes).token}`)).status);
       expect(others).toEqual([404, 404, 404, 429]);
       // The stylesheet is not counted.
       expect((await session.get(`${limited.url}/accept/assets/usher.css`)).status).toBe(200);

@@ -1,6 +1,7 @@
 // The acceptance page in real headless Chromium: a person opens the link,
 // fills the form, sees their errors and then the success page, on a desktop
 // and on a phone. Screenshots of each state go to test-results/accept/.
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -175,7 +176,7 @@ describe.each(['desktop', 'phone'] as const)('on a %s', (viewport) => {
       expect(await tab.locator('main').textContent()).toContain('1 March 2024 at 09:30 UTC');
       await shoot(tab, `expired-${viewport}`);
 
-      expect((await tab.goto(`${page.url}/accept/${issueToken().token}`))?.status()).toBe(404);
+      expect((await tab.goto(`${page.url}/accept/${issueToken(randomBytes).token}`))?.status()).toBe(404);
       expect(await tab.getByRole('heading', { level: 1 }).textContent()).toBe('This invitation link is not valid');
       expect(await fitsWidth(tab)).toBe(true);
       await shoot(tab, `not-found-${viewport}`);

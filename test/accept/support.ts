@@ -2,6 +2,7 @@
 // the harness's API server, invitations with records made by hand (no
 // controller), a fetch client that keeps cookies, and readers for what the
 // page wrote.
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -111,7 +112,7 @@ export async function createInvitation(
   const name = `invite-${Date.now().toString(36)}-${(counter++).toString(36)}`;
   const doc = { apiVersion: 'usher.dev/v1alpha1', kind: 'UserInvitation', metadata: { name, namespace }, spec };
   const invitation = JSON.parse(await kubectlOk(['create', '-o', 'json', '-f', '-'], { input: JSON.stringify(doc) })) as UserInvitation;
-  const issued = issueToken();
+  const issued = issueToken(randomBytes);
   const now = new Date();
   const uid = invitation.metadata.uid ?? '';
   const rec: InvitationRecord = {

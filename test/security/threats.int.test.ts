@@ -4,6 +4,7 @@
 // and acceptance page (as the chart's page identity) on the real API server.
 //
 // Replay: npx vitest run test/security/threats.int.test.ts
+import { randomBytes } from 'node:crypto';
 import { verify } from '@node-rs/argon2';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -295,7 +296,7 @@ describe.skipIf(skipRbac)('a namespace editor (Secrets in a tenant namespace, no
   it('a forged record, or a copy of the real one with its verifier, expiry, issuance or email edited, placed in the tenant namespace: 404, and no User', async () => {
     const attempts: { what: string; record: InvitationRecord; token: string }[] = [];
     const forge = (what: string, edit: Partial<InvitationRecord>): void => {
-      const mine = issueToken();
+      const mine = issueToken(randomBytes);
       attempts.push({
         what,
         token: mine.token,
@@ -307,7 +308,7 @@ describe.skipIf(skipRbac)('a namespace editor (Secrets in a tenant namespace, no
     forge('an edited issuance', { issuance: 7 });
     forge('an edited email', { email: `mallory+${suffix}@example.com` });
     // The real selector with the editor's verifier: the real record still answers for that selector.
-    attempts.push({ what: 'the real selector with another verifier', token: `${record.selector}.${issueToken().verifier}`, record: { ...record, name: `copied-${suffix}`, namespace: acme, verifierHash: hashVerifier('x') } });
+    attempts.push({ what: 'the real selector with another verifier', token: `${record.selector}.${issueToken(randomBytes).verifier}`, record: { ...record, name: `copied-${suffix}`, namespace: acme, verifierHash: hashVerifier('x') } });
     for (const attempt of attempts) {
       const created = await editor.kubectl(['create', '-f', '-'], JSON.stringify(secretFromRecord(attempt.record)));
       expect(created.code, `${attempt.what}: ${created.stderr}`).toBe(0);
@@ -401,7 +402,7 @@ describe.skipIf(skipRbac)('an anonymous visitor', () => {
   it('1,000 requests with unknown or malformed tokens cost the API server nothing', async () => {
     await new Promise((r) => setTimeout(r, 300));
     const before = u.proxy.requests.length;
-    const urls = Array.from({ length: 1000 }, (_, i) => (i % 4 === 0 ? `${u.url}/accept/not-a-token-${i}` : `${u.url}/accept/${issueToken().token}`));
+    const urls = Array.from({ length: 1000 }, (_, i) => (i % 4 === 0 ? `${u.url}/accept/not-a-token-${i}` : `${u.url}/accept/${issueToken(randomBytes).token}`));
     for (let i = 0; i < urls.length; i += 50) {
       const batch = await Promise.all(urls.slice(i, i + 50).map((url, j) => (j % 2 ? fetch(url, { method: 'POST', body: 'csrf=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }) : fetch(url))));
       for (const res of batch) expect([403, 404]).toContain(res.status);
@@ -430,7 +431,7 @@ describe.skipIf(skipRbac)('a flood from one client behind the Ingress', () => {
     try {
       // What the Ingress controller sends: the client's own header, with the address it saw appended.
       const viaIngress = (client: string, spoofed?: string): Promise<Response> =>
-        fetch(`http://127.0.0.1:${port}/accept/${issueToken().token}`, { headers: { 'x-forwarded-for': spoofed ? `${spoofed}, ${client}` : client } });
+        fetch(`http://127.0.0.1:${port}/accept/${issueToken(randomBytes).token}`, { headers: { 'x-forwarded-for': spoofed ? `${spoofed}, ${client}` : client } });
       const flood: number[] = [];
       for (let i = 0; i < 8; i++) flood.push((await viaIngress('203.0.113.7', `198.51.100.${i}`)).status);
       expect(flood.slice(0, 5)).toEqual([404, 404, 404, 404, 404]);
