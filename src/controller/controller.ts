@@ -1,7 +1,7 @@
-// The controller: informer events feed a work queue of invitation keys; the
-// worker runner hands each key to the reconciler, one worker per key at a time;
-// errors back off per key; every invitation with a deadline (expiry, a mail
-// retry) is re-queued for that moment, so phases change on time.
+// The controller: the watches (watches.ts) feed a work queue of invitation
+// keys; the worker runner hands each key to the reconciler, one worker per key
+// at a time; errors back off per key; every invitation with a deadline (expiry,
+// a mail retry) is re-queued for that moment, so phases change on time.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { UsherConfig } from '../config/types.ts';
@@ -13,6 +13,7 @@ import { countByPhase, type UsherMetrics } from '../metrics/metrics.ts';
 import { KubeCluster } from './kube-store.ts';
 import type { InvitationMailer } from './ports.ts';
 import { Reconciler } from './reconciler.ts';
+import { setUpWatches } from './watches.ts';
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -41,14 +42,7 @@ export class Controller {
 
   constructor(options: ControllerOptions) {
     this.options = options;
-    this.cluster = new KubeCluster(options.kubeConfig, options.config, options.log, {
-      onInvitation: (namespace, name) => {
-        this.runner.add(objectKey(namespace, name));
-      },
-      onInvitationDeleted: () => {
-        if (this.running) void this.removeOrphanRecords();
-      },
-    }, options.instance);
+    this.cluster = new KubeCluster(options.kubeConfig, options.config, options.log, options.instance);
     this.reconciler = new Reconciler({
       reader: this.cluster,
       writer: this.cluster,
@@ -69,6 +63,14 @@ export class Controller {
       ...(metrics ? { observe: (durationMs, outcome) => { metrics.observeReconcile(durationMs, outcome); } } : {}),
     });
     this.queue = this.runner.queue;
+    setUpWatches(this.cluster, {
+      enqueue: (namespace, name) => {
+        this.runner.add(objectKey(namespace, name));
+      },
+      invitationDeleted: () => {
+        if (this.running) void this.removeOrphanRecords();
+      },
+    });
   }
 
   /** Reconciles started and failed so far. */

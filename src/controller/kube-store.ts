@@ -2,7 +2,8 @@
 // invitation records in Usher's namespace, the link Secrets beside invitations
 // when linkDisclosure is Secret, namespaces, Users) for reading, and the API calls that
 // change things, each of which also updates an overlay so the next reconcile
-// reads its own writes even before the watch delivers them.
+// reads its own writes even before the watch delivers them. What enqueues what
+// is not here: see watches.ts.
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig, type KubernetesObject, type V1Namespace, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -35,13 +36,6 @@ const BY_INVITATION_UID = 'invitationUid';
 
 const keyOf = (obj: ObjectLike): string => objectKey(obj.metadata?.namespace, obj.metadata?.name ?? '');
 
-export interface ClusterEvents {
-  /** An invitation needs a look (it changed, or something it depends on did). */
-  onInvitation(namespace: string, name: string): void;
-  /** An invitation is gone: its records must go too. */
-  onInvitationDeleted?(uid: string): void;
-}
-
 export class KubeCluster implements ClusterReader, ClusterWriter {
   readonly invitations: Informer<UserInvitation>;
   /** Invitation records, in Usher's namespace only. */
@@ -62,7 +56,7 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
   private readonly config: UsherConfig;
 
   /** `instance` names this replica in the Events it records (the pod's name in a cluster). */
-  constructor(kubeConfig: KubeConfig, config: UsherConfig, log: Logger, events: ClusterEvents, instance = `usher-${randomBytes(3).toString('hex')}`) {
+  constructor(kubeConfig: KubeConfig, config: UsherConfig, log: Logger, instance = `usher-${randomBytes(3).toString('hex')}`) {
     this.config = config;
     // One pool of keep-alive connections for every request (see PooledAuthentication).
     const auth = new PooledAuthentication(kubeConfig);
@@ -126,33 +120,6 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
     this.secretOverlay = overlayFor(this.secrets);
     this.linkOverlay = this.linkSecrets ? overlayFor(this.linkSecrets) : new Overlay(() => undefined);
     this.userOverlay = overlayFor(this.users);
-
-    const enqueue = (inv: UserInvitation): void => {
-      events.onInvitation(inv.metadata.namespace ?? '', inv.metadata.name);
-    };
-    for (const type of ['add', 'update'] as const) {
-      this.invitations.on(type, enqueue);
-      this.secrets.on(type, (secret) => {
-        this.enqueueRecordOwner(secret, events);
-      });
-      this.linkSecrets?.on(type, (secret) => {
-        this.enqueueOwner(secret, events);
-      });
-      // A namespace's tenant label decides what its invitations may do.
-      this.namespaces.on(type, (ns) => {
-        for (const inv of this.invitations.list(ns.metadata?.name)) enqueue(inv);
-      });
-    }
-    this.invitations.on('delete', (inv) => {
-      // Its records cannot be owned by it (another namespace): the controller removes them.
-      events.onInvitationDeleted?.(inv.metadata.uid ?? '');
-    });
-    this.secrets.on('delete', (secret) => {
-      this.enqueueRecordOwner(secret, events);
-    });
-    this.linkSecrets?.on('delete', (secret) => {
-      this.enqueueOwner(secret, events);
-    });
   }
 
   async start(): Promise<void> {
@@ -175,16 +142,6 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
   orphanRecords(): InvitationRecord[] {
     const live = new Set(this.invitations.list().map((i) => i.metadata.uid));
     return this.secrets.list().flatMap((s) => recordFromSecret(s) ?? []).filter((r) => !live.has(r.invitationUid));
-  }
-
-  private enqueueRecordOwner(secret: V1Secret, events: ClusterEvents): void {
-    const record = recordFromSecret(secret);
-    if (record) events.onInvitation(record.invitationNamespace, record.invitationName);
-  }
-
-  private enqueueOwner(secret: V1Secret, events: ClusterEvents): void {
-    const owner = secret.metadata?.ownerReferences?.find((o) => o.kind === 'UserInvitation');
-    if (owner && secret.metadata?.namespace) events.onInvitation(secret.metadata.namespace, owner.name);
   }
 
   // ---- ClusterReader

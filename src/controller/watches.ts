@@ -1,0 +1,106 @@
+// What enqueues what, in one place: the UserInvitation controller's
+// SetupWithManager (controller-runtime's For, Owns and Watches). Every event
+// maps to the invitations it may change; the work queue collapses repeats, and
+// a reconcile reads the world from the caches, so an extra key costs a no-op.
+//
+//   UserInvitation added or changed   → itself                          (For)
+//   UserInvitation deleted            → orphan-record cleanup (its records live in Usher's namespace)
+//   record Secret, any event          → the invitation it is bound to   (Watches, by the record's payload)
+//   link Secret, any event            → its owner                       (Owns)
+//   Namespace added, labels changed   → the invitations in it           (Watches: the tenant label decides what they may do)
+//   User, any event                   → the invitations it has a membership from
+//                                       (a deleted User behind a UserCreated invitation is made again at once)
+import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
+import type { User, UserInvitation } from '../api/types.ts';
+import { recordFromSecret } from '../invitation/record.ts';
+import type { Informer } from '../runtime/informer.ts';
+
+/** The informers whose events enqueue invitations. */
+export interface WatchedInformers {
+  invitations: Informer<UserInvitation>;
+  /** Invitation records (Usher's namespace). */
+  secrets: Informer<V1Secret>;
+  /** Link Secrets beside the invitations (linkDisclosure: Secret only). */
+  linkSecrets?: Informer<V1Secret> | undefined;
+  namespaces: Informer<V1Namespace>;
+  users: Informer<User>;
+}
+
+export interface WatchTargets {
+  /** An invitation needs a look: it changed, or something it depends on did. */
+  enqueue(namespace: string, name: string): void;
+  /** An invitation is gone: its records must go too. */
+  invitationDeleted(uid: string): void;
+}
+
+interface InvitationRef {
+  namespace: string;
+  name: string;
+}
+
+export function setUpWatches(informers: WatchedInformers, targets: WatchTargets): void {
+  const enqueueAll = (refs: Iterable<InvitationRef>): void => {
+    for (const ref of refs) targets.enqueue(ref.namespace, ref.name);
+  };
+
+  for (const type of ['add', 'update'] as const) {
+    informers.invitations.on(type, (invitation) => {
+      targets.enqueue(invitation.metadata.namespace ?? '', invitation.metadata.name);
+    });
+  }
+  informers.invitations.on('delete', (invitation) => {
+    targets.invitationDeleted(invitation.metadata.uid ?? '');
+  });
+
+  for (const type of ['add', 'update', 'delete'] as const) {
+    informers.secrets.on(type, (secret) => {
+      enqueueAll(invitationOfRecord(secret));
+    });
+    informers.linkSecrets?.on(type, (secret) => {
+      enqueueAll(ownerOfLinkSecret(secret));
+    });
+    informers.users.on(type, (user, old?: User) => {
+      enqueueAll(invitationsOfUser(user, old));
+    });
+  }
+
+  const enqueueNamespace = (namespace: V1Namespace): void => {
+    for (const invitation of informers.invitations.list(namespace.metadata?.name ?? '')) targets.enqueue(invitation.metadata.namespace ?? '', invitation.metadata.name);
+  };
+  informers.namespaces.on('add', enqueueNamespace);
+  informers.namespaces.on('update', (namespace, old) => {
+    if (labelsChanged(namespace, old)) enqueueNamespace(namespace);
+  });
+}
+
+/** The invitation a record Secret is bound to (none for a Secret that is no record). */
+export function invitationOfRecord(secret: V1Secret): InvitationRef[] {
+  const record = recordFromSecret(secret);
+  return record ? [{ namespace: record.invitationNamespace, name: record.invitationName }] : [];
+}
+
+/** The invitation that owns a link Secret. */
+export function ownerOfLinkSecret(secret: V1Secret): InvitationRef[] {
+  const owner = secret.metadata?.ownerReferences?.find((o) => o.kind === 'UserInvitation');
+  return owner && secret.metadata?.namespace ? [{ namespace: secret.metadata.namespace, name: owner.name }] : [];
+}
+
+/** The invitations a User has memberships from, before and after a change (a removed membership matters too). */
+export function invitationsOfUser(user: User, old?: User): InvitationRef[] {
+  const refs = new Map<string, InvitationRef>();
+  for (const u of old ? [user, old] : [user]) {
+    for (const membership of u.spec.memberships ?? []) {
+      const from = membership.invitation;
+      if (from?.namespace && from.name) refs.set(`${from.namespace}/${from.name}`, { namespace: from.namespace, name: from.name });
+    }
+  }
+  return [...refs.values()];
+}
+
+/** Whether a namespace's labels differ between two versions (order aside). */
+export function labelsChanged(namespace: V1Namespace, old: V1Namespace): boolean {
+  const a = namespace.metadata?.labels ?? {};
+  const b = old.metadata?.labels ?? {};
+  const keys = Object.keys(a);
+  return keys.length !== Object.keys(b).length || keys.some((key) => a[key] !== b[key] || !(key in b));
+}
