@@ -21,7 +21,7 @@ import { Controller } from './controller/controller.ts';
 import { loadKubeConfig } from './runtime/client.ts';
 import { LeaderElector } from './runtime/leader-election.ts';
 import { createInvitationMailer } from './mail/invitation-mailer.ts';
-import { countByPhase, UsherMetrics, withMailMetrics } from './metrics/metrics.ts';
+import { UsherMetrics, withMailMetrics } from './metrics/metrics.ts';
 import { startMetricsServer } from './metrics/server.ts';
 import { OptionsError, parseRuntimeOptions, type RuntimeOptions } from './options.ts';
 
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   if (!config.mail) log.info('no mail server configured: invitation links are shown in status for manual sharing');
 
   const controller = new Controller({ kubeConfig, config, log, metrics, ...(options.podName !== undefined ? { instance: options.podName } : {}), ...(mailer ? { mailer: withMailMetrics(mailer, metrics) } : {}) });
-  metrics.setSources({ invitationsByPhase: () => countByPhase(controller.cluster.invitations.list()), workqueueDepth: () => controller.queue.len() });
+  metrics.setSources({ invitationsByPhase: () => controller.invitationsByPhase(), workqueueDepth: () => controller.queueDepth() });
 
   let leading = false;
   let stopping = false;
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
   const metricsServer = await startMetricsServer({
     metrics,
     port: options.metricsPort,
-    ready: () => (accept?.ready() ?? true) && (!leading || controller.cluster.hasSynced()),
+    ready: () => (accept?.ready() ?? true) && (!leading || controller.synced()),
   });
   const acceptUrl = accept ? await accept.listen(config.accept.port) : undefined;
 

@@ -30,7 +30,7 @@ import { randomBytes } from 'node:crypto';
 import type { Membership, User, UserInvitation, UserSpec } from '../api/types.ts';
 import { userMatches, withMembership } from '../invitation/users.ts';
 import { membershipOf } from '../invitation/decide.ts';
-import { apiErrorOf, isConflict, isNotFound } from '../runtime/client.ts';
+import { isConflict, isConflictOrAlreadyExists, isNotFound } from '../runtime/client.ts';
 import type { InvitationRecord } from '../invitation/record.ts';
 import type { Found } from './lookup.ts';
 import { type AcceptStore } from './store.ts';
@@ -154,7 +154,7 @@ async function provisionUser(deps: AcceptDeps, record: InvitationRecord, claimId
       return { kind: 'user', user: await store.replaceUser(takenOver) };
     } catch (err) {
       // A conflict, or AlreadyExists: someone wrote this User since we read it; look again.
-      if (apiErrorOf(err).code !== 409) throw err;
+      if (!isConflictOrAlreadyExists(err)) throw err;
     }
   }
   return { kind: 'busy' };
@@ -173,7 +173,7 @@ async function writeCredentials(store: AcceptStore, user: User, passwordHash: st
       await store.writeCredentials(user, passwordHash, claimId, current?.resourceVersion);
       return 'written';
     } catch (err) {
-      if (apiErrorOf(err).code !== 409) throw err;
+      if (!isConflictOrAlreadyExists(err)) throw err;
     }
   }
   return 'lost';

@@ -23,9 +23,9 @@ const PHASES: readonly (InvitationPhase | typeof NO_PHASE)[] = ['Pending', 'Sent
 const RECONCILE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export interface MetricsOptions {
-  /** Invitations per phase, read at each scrape (e.g. `() => countByPhase(controller.cluster.invitations.list())`). */
+  /** Invitations per phase, read at each scrape (e.g. `() => controller.invitationsByPhase()`). */
   invitationsByPhase?: () => Readonly<Record<string, number>>;
-  /** Keys waiting in the work queue, read at each scrape (e.g. `() => controller.queue.len()`). */
+  /** Keys waiting in the work queue, read at each scrape (e.g. `() => controller.queueDepth()`). */
   workqueueDepth?: () => number;
   /** prom-client's process metrics (CPU, memory, event loop lag, handles…); default true. */
   defaultMetrics?: boolean;
