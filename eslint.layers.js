@@ -19,7 +19,19 @@ export const layers = [
   {
     files: ['src/invitation/**/*.ts'],
     rules: forbid(
-      ['../runtime/*', '../controller/*', '../accept/*', '../mail/*', '../identity/*', '../metrics/*', '../main.ts', '@kubernetes/*', 'fastify', 'nodemailer', 'pino'],
+      [
+        '../runtime/*',
+        '../controller/*',
+        '../accept/*',
+        '../mail/*',
+        '../identity/*',
+        '../metrics/*',
+        '../main.ts',
+        '@kubernetes/*',
+        'fastify',
+        'nodemailer',
+        'pino',
+      ],
       'src/invitation is the pure domain: no runtime, adapters or I/O libraries (only api/ and config/ of Usher).',
     ),
   },

@@ -125,7 +125,11 @@ function figures(latencies: number[], errors: number, seconds: number, statuses:
 type Step = (latencies: number[], statuses: Map<number, number>) => Promise<boolean>;
 
 /** Runs `connections` loops of `step` until `seconds` pass or a step returns false; latencies of the steps that counted. */
-async function load(connections: number, seconds: number, step: Step): Promise<{ latencies: number[]; errors: number; seconds: number; statuses: Map<number, number> }> {
+async function load(
+  connections: number,
+  seconds: number,
+  step: Step,
+): Promise<{ latencies: number[]; errors: number; seconds: number; statuses: Map<number, number> }> {
   const latencies: number[] = [];
   const statuses = new Map<number, number>();
   let errors = 0;
@@ -174,7 +178,10 @@ function splitCounts(delta: Map<number | string, number>): { counted: Record<str
 }
 
 /** Runs `run` between two reads of the API server's counters. */
-async function counting<T extends { sent: number; statuses: Map<number, number>; errors: number }>(plane: Plane, run: () => Promise<T>): Promise<{ result: T; cost: ApiCost }> {
+async function counting<T extends { sent: number; statuses: Map<number, number>; errors: number }>(
+  plane: Plane,
+  run: () => Promise<T>,
+): Promise<{ result: T; cost: ApiCost }> {
   const before = await plane.requestCounts();
   const result = await run();
   const after = await plane.requestCounts();
@@ -264,7 +271,12 @@ async function measurePage(plane: Plane, label: string, base: string, links: rea
     });
   const unknown = await fixed(costRequests, () => `${base}/accept/${issueToken(randomBytes).token}`, 404);
   const malformed = await fixed(costRequests, (i) => `${base}/accept/${malformedToken(i)}`, 404);
-  const valid = await fixed(costRequests, (i) => links[i % links.length] ?? '', 200, (html) => html.includes('name="csrf"'));
+  const valid = await fixed(
+    costRequests,
+    (i) => links[i % links.length] ?? '',
+    200,
+    (html) => html.includes('name="csrf"'),
+  );
   for (const [what, cost] of [
     ['unknown tokens', unknown.cost],
     ['malformed tokens', malformed.cost],
@@ -291,7 +303,10 @@ export async function acceptBench(options: AcceptOptions): Promise<AcceptResult>
   const plane = await startPlane();
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const config = parseConfig(['usher:', `  baseUrl: ${base}`, '  accept:', '    credentialsNamespace: accept-credentials', rateLimits, ''].join('\n'), { source: 'bench', env: {} });
+  const config = parseConfig(['usher:', `  baseUrl: ${base}`, '  accept:', '    credentialsNamespace: accept-credentials', rateLimits, ''].join('\n'), {
+    source: 'bench',
+    env: {},
+  });
   const kubeConfig = options.pooled ? new PooledKubeConfig() : new KubeConfig();
   kubeConfig.loadFromFile(plane.kubeconfig);
   const server = createAcceptServer({ kubeConfig, config, log: pino({ level: 'warn' }) });
@@ -303,8 +318,10 @@ export async function acceptBench(options: AcceptOptions): Promise<AcceptResult>
     // Invitations for the page views (read only) and for accepting (each accepted once, so each email is new).
     const pageInvitations = 100;
     const acceptInvitations = Math.max(200, Math.ceil(options.seconds * 60));
-    const seeded = await pool(Array.from({ length: pageInvitations + acceptInvitations }, (_, i) => i), 32, (i) =>
-      seedSettled({ core: plane.core, custom: plane.custom, config }, invitationBody('accept', `inv-${i}`)),
+    const seeded = await pool(
+      Array.from({ length: pageInvitations + acceptInvitations }, (_, i) => i),
+      32,
+      (i) => seedSettled({ core: plane.core, custom: plane.custom, config }, invitationBody('accept', `inv-${i}`)),
     );
     const pageLinks = seeded.slice(0, pageInvitations).map((s) => `${base}/accept/${s.token}`);
     const acceptLinks = seeded.slice(pageInvitations).map((s) => `${base}/accept/${s.token}`);
@@ -316,10 +333,16 @@ export async function acceptBench(options: AcceptOptions): Promise<AcceptResult>
       old = await loadOldPage();
       const oldPort = await freePort();
       oldBase = `http://127.0.0.1:${oldPort}`;
-      const oldConfig = old.parseConfig(['usher:', `  baseUrl: ${oldBase}`, '  accept:', '    credentialsNamespace: accept-credentials', rateLimits, ''].join('\n'));
+      const oldConfig = old.parseConfig(
+        ['usher:', `  baseUrl: ${oldBase}`, '  accept:', '    credentialsNamespace: accept-credentials', rateLimits, ''].join('\n'),
+      );
       await plane.namespace('accept-before', TENANT);
       const oldPage = old;
-      const oldSeeded = await pool(Array.from({ length: pageInvitations }, (_, i) => i), 32, (i) => oldPage.seedSettled({ core: plane.core, custom: plane.custom, config: oldConfig }, 'accept-before', `old-inv-${i}`));
+      const oldSeeded = await pool(
+        Array.from({ length: pageInvitations }, (_, i) => i),
+        32,
+        (i) => oldPage.seedSettled({ core: plane.core, custom: plane.custom, config: oldConfig }, 'accept-before', `old-inv-${i}`),
+      );
       oldLinks = oldSeeded.map((s) => `${oldBase}/accept/${s.token}`);
       oldServer = old.createAcceptServer({ kubeConfig, config: oldConfig, log: pino({ level: 'warn' }) });
       await oldServer.listen(oldPort, '127.0.0.1');
@@ -327,7 +350,9 @@ export async function acceptBench(options: AcceptOptions): Promise<AcceptResult>
     await server.listen(port, '127.0.0.1');
     if (!server.ready()) throw new Error('the page listens but its caches are not synced');
     const secretsInCluster = (await plane.core.listSecretForAllNamespaces()).items.length;
-    log(`  ${secretsInCluster} Secrets in the cluster (${pageInvitations + acceptInvitations} records in usher-system${oldLinks.length ? `, ${oldLinks.length} old-format records in accept-before` : ''}); load average ${loadAverage()}`);
+    log(
+      `  ${secretsInCluster} Secrets in the cluster (${pageInvitations + acceptInvitations} records in usher-system${oldLinks.length ? `, ${oldLinks.length} old-format records in accept-before` : ''}); load average ${loadAverage()}`,
+    );
 
     let before: PageSide | undefined;
     if (oldServer && old) {
@@ -374,7 +399,15 @@ export async function acceptBench(options: AcceptOptions): Promise<AcceptResult>
     log(
       `  accepts (current): ${acceptFigures.rate.toFixed(1)}/s (${acceptFigures.requests} in ${acceptFigures.seconds.toFixed(1)} s, ${connections} at once), POST p50 ${acceptFigures.p50.toFixed(0)} ms, p99 ${acceptFigures.p99.toFixed(0)} ms, ${acceptFigures.errors} errors (statuses ${JSON.stringify(acceptFigures.statuses)}); load average ${acceptsLoad}`,
     );
-    return { connections, secretsInCluster, page: after.page, after, ...(before ? { before } : {}), accepts: acceptFigures, loadAverage: { start: startLoad, accepts: acceptsLoad } };
+    return {
+      connections,
+      secretsInCluster,
+      page: after.page,
+      after,
+      ...(before ? { before } : {}),
+      accepts: acceptFigures,
+      loadAverage: { start: startLoad, accepts: acceptsLoad },
+    };
   } finally {
     await oldServer?.close();
     await server.close();

@@ -37,10 +37,17 @@ export async function expiry(options: ExpiryOptions): Promise<ExpiryResult> {
   try {
     const ns = 'expiry';
     await plane.namespace(ns, TENANT);
-    const op = await startOperator({ kubeconfig: plane.kubeconfig, smtpPort: sink.port, workers: options.workers, ...(options.operatorRoot ? { operatorRoot: options.operatorRoot } : {}) });
+    const op = await startOperator({
+      kubeconfig: plane.kubeconfig,
+      smtpPort: sink.port,
+      workers: options.workers,
+      ...(options.operatorRoot ? { operatorRoot: options.operatorRoot } : {}),
+    });
     await op.running;
     const watch = await watchPhases(plane.kubeConfig, plane.custom, ns);
-    const bodies = Array.from({ length: n }, (_, i) => invitationBody(ns, `inv-${i}`, { expireAfter: `PT${options.startS + Math.floor((i * options.spreadS) / n)}S` }));
+    const bodies = Array.from({ length: n }, (_, i) =>
+      invitationBody(ns, `inv-${i}`, { expireAfter: `PT${options.startS + Math.floor((i * options.spreadS) / n)}S` }),
+    );
     await createInvitations(plane.custom, bodies, 16);
     const names = bodies.map((b) => b.metadata.name);
     await watch.waitFor('Expired', names, (options.startS + options.spreadS + 120) * 1000);
@@ -61,7 +68,9 @@ export async function expiry(options: ExpiryOptions): Promise<ExpiryResult> {
       sentFirst: names.filter((name) => (sent.get(name) ?? Infinity) < (expiredAt.get(name) ?? 0)).length,
       problems: summariseProblems(op.problems),
     };
-    log(`  Expired after expiresAt over ${n}: p50 ${result.p50.toFixed(0)} ms, p99 ${result.p99.toFixed(0)} ms, max ${result.max.toFixed(0)} ms (${result.sentFirst} were Sent first); log problems: ${result.problems}`);
+    log(
+      `  Expired after expiresAt over ${n}: p50 ${result.p50.toFixed(0)} ms, p99 ${result.p99.toFixed(0)} ms, max ${result.max.toFixed(0)} ms (${result.sentFirst} were Sent first); log problems: ${result.problems}`,
+    );
     return result;
   } finally {
     await sink.close();

@@ -39,7 +39,12 @@ export async function latency(options: LatencyOptions): Promise<LatencyResult> {
   try {
     const ns = 'latency';
     await plane.namespace(ns, TENANT);
-    const op = await startOperator({ kubeconfig: plane.kubeconfig, smtpPort: sink.port, workers: options.workers, ...(options.operatorRoot ? { operatorRoot: options.operatorRoot } : {}) });
+    const op = await startOperator({
+      kubeconfig: plane.kubeconfig,
+      smtpPort: sink.port,
+      workers: options.workers,
+      ...(options.operatorRoot ? { operatorRoot: options.operatorRoot } : {}),
+    });
     await op.running;
     const watch = await watchPhases(plane.kubeConfig, plane.custom, ns);
     // A few unmeasured rounds first: connections, JIT.
@@ -83,8 +88,12 @@ export async function latency(options: LatencyOptions): Promise<LatencyResult> {
       problems: summariseProblems(op.problems),
       limit: { latenciesMs: limitMs, p50: percentile(limitMs, 50), p95: percentile(limitMs, 95), p99: percentile(limitMs, 99), max: Math.max(...limitMs) },
     };
-    log(`  create→Sent over ${n}: p50 ${result.p50.toFixed(1)} ms, p95 ${result.p95.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, max ${result.max.toFixed(1)} ms; log problems: ${result.problems}`);
-    log(`  limit, the same way: p50 ${result.limit.p50.toFixed(1)} ms, p95 ${result.limit.p95.toFixed(1)} ms, p99 ${result.limit.p99.toFixed(1)} ms, max ${result.limit.max.toFixed(1)} ms; mails ${sink.total} in all`);
+    log(
+      `  create→Sent over ${n}: p50 ${result.p50.toFixed(1)} ms, p95 ${result.p95.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, max ${result.max.toFixed(1)} ms; log problems: ${result.problems}`,
+    );
+    log(
+      `  limit, the same way: p50 ${result.limit.p50.toFixed(1)} ms, p95 ${result.limit.p95.toFixed(1)} ms, p99 ${result.limit.p99.toFixed(1)} ms, max ${result.limit.max.toFixed(1)} ms; mails ${sink.total} in all`,
+    );
     return result;
   } finally {
     await sink.close();

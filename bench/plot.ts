@@ -50,7 +50,18 @@ function niceMax(value: number): number {
   return 10 * step;
 }
 
-function frame(title: string, subtitle: string, xLabel: string, yLabel: string, yMax: number, yTicks: number, yFormat: (v: number) => string, body: string, xTicks: string, legend: string): string {
+function frame(
+  title: string,
+  subtitle: string,
+  xLabel: string,
+  yLabel: string,
+  yMax: number,
+  yTicks: number,
+  yFormat: (v: number) => string,
+  body: string,
+  xTicks: string,
+  legend: string,
+): string {
   const grid = Array.from({ length: yTicks + 1 }, (_, i) => {
     const v = (yMax * i) / yTicks;
     const y = M.top + plotH - (plotH * i) / yTicks;
@@ -98,7 +109,12 @@ function throughputSvg(): string | undefined {
   const hi = Math.log2(ns.at(-1) ?? 2);
   const x = (n: number): number => M.left + 30 + ((plotW - 60) * (Math.log2(n) - lo)) / Math.max(hi - lo, 1);
   const y = (v: number): number => M.top + plotH - (plotH * v) / yMax;
-  const xTicks = ns.map((n) => `<line x1="${x(n)}" x2="${x(n)}" y1="${M.top + plotH}" y2="${M.top + plotH + 5}" stroke="#8c959f"/><text x="${x(n)}" y="${M.top + plotH + 20}" text-anchor="middle" class="tick">${n}</text>`).join('');
+  const xTicks = ns
+    .map(
+      (n) =>
+        `<line x1="${x(n)}" x2="${x(n)}" y1="${M.top + plotH}" y2="${M.top + plotH + 5}" stroke="#8c959f"/><text x="${x(n)}" y="${M.top + plotH + 20}" text-anchor="middle" class="tick">${n}</text>`,
+    )
+    .join('');
   const body = series
     .map((s) => {
       const pts = [...s.points].sort((a, b) => a.n - b.n);
@@ -156,7 +172,12 @@ function latencySvg(): string | undefined {
     })
     .join('');
   const legend = legendBox(
-    series.map((s) => ({ color: s.color, label: s.label, dash: s.dash, lines: [`p50 ${percentile(s.values, 50).toFixed(0)} · p95 ${percentile(s.values, 95).toFixed(0)} · p99 ${percentile(s.values, 99).toFixed(0)} ms`] })),
+    series.map((s) => ({
+      color: s.color,
+      label: s.label,
+      dash: s.dash,
+      lines: [`p50 ${percentile(s.values, 50).toFixed(0)} · p95 ${percentile(s.values, 95).toFixed(0)} · p99 ${percentile(s.values, 99).toFixed(0)} ms`],
+    })),
   );
   return frame(
     `Latency: create → Sent, ${l.latenciesMs.length} invitations one after another`,
@@ -176,7 +197,10 @@ const images = [
   ['throughput', throughputSvg()],
   ['latency', latencySvg()],
 ] as const;
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
 try {
   for (const [name, svg] of images) {
     if (!svg) continue;

@@ -68,7 +68,12 @@ const int = (name: string, text: string | undefined): number => {
   return n;
 };
 const list = (name: string, text: string | undefined): number[] => (text === 'none' || !text ? [] : text.split(',').map((t) => int(name, t.trim())));
-const only = new Set(values.only.split(',').map((s) => s.trim()).filter(Boolean));
+const only = new Set(
+  values.only
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 for (const name of only) if (!(ALL as readonly string[]).includes(name)) throw new Error(`--only: unknown benchmark ${name} (known: ${ALL.join(', ')})`);
 const wants = (name: BenchName): boolean => only.has(name);
 
@@ -97,7 +102,9 @@ const results: {
     cpuModel: cpus()[0]?.model ?? '?',
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version,
-    loadAverageAtStart: loadavg().map((l) => l.toFixed(2)).join(' '),
+    loadAverageAtStart: loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' '),
   },
   startedAt: new Date().toISOString(),
   args: process.argv.slice(2),
@@ -110,7 +117,9 @@ const save = (): void => {
   writeFileSync(values.out.replace(/(\.json)?$/, '.txt'), `${printed.join('\n')}\n`);
 };
 
-log(`Usher benchmarks on ${results.machine.cpus} cores, ${results.machine.memoryGiB} GiB, Node ${process.version}; load average ${results.machine.loadAverageAtStart}`);
+log(
+  `Usher benchmarks on ${results.machine.cpus} cores, ${results.machine.memoryGiB} GiB, Node ${process.version}; load average ${results.machine.loadAverageAtStart}`,
+);
 
 if (wants('throughput')) {
   const n = int('n', values.n);
@@ -119,7 +128,13 @@ if (wants('throughput')) {
   const operator: BatchResult[] = [];
   const limit: BatchResult[] = [];
   for (const size of sizes) {
-    const batch = { n: size, createConcurrency: int('create-concurrency', values['create-concurrency']), workers, log, ...(operatorRoot ? { operatorRoot } : {}) };
+    const batch = {
+      n: size,
+      createConcurrency: int('create-concurrency', values['create-concurrency']),
+      workers,
+      log,
+      ...(operatorRoot ? { operatorRoot } : {}),
+    };
     operator.push(await operatorBatch({ ...batch, restartCheck: size === n, ...(values.profile && size === n ? { profileDir: values.profile } : {}) }));
     if (!values['skip-limit']) limit.push(await limitBatch(batch));
     results.throughput = { operator, limit };
@@ -127,15 +142,39 @@ if (wants('throughput')) {
   }
   for (const o of operator) {
     if (o.n !== n) continue;
-    rows.push({ bench: '1 throughput', metric: `operator, N=${o.n}`, value: perSecond(o.rate), note: `${o.seconds.toFixed(1)} s to all Sent; ${o.mails} mails, ${o.duplicateMails} duplicates; ${o.reconciles?.toFixed(2) ?? '?'} reconciles per invitation` });
+    rows.push({
+      bench: '1 throughput',
+      metric: `operator, N=${o.n}`,
+      value: perSecond(o.rate),
+      note: `${o.seconds.toFixed(1)} s to all Sent; ${o.mails} mails, ${o.duplicateMails} duplicates; ${o.reconciles?.toFixed(2) ?? '?'} reconciles per invitation`,
+    });
     const l = limit.find((x) => x.n === o.n);
     if (!l) continue;
     rows.push(
-      { bench: '1 throughput', metric: `limit (plain client), N=${l.n}`, value: perSecond(l.rate), note: `${l.seconds.toFixed(1)} s; same writes and sends, ${workers} at once` },
+      {
+        bench: '1 throughput',
+        metric: `limit (plain client), N=${l.n}`,
+        value: perSecond(l.rate),
+        note: `${l.seconds.toFixed(1)} s; same writes and sends, ${workers} at once`,
+      },
       { bench: '1 throughput', metric: 'operator / limit', value: `${((100 * o.rate) / l.rate).toFixed(0)}%`, note: '' },
       { bench: '1 throughput', metric: 'API writes per invitation', value: writesPer(o), note: `limit: ${writesPer(l)} (events are the difference)` },
-      ...(o.restart ? [{ bench: '1 throughput', metric: 'then restarted: writes / mails', value: `${o.restart.apiWrites} / ${o.restart.mails}`, note: `on the ${o.n} it settled; ready ${o.restart.readySeconds.toFixed(2)} s, ${o.restart.changedObjects} objects changed` }] : []),
-      { bench: '1 throughput', metric: 'CPU s per 1000 invitations', value: (o.cpu.operator + o.cpu.apiserver + o.cpu.etcd).toFixed(1), note: `operator ${o.cpu.operator.toFixed(1)}, apiserver ${o.cpu.apiserver.toFixed(1)}, etcd ${o.cpu.etcd.toFixed(1)} (limit: apiserver ${l.cpu.apiserver.toFixed(1)}, etcd ${l.cpu.etcd.toFixed(1)}, client ${l.cpu.bench.toFixed(1)})` },
+      ...(o.restart
+        ? [
+            {
+              bench: '1 throughput',
+              metric: 'then restarted: writes / mails',
+              value: `${o.restart.apiWrites} / ${o.restart.mails}`,
+              note: `on the ${o.n} it settled; ready ${o.restart.readySeconds.toFixed(2)} s, ${o.restart.changedObjects} objects changed`,
+            },
+          ]
+        : []),
+      {
+        bench: '1 throughput',
+        metric: 'CPU s per 1000 invitations',
+        value: (o.cpu.operator + o.cpu.apiserver + o.cpu.etcd).toFixed(1),
+        note: `operator ${o.cpu.operator.toFixed(1)}, apiserver ${o.cpu.apiserver.toFixed(1)}, etcd ${o.cpu.etcd.toFixed(1)} (limit: apiserver ${l.cpu.apiserver.toFixed(1)}, etcd ${l.cpu.etcd.toFixed(1)}, client ${l.cpu.bench.toFixed(1)})`,
+      },
     );
   }
   const others = operator.filter((o) => o.n !== n);
@@ -175,18 +214,45 @@ if (wants('memory') || wants('restart')) {
   const memoryPoints = wants('memory') ? list('memory', values.memory) : [];
   const restartN = wants('restart') ? int('restart-n', values['restart-n']) : 0;
   log(`\n[memory/restart] memory at ${memoryPoints.join(', ') || '–'} invitations; restart with ${restartN || '–'}`);
-  const r = await state({ memoryPoints, restartN, seedConcurrency: int('seed-concurrency', values['seed-concurrency']), log, ...(operatorRoot ? { operatorRoot } : {}) });
+  const r = await state({
+    memoryPoints,
+    restartN,
+    seedConcurrency: int('seed-concurrency', values['seed-concurrency']),
+    log,
+    ...(operatorRoot ? { operatorRoot } : {}),
+  });
   results.state = r;
   save();
   for (const m of r.memory) {
-    rows.push({ bench: '3 memory', metric: `${m.invitations} invitations: RSS / heap used`, value: `${mib(m.rss)} / ${mib(m.heapUsed)}`, note: `heap total ${mib(m.heapTotal)}, external ${mib(m.external)}` });
+    rows.push({
+      bench: '3 memory',
+      metric: `${m.invitations} invitations: RSS / heap used`,
+      value: `${mib(m.rss)} / ${mib(m.heapUsed)}`,
+      note: `heap total ${mib(m.heapTotal)}, external ${mib(m.external)}`,
+    });
   }
-  if (r.perInvitation) rows.push({ bench: '3 memory', metric: 'per invitation: heap / RSS', value: `${bytes(r.perInvitation.heap)} / ${bytes(r.perInvitation.rss)}`, note: 'invitation + record Secret in cache' });
+  if (r.perInvitation)
+    rows.push({
+      bench: '3 memory',
+      metric: 'per invitation: heap / RSS',
+      value: `${bytes(r.perInvitation.heap)} / ${bytes(r.perInvitation.rss)}`,
+      note: 'invitation + record Secret in cache',
+    });
   for (const x of r.restarts) {
     rows.push(
-      { bench: '4 restart', metric: `${x.invitations} settled: time to ready`, value: `${x.readySeconds.toFixed(2)} s`, note: 'spawn → caches synced, workers running' },
+      {
+        bench: '4 restart',
+        metric: `${x.invitations} settled: time to ready`,
+        value: `${x.readySeconds.toFixed(2)} s`,
+        note: 'spawn → caches synced, workers running',
+      },
       { bench: '4 restart', metric: 'time until all reconciled', value: `${x.resyncSeconds.toFixed(2)} s`, note: '' },
-      { bench: '4 restart', metric: 'API writes / mails during resync', value: `${x.apiWrites} / ${x.mails}`, note: `${x.changedObjects} objects changed resourceVersion` },
+      {
+        bench: '4 restart',
+        metric: 'API writes / mails during resync',
+        value: `${x.apiWrites} / ${x.mails}`,
+        note: `${x.changedObjects} objects changed resourceVersion`,
+      },
     );
   }
 }
@@ -206,13 +272,41 @@ if (wants('accept')) {
   const b = r.before;
   const per = (x: { perThousand: number } | undefined): string => (x ? x.perThousand.toFixed(0) : '–');
   rows.push(
-    ...(b ? [{ bench: '5 accept', metric: `page GET before (${r.connections} connections)`, value: perSecond(b.page.rate), note: `old page ${b.code.slice(0, 7)}: p50 ${ms(b.page.p50)}, p99 ${ms(b.page.p99)}, ${b.page.requests} requests, ${b.page.errors} errors` }] : []),
-    { bench: '5 accept', metric: `page GET (${r.connections} connections)`, value: perSecond(r.after.page.rate), note: `current page: p50 ${ms(r.after.page.p50)}, p99 ${ms(r.after.page.p99)}, ${r.after.page.requests} requests, ${r.after.page.errors} errors` },
-    ...(b ? [{ bench: '5 accept', metric: 'page GET after / before', value: `${(r.after.page.rate / b.page.rate).toFixed(1)}x`, note: `same run, same cluster (${r.secretsInCluster} Secrets)` }] : []),
+    ...(b
+      ? [
+          {
+            bench: '5 accept',
+            metric: `page GET before (${r.connections} connections)`,
+            value: perSecond(b.page.rate),
+            note: `old page ${b.code.slice(0, 7)}: p50 ${ms(b.page.p50)}, p99 ${ms(b.page.p99)}, ${b.page.requests} requests, ${b.page.errors} errors`,
+          },
+        ]
+      : []),
+    {
+      bench: '5 accept',
+      metric: `page GET (${r.connections} connections)`,
+      value: perSecond(r.after.page.rate),
+      note: `current page: p50 ${ms(r.after.page.p50)}, p99 ${ms(r.after.page.p99)}, ${r.after.page.requests} requests, ${r.after.page.errors} errors`,
+    },
+    ...(b
+      ? [
+          {
+            bench: '5 accept',
+            metric: 'page GET after / before',
+            value: `${(r.after.page.rate / b.page.rate).toFixed(1)}x`,
+            note: `same run, same cluster (${r.secretsInCluster} Secrets)`,
+          },
+        ]
+      : []),
     { bench: '5 accept', metric: 'API requests / 1000 unknown tokens', value: per(r.after.unknownTokens), note: `before: ${per(b?.unknownTokens)}` },
     { bench: '5 accept', metric: 'API requests / 1000 malformed tokens', value: per(r.after.malformedTokens), note: `before: ${per(b?.malformedTokens)}` },
     { bench: '5 accept', metric: 'API requests / 1000 valid views', value: per(r.after.validViews), note: `before: ${per(b?.validViews)}` },
-    { bench: '5 accept', metric: 'accepts (argon2id m=19456 t=2 p=1)', value: perSecond(r.accepts.rate), note: `current page: POST p50 ${ms(r.accepts.p50)}, p99 ${ms(r.accepts.p99)}, ${r.accepts.requests} accepted, ${r.accepts.errors} errors` },
+    {
+      bench: '5 accept',
+      metric: 'accepts (argon2id m=19456 t=2 p=1)',
+      value: perSecond(r.accepts.rate),
+      note: `current page: POST p50 ${ms(r.accepts.p50)}, p99 ${ms(r.accepts.p99)}, ${r.accepts.requests} accepted, ${r.accepts.errors} errors`,
+    },
   );
 }
 
@@ -232,7 +326,9 @@ if (wants('expiry')) {
 
 results.finishedAt = new Date().toISOString();
 save();
-log(`\nUsher benchmarks, ${results.startedAt} (${((performance.now() - started) / 60_000).toFixed(1)} min; ${results.machine.cpus} cores ${results.machine.cpuModel}, ${results.machine.memoryGiB} GiB, Node ${process.version}; load average at start ${results.machine.loadAverageAtStart})\n`);
+log(
+  `\nUsher benchmarks, ${results.startedAt} (${((performance.now() - started) / 60_000).toFixed(1)} min; ${results.machine.cpus} cores ${results.machine.cpuModel}, ${results.machine.memoryGiB} GiB, Node ${process.version}; load average at start ${results.machine.loadAverageAtStart})\n`,
+);
 log(table(rows));
 log(`\nfigures: ${values.out}`);
 save();

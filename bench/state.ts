@@ -70,7 +70,9 @@ export async function state(options: StateOptions): Promise<StateResult> {
     if (total <= seeded) return;
     const t0 = performance.now();
     const indexes = Array.from({ length: total - seeded }, (_, i) => seeded + i);
-    await pool(indexes, options.seedConcurrency, (i) => seedSettled({ core: plane.core, custom: plane.custom, config }, invitationBody(namespaceOf(i), `inv-${i}`)));
+    await pool(indexes, options.seedConcurrency, (i) =>
+      seedSettled({ core: plane.core, custom: plane.custom, config }, invitationBody(namespaceOf(i), `inv-${i}`)),
+    );
     log(`  seeded ${total - seeded} settled invitations (3 writes each) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     seeded = total;
   };
@@ -81,14 +83,20 @@ export async function state(options: StateOptions): Promise<StateResult> {
     for (const count of stops) {
       await seedTo(count);
       const spawned = performance.now();
-      const { op } = await startAndSettle(plane, sink.port, count, { memoryProbe: true, ...(options.operatorRoot ? { operatorRoot: options.operatorRoot } : {}) });
+      const { op } = await startAndSettle(plane, sink.port, count, {
+        memoryProbe: true,
+        ...(options.operatorRoot ? { operatorRoot: options.operatorRoot } : {}),
+      });
       const settleSeconds = (performance.now() - spawned) / 1000;
       if (points.includes(count)) {
         const point = await memoryOf(op, count, settleSeconds);
         result.memory.push(point);
-        log(`  memory with ${count} invitations: RSS ${(point.rss / 2 ** 20).toFixed(1)} MiB, heap used ${(point.heapUsed / 2 ** 20).toFixed(1)} MiB (of ${(point.heapTotal / 2 ** 20).toFixed(1)}), external ${(point.external / 2 ** 20).toFixed(1)} MiB; all reconciled ${settleSeconds.toFixed(1)} s after spawn`);
+        log(
+          `  memory with ${count} invitations: RSS ${(point.rss / 2 ** 20).toFixed(1)} MiB, heap used ${(point.heapUsed / 2 ** 20).toFixed(1)} MiB (of ${(point.heapTotal / 2 ** 20).toFixed(1)}), external ${(point.external / 2 ** 20).toFixed(1)} MiB; all reconciled ${settleSeconds.toFixed(1)} s after spawn`,
+        );
       }
-      if (count === options.restartN) result.restarts.push(await restartSettled(plane, sink, op, count, { log, ...(options.operatorRoot ? { operatorRoot: options.operatorRoot } : {}) }));
+      if (count === options.restartN)
+        result.restarts.push(await restartSettled(plane, sink, op, count, { log, ...(options.operatorRoot ? { operatorRoot: options.operatorRoot } : {}) }));
       else await op.stop();
     }
     const first = result.memory[0];
@@ -96,7 +104,9 @@ export async function state(options: StateOptions): Promise<StateResult> {
     if (first && last && last.invitations > first.invitations) {
       const n = last.invitations - first.invitations;
       result.perInvitation = { heap: (last.heapUsed - first.heapUsed) / n, rss: (last.rss - first.rss) / n };
-      log(`  per invitation (${first.invitations} → ${last.invitations}): heap ${result.perInvitation.heap.toFixed(0)} B, RSS ${result.perInvitation.rss.toFixed(0)} B`);
+      log(
+        `  per invitation (${first.invitations} → ${last.invitations}): heap ${result.perInvitation.heap.toFixed(0)} B, RSS ${result.perInvitation.rss.toFixed(0)} B`,
+      );
     }
     return result;
   } finally {
@@ -104,4 +114,3 @@ export async function state(options: StateOptions): Promise<StateResult> {
     await plane.stop();
   }
 }
-

@@ -65,10 +65,16 @@ function cpuMark(plane: { cpu(): CpuMark['plane'] }, operatorCpu: () => number):
 
 function cpuPerThousand(a: CpuMark, b: CpuMark, n: number): BatchResult['cpu'] {
   const k = 1000 / n;
-  return { operator: (b.operator - a.operator) * k, apiserver: (b.plane.apiserver - a.plane.apiserver) * k, etcd: (b.plane.etcd - a.plane.etcd) * k, bench: (b.bench - a.bench) * k };
+  return {
+    operator: (b.operator - a.operator) * k,
+    apiserver: (b.plane.apiserver - a.plane.apiserver) * k,
+    etcd: (b.plane.etcd - a.plane.etcd) * k,
+    bench: (b.bench - a.bench) * k,
+  };
 }
 
-const cpuText = (c: BatchResult['cpu']): string => `CPU s/1000 inv: operator ${c.operator.toFixed(1)}, apiserver ${c.apiserver.toFixed(1)}, etcd ${c.etcd.toFixed(1)}, bench ${c.bench.toFixed(1)}`;
+const cpuText = (c: BatchResult['cpu']): string =>
+  `CPU s/1000 inv: operator ${c.operator.toFixed(1)}, apiserver ${c.apiserver.toFixed(1)}, etcd ${c.etcd.toFixed(1)}, bench ${c.bench.toFixed(1)}`;
 
 export async function operatorBatch(options: BatchOptions): Promise<BatchResult> {
   const { n, log } = options;
@@ -77,7 +83,13 @@ export async function operatorBatch(options: BatchOptions): Promise<BatchResult>
   try {
     const ns = 'throughput';
     await plane.namespace(ns, TENANT);
-    const op = await startOperator({ kubeconfig: plane.kubeconfig, smtpPort: sink.port, workers: options.workers, ...(options.operatorRoot ? { operatorRoot: options.operatorRoot } : {}), ...(options.profileDir ? { cpuProfDir: options.profileDir } : {}) });
+    const op = await startOperator({
+      kubeconfig: plane.kubeconfig,
+      smtpPort: sink.port,
+      workers: options.workers,
+      ...(options.operatorRoot ? { operatorRoot: options.operatorRoot } : {}),
+      ...(options.profileDir ? { cpuProfDir: options.profileDir } : {}),
+    });
     await op.running;
     const watch = await watchPhases(plane.kubeConfig, plane.custom, ns);
     const bodies = Array.from({ length: n }, (_, i) => invitationBody(ns, `inv-${i}`));
@@ -88,7 +100,11 @@ export async function operatorBatch(options: BatchOptions): Promise<BatchResult>
     const creating = createInvitations(plane.custom, bodies, options.createConcurrency).then(() => {
       createdAt = wallNow();
     });
-    await watch.waitFor('Sent', bodies.map((b) => b.metadata.name), 60_000 + n * 200);
+    await watch.waitFor(
+      'Sent',
+      bodies.map((b) => b.metadata.name),
+      60_000 + n * 200,
+    );
     await creating;
     const sentTimes = [...(watch.seen.get('Sent')?.values() ?? [])];
     const t1 = Math.max(...sentTimes);
@@ -96,7 +112,9 @@ export async function operatorBatch(options: BatchOptions): Promise<BatchResult>
     const after = await plane.requestCounts();
     const reconciles = op.metricsPort ? (await op.metric('usher_reconcile_total')) / n : undefined;
     watch.stop();
-    const restart = options.restartCheck ? await restartSettled(plane, sink, op, n, { log, ...(options.operatorRoot ? { operatorRoot: options.operatorRoot } : {}) }) : undefined;
+    const restart = options.restartCheck
+      ? await restartSettled(plane, sink, op, n, { log, ...(options.operatorRoot ? { operatorRoot: options.operatorRoot } : {}) })
+      : undefined;
     await op.stop();
     const delta = countsDelta(before, after);
     const seconds = (t1 - t0) / 1000;
@@ -113,9 +131,13 @@ export async function operatorBatch(options: BatchOptions): Promise<BatchResult>
       ...(restart ? { restart } : {}),
       ...(reconciles !== undefined ? { reconciles } : {}),
     };
-    log(`  operator N=${n}: ${seconds.toFixed(1)} s, ${result.rate.toFixed(1)}/s (creates took ${result.createSeconds.toFixed(1)} s); mails ${sink.total}; ${cpuText(result.cpu)}; ${reconciles?.toFixed(2) ?? '?'} reconciles per invitation; per invitation: ${perInvitation(delta, n, (k) => !k.startsWith('GET') && !k.includes('leases'))}; log problems: ${result.problems ?? ''}`);
+    log(
+      `  operator N=${n}: ${seconds.toFixed(1)} s, ${result.rate.toFixed(1)}/s (creates took ${result.createSeconds.toFixed(1)} s); mails ${sink.total}; ${cpuText(result.cpu)}; ${reconciles?.toFixed(2) ?? '?'} reconciles per invitation; per invitation: ${perInvitation(delta, n, (k) => !k.startsWith('GET') && !k.includes('leases'))}; log problems: ${result.problems ?? ''}`,
+    );
     if (options.profileDir) {
-      const profiles = readdirSync(options.profileDir).filter((f) => f.endsWith('.cpuprofile')).sort();
+      const profiles = readdirSync(options.profileDir)
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .sort();
       const latest = profiles.at(-1);
       if (latest) {
         result.profile = formatProfile(summariseProfile(join(options.profileDir, latest)));
@@ -185,7 +207,9 @@ export async function limitBatch(options: BatchOptions): Promise<BatchResult> {
       requests: Object.fromEntries([...delta].map(([k, v]) => [k, v / n])),
       cpu: cpuPerThousand(cpu0, cpu1, n),
     };
-    log(`  limit    N=${n}: ${seconds.toFixed(1)} s, ${result.rate.toFixed(1)}/s (creates took ${result.createSeconds.toFixed(1)} s); mails ${sink.total}; ${cpuText(result.cpu)}; per invitation: ${perInvitation(delta, n, (k) => !k.startsWith('GET') && !k.includes('leases'))}`);
+    log(
+      `  limit    N=${n}: ${seconds.toFixed(1)} s, ${result.rate.toFixed(1)}/s (creates took ${result.createSeconds.toFixed(1)} s); mails ${sink.total}; ${cpuText(result.cpu)}; per invitation: ${perInvitation(delta, n, (k) => !k.startsWith('GET') && !k.includes('leases'))}`,
+    );
     return result;
   } finally {
     mailer.close();

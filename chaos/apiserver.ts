@@ -60,10 +60,16 @@ export async function restartApiServerMidBatch(options: ApiServerRestartOptions)
     const stoppedAt = performance.now();
     const timing = await restartApiServer({ downMs: options.downMs, signal: options.signal });
     const backAt = performance.now();
-    log(`    API server stopped (${options.signal}) at ${mailsAtStop} mails: ${(timing.stopMs / 1000).toFixed(1)} s to stop, ${options.downMs / 1000} s down, ${(timing.startMs / 1000).toFixed(1)} s to be ready again; ${((backAt - stoppedAt) / 1000).toFixed(1)} s in all`);
+    log(
+      `    API server stopped (${options.signal}) at ${mailsAtStop} mails: ${(timing.stopMs / 1000).toFixed(1)} s to stop, ${options.downMs / 1000} s down, ${(timing.startMs / 1000).toFixed(1)} s to be ready again; ${((backAt - stoppedAt) / 1000).toFixed(1)} s in all`,
+    );
     let missing = 0;
     try {
-      await watch.waitFor('Sent', bodies.map((b) => b.metadata.name), 180_000);
+      await watch.waitFor(
+        'Sent',
+        bodies.map((b) => b.metadata.name),
+        180_000,
+      );
     } catch (err) {
       missing = n - watch.count('Sent');
       log(`    ${(err as Error).message}`);
@@ -86,11 +92,23 @@ export async function restartApiServerMidBatch(options: ApiServerRestartOptions)
       operatorRestarts: op.exits.length,
       ok: false,
     };
-    log(`    ${result.mails} mails for ${n} invitations (${result.duplicates} duplicates); operator log: ${result.watchFailures} watch failures, ${count('resourceVersion expired (410 Gone); relisting')} relists after 410, ${count('list failed')} failed lists, ${result.reconcileFailures} failed reconciles (retried), ${op.exits.length} operator exits${op.exits.length ? ` (${op.exits.join('; ')})` : ''}; drained ${result.drainSeconds.toFixed(1)} s after the API server was back`);
+    log(
+      `    ${result.mails} mails for ${n} invitations (${result.duplicates} duplicates); operator log: ${result.watchFailures} watch failures, ${count('resourceVersion expired (410 Gone); relisting')} relists after 410, ${count('list failed')} failed lists, ${result.reconcileFailures} failed reconciles (retried), ${op.exits.length} operator exits${op.exits.length ? ` (${op.exits.join('; ')})` : ''}; drained ${result.drainSeconds.toFixed(1)} s after the API server was back`,
+    );
     checks.check('every invitation reached Sent', missing === 0, `${watch.count('Sent')} of ${n}`);
     checks.check('one record per invitation', finalRecords.length === n, `${finalRecords.length} records`);
-    if (options.expectExit) checks.check('the leader exited when it could not renew its Lease, and its successor finished', op.exits.length > 0 && missing === 0, op.exits.join('; '));
-    else checks.check('the operator stayed up; its watches failed and recovered', op.exits.length === 0 && result.watchFailures + result.relists > 0 && missing === 0, `${result.watchFailures} failed watches, ${op.exits.length} exits`);
+    if (options.expectExit)
+      checks.check(
+        'the leader exited when it could not renew its Lease, and its successor finished',
+        op.exits.length > 0 && missing === 0,
+        op.exits.join('; '),
+      );
+    else
+      checks.check(
+        'the operator stayed up; its watches failed and recovered',
+        op.exits.length === 0 && result.watchFailures + result.relists > 0 && missing === 0,
+        `${result.watchFailures} failed watches, ${op.exits.length} exits`,
+      );
     checks.check(`duplicates ≤ workers busy at the outage (${options.workers})`, result.duplicates <= options.workers, `${result.duplicates}`);
     result.ok = checks.ok;
     return result;

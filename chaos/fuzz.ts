@@ -45,7 +45,8 @@ const SETTLED = new Set(['Sent', 'Failed', 'Expired', 'UserCreated', 'Accepted']
 
 // Mostly valid specs with now and then a field that is not: an invalid field in
 // every spec would only ever test the API server's first refusal.
-const sometimes = <T>(arb: fc.Arbitrary<T>, otherwise: fc.Arbitrary<T>, oneIn: number): fc.Arbitrary<T> => fc.oneof({ weight: oneIn - 1, arbitrary: otherwise }, { weight: 1, arbitrary: arb });
+const sometimes = <T>(arb: fc.Arbitrary<T>, otherwise: fc.Arbitrary<T>, oneIn: number): fc.Arbitrary<T> =>
+  fc.oneof({ weight: oneIn - 1, arbitrary: otherwise }, { weight: 1, arbitrary: arb });
 const absent = fc.constant(undefined);
 const text = fc.string({ unit: 'binary', maxLength: 30 });
 const nasty = fc.constantFrom('', ' ', '\n', '\t', '\u0000', '\u202e', 'a\r\nb', '../..', '*', 'null', '${x}', '<b>', 'é', '😀');
@@ -57,12 +58,33 @@ const badEmail = fc.oneof(
   fc.tuple(fc.emailAddress(), fc.emailAddress()).map(([a, b]) => `${a}, ${b}`),
   fc.emailAddress().map((e) => `${e}\r\nBcc: someone@example.com`),
   fc.string({ minLength: 240, maxLength: 300, unit: 'grapheme-ascii' }).map((s) => `${s.replace(/[\s@]/g, 'x')}@example.com`),
-  fc.constantFrom('', '@', 'a@b', 'jane@example', 'jane@@example.com', 'jané@exämple.com', 'jane@example.com.', 'jane@-example.com', 'jane(comment)@example.com'),
+  fc.constantFrom(
+    '',
+    '@',
+    'a@b',
+    'jane@example',
+    'jane@@example.com',
+    'jané@exämple.com',
+    'jane@example.com.',
+    'jane@-example.com',
+    'jane(comment)@example.com',
+  ),
   text,
   nasty,
 );
-const email = sometimes(badEmail, fc.oneof({ weight: 6, arbitrary: fc.emailAddress() }, fc.emailAddress().map((e) => e.toUpperCase()), fc.emailAddress().map((e) => ` ${e} `)), 5);
-const validDuration = fc.oneof(fc.constantFrom('P7D', 'PT1H', 'P1D', 'P30D', 'PT12H', 'P1W', 'P90D', 'PT1.5S', 'P1DT2H'), fc.integer({ min: 1, max: 90 }).map((n) => `P${n}D`));
+const email = sometimes(
+  badEmail,
+  fc.oneof(
+    { weight: 6, arbitrary: fc.emailAddress() },
+    fc.emailAddress().map((e) => e.toUpperCase()),
+    fc.emailAddress().map((e) => ` ${e} `),
+  ),
+  5,
+);
+const validDuration = fc.oneof(
+  fc.constantFrom('P7D', 'PT1H', 'P1D', 'P30D', 'PT12H', 'P1W', 'P90D', 'PT1.5S', 'P1DT2H'),
+  fc.integer({ min: 1, max: 90 }).map((n) => `P${n}D`),
+);
 const badDuration = fc.oneof(
   fc.constantFrom('PT0S', 'P0D', 'P91D', 'P1Y', 'PT0,5S', 'P', 'PT', '1d', 'P-1D', 'p7d', 'P1DT', 'P99999999999999999999D', 'PT0.0001S'),
   fc.tuple(fc.nat(400), fc.constantFrom('D', 'W', 'M', 'Y')).map(([n, u]) => `P${n}${u}`),
@@ -71,18 +93,45 @@ const badDuration = fc.oneof(
 );
 const spec = fc.record({
   email,
-  scope: fc.oneof({ weight: 6, arbitrary: absent }, { weight: 2, arbitrary: fc.constantFrom('Tenant', 'Instance') }, { weight: 1, arbitrary: fc.constantFrom('tenant', 'Global', '') }),
-  tenant: fc.oneof({ weight: 6, arbitrary: fc.constant('acme') }, { weight: 2, arbitrary: absent }, { weight: 1, arbitrary: fc.constant('globex') }, { weight: 1, arbitrary: label }, { weight: 1, arbitrary: fc.oneof(text, nasty) }),
-  groups: fc.oneof({ weight: 2, arbitrary: absent }, { weight: 6, arbitrary: fc.array(grantName, { maxLength: 5 }) }, { weight: 1, arbitrary: fc.array(validName, { minLength: 60, maxLength: 70 }) }),
+  scope: fc.oneof(
+    { weight: 6, arbitrary: absent },
+    { weight: 2, arbitrary: fc.constantFrom('Tenant', 'Instance') },
+    { weight: 1, arbitrary: fc.constantFrom('tenant', 'Global', '') },
+  ),
+  tenant: fc.oneof(
+    { weight: 6, arbitrary: fc.constant('acme') },
+    { weight: 2, arbitrary: absent },
+    { weight: 1, arbitrary: fc.constant('globex') },
+    { weight: 1, arbitrary: label },
+    { weight: 1, arbitrary: fc.oneof(text, nasty) },
+  ),
+  groups: fc.oneof(
+    { weight: 2, arbitrary: absent },
+    { weight: 6, arbitrary: fc.array(grantName, { maxLength: 5 }) },
+    { weight: 1, arbitrary: fc.array(validName, { minLength: 60, maxLength: 70 }) },
+  ),
   roles: fc.oneof(
     { weight: 3, arbitrary: absent },
-    { weight: 4, arbitrary: fc.array(fc.record({ name: grantName, namespaces: fc.oneof(absent, fc.array(sometimes(fc.oneof(text, nasty), fc.constantFrom('company.team', 'company.data'), 8), { maxLength: 3 })) }), { maxLength: 3 }) },
+    {
+      weight: 4,
+      arbitrary: fc.array(
+        fc.record({
+          name: grantName,
+          namespaces: fc.oneof(absent, fc.array(sometimes(fc.oneof(text, nasty), fc.constantFrom('company.team', 'company.data'), 8), { maxLength: 3 })),
+        }),
+        { maxLength: 3 },
+      ),
+    },
   ),
   expireAfter: fc.oneof({ weight: 5, arbitrary: absent }, { weight: 3, arbitrary: validDuration }, { weight: 2, arbitrary: badDuration }),
   createUserDirectly: fc.oneof({ weight: 6, arbitrary: absent }, { weight: 1, arbitrary: fc.boolean() }),
   unknownField: fc.oneof({ weight: 8, arbitrary: absent }, { weight: 1, arbitrary: text }),
 });
-const namespace = fc.oneof({ weight: 6, arbitrary: fc.constant(TENANT_NS) }, { weight: 2, arbitrary: fc.constant(INSTANCE_NS) }, { weight: 1, arbitrary: fc.constant(PLAIN_NS) });
+const namespace = fc.oneof(
+  { weight: 6, arbitrary: fc.constant(TENANT_NS) },
+  { weight: 2, arbitrary: fc.constant(INSTANCE_NS) },
+  { weight: 1, arbitrary: fc.constant(PLAIN_NS) },
+);
 
 /** A refusal is clear when it names a field of the spec (or metadata) and reads as words. */
 function clearRefusal(message: string): boolean {
@@ -93,8 +142,10 @@ function clearRefusal(message: string): boolean {
 function clearStatus(inv: UserInvitation): string | undefined {
   const ready = inv.status?.conditions?.find((c) => c.type === 'Ready');
   if (!ready) return 'no Ready condition';
-  if (!ready.reason || ready.message.length < 20 || /undefined|\[object Object\]|NaN/.test(ready.message)) return `unclear Ready: ${ready.reason}: ${ready.message}`;
-  if (inv.status?.phase === 'Failed' && !/spec\.|Namespace|Instance-scope|mail server/.test(ready.message)) return `Failed without naming the problem: ${ready.message}`;
+  if (!ready.reason || ready.message.length < 20 || /undefined|\[object Object\]|NaN/.test(ready.message))
+    return `unclear Ready: ${ready.reason}: ${ready.message}`;
+  if (inv.status?.phase === 'Failed' && !/spec\.|Namespace|Instance-scope|mail server/.test(ready.message))
+    return `Failed without naming the problem: ${ready.message}`;
   return undefined;
 }
 
@@ -108,13 +159,19 @@ export async function fuzzSpecs(options: FuzzOptions): Promise<FuzzResult> {
     await plane.namespace(TENANT_NS, 'acme');
     await plane.namespace(INSTANCE_NS);
     await plane.namespace(PLAIN_NS);
-    const op = await startOperator({ kubeconfig: plane.kubeconfig, smtpPort: sink.port, extraConfig: ['  tenancy:', `    instanceNamespaces: [${INSTANCE_NS}]`] });
+    const op = await startOperator({
+      kubeconfig: plane.kubeconfig,
+      smtpPort: sink.port,
+      extraConfig: ['  tenancy:', `    instanceNamespaces: [${INSTANCE_NS}]`],
+    });
     const errors: LogLine[] = [];
     op.onLine = (line) => {
       if (line.level >= 50 || line.msg === 'reconcile failed, retrying with backoff') errors.push(line);
     };
     await op.running;
-    const watches = await Promise.all([TENANT_NS, INSTANCE_NS, PLAIN_NS].map(async (ns) => [ns, await watchPhases(plane.kubeConfig, plane.custom, ns)] as const));
+    const watches = await Promise.all(
+      [TENANT_NS, INSTANCE_NS, PLAIN_NS].map(async (ns) => [ns, await watchPhases(plane.kubeConfig, plane.custom, ns)] as const),
+    );
     const watchOf = new Map(watches);
     let counter = 0;
     const property = fc.asyncProperty(spec, namespace, async (generated, ns) => {
@@ -150,7 +207,13 @@ export async function fuzzSpecs(options: FuzzOptions): Promise<FuzzResult> {
       result.settled[key] = (result.settled[key] ?? 0) + 1;
       const unclear = clearStatus(inv);
       if (unclear) result.unclear.push(`${unclear} for ${JSON.stringify(created.spec)}`);
-      if (errors.length > 0) throw new Error(`the operator logged: ${errors.map((e) => `${e.msg} ${JSON.stringify(e)}`).join('; ').slice(0, 2000)}`);
+      if (errors.length > 0)
+        throw new Error(
+          `the operator logged: ${errors
+            .map((e) => `${e.msg} ${JSON.stringify(e)}`)
+            .join('; ')
+            .slice(0, 2000)}`,
+        );
     });
     try {
       await fc.assert(property, { numRuns: runs, seed, endOnFailure: true });
@@ -171,8 +234,16 @@ export async function fuzzSpecs(options: FuzzOptions): Promise<FuzzResult> {
     result.operatorErrors = errors.map((e) => `${e.msg}: ${JSON.stringify(e).slice(0, 300)}`);
     await op.stop();
     result.ok = !result.failure && result.unclear.length === 0 && result.operatorAlive && result.operatorErrors.length === 0 && result.finalSent;
-    log(`    ${runs} specs (seed ${seed}): refused by the API server ${Object.values(result.refused).reduce((a, b) => a + b, 0)} (${Object.entries(result.refused).map(([k, v]) => `${k} ${v}`).join(', ')}); settled by the operator ${Object.values(result.settled).reduce((a, b) => a + b, 0)} (${Object.entries(result.settled).map(([k, v]) => `${k} ${v}`).join(', ')})`);
-    log(`    unclear messages: ${result.unclear.length}; operator alive: ${result.operatorAlive}, errors logged: ${result.operatorErrors.length}, a plain invitation afterwards reached Sent: ${result.finalSent}${result.failure ? `\n    failure: ${result.failure}` : ''}`);
+    log(
+      `    ${runs} specs (seed ${seed}): refused by the API server ${Object.values(result.refused).reduce((a, b) => a + b, 0)} (${Object.entries(result.refused)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}); settled by the operator ${Object.values(result.settled).reduce((a, b) => a + b, 0)} (${Object.entries(result.settled)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')})`,
+    );
+    log(
+      `    unclear messages: ${result.unclear.length}; operator alive: ${result.operatorAlive}, errors logged: ${result.operatorErrors.length}, a plain invitation afterwards reached Sent: ${result.finalSent}${result.failure ? `\n    failure: ${result.failure}` : ''}`,
+    );
     for (const u of result.unclear.slice(0, 5)) log(`      ${u.slice(0, 500)}`);
     return result;
   } finally {

@@ -60,12 +60,23 @@ export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
   try {
     await plane.namespace(ns, TENANT);
     const logFile = join(tmpdir(), `usher-chaos-gone-${process.pid}.log`);
-    const op = await startOperator({ kubeconfig: plane.kubeconfig, smtpPort: sink.port, leaderElection: false, logLevel: process.env.USHER_CHAOS_LOG_LEVEL ?? 'info', logFile, ...(options.operatorRoot ? { operatorRoot: options.operatorRoot } : {}) });
+    const op = await startOperator({
+      kubeconfig: plane.kubeconfig,
+      smtpPort: sink.port,
+      leaderElection: false,
+      logLevel: process.env.USHER_CHAOS_LOG_LEVEL ?? 'info',
+      logFile,
+      ...(options.operatorRoot ? { operatorRoot: options.operatorRoot } : {}),
+    });
     await op.running;
     const watch = await watchPhases(plane.kubeConfig, plane.custom, ns);
     const first = Array.from({ length: n }, (_, i) => invitationBody(ns, `inv-${i}`));
     await createInvitations(plane.custom, first, 16);
-    await watch.waitFor('Sent', first.map((b) => b.metadata.name), 120_000);
+    await watch.waitFor(
+      'Sent',
+      first.map((b) => b.metadata.name),
+      120_000,
+    );
     const mailsBefore = sink.total;
 
     process.kill(op.pid, 'SIGSTOP');
@@ -74,10 +85,15 @@ export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
     const reissued = first.slice(changes, 2 * changes).map((b) => b.metadata.name);
     const uids = new Map((await records(plane.core, ns)).map((r) => [r.invitationName, r.invitationUid]));
     await createInvitations(plane.custom, created, 16);
-    await pool(deleted, 16, (name) => plane.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: INVITATION_PLURAL, name }));
+    await pool(deleted, 16, (name) =>
+      plane.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: INVITATION_PLURAL, name }),
+    );
     const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     await pool(reissued, 16, (name) =>
-      plane.custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: INVITATION_PLURAL, name, body: { metadata: { annotations: { [REISSUE_ANNOTATION]: at } } } }, mergePatchOptions()),
+      plane.custom.patchNamespacedCustomObject(
+        { group: GROUP, version: VERSION, namespace: ns, plural: INVITATION_PLURAL, name, body: { metadata: { annotations: { [REISSUE_ANNOTATION]: at } } } },
+        mergePatchOptions(),
+      ),
     );
     const revision = await etcdRevision(etcdUrl);
     await compactEtcd(etcdUrl, revision);
@@ -96,10 +112,11 @@ export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
     // issuance, the deleted ones' records gone (garbage collector). The deadline allows
     // for the informer's watchdog (5 min), should a watch hang.
     const sentNew = (): number => created.filter((b) => watch.seen.get('Sent')?.has(b.metadata.name)).length;
-    const reissueDone = (): number => reissued.filter((name) => {
-      const inv = watch.informer.get(ns, name);
-      return inv?.status?.phase === 'Sent' && (inv.status.issuance ?? 0) >= 2;
-    }).length;
+    const reissueDone = (): number =>
+      reissued.filter((name) => {
+        const inv = watch.informer.get(ns, name);
+        return inv?.status?.phase === 'Sent' && (inv.status.issuance ?? 0) >= 2;
+      }).length;
     const deletedUids = new Set(deleted.map((name) => uids.get(name)));
     const leftovers = async (): Promise<number> => (await records(plane.core, ns)).filter((r) => deletedUids.has(r.invitationUid)).length;
     const deadline = thawedAt + options.deadlineMs;
@@ -122,7 +139,9 @@ export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
     await op.stop();
     const relists410 = relists.length;
     const extraMails = sink.total - mailsBefore;
-    log(`    after the thaw: relists after 410 Gone: ${relists.map((p) => p.replace(/^.*\//, '')).join(', ') || 'none'}; watches found silent by the watchdog: ${silent.map((p) => p.replace(/^.*\//, '')).join(', ') || 'none'}; every change handled ${Number.isNaN(caughtUpS) ? 'never' : `${caughtUpS.toFixed(1)} s`} after the thaw; ${extraMails} mails after the freeze (expected ${2 * changes}: the new and the reissued)`);
+    log(
+      `    after the thaw: relists after 410 Gone: ${relists.map((p) => p.replace(/^.*\//, '')).join(', ') || 'none'}; watches found silent by the watchdog: ${silent.map((p) => p.replace(/^.*\//, '')).join(', ') || 'none'}; every change handled ${Number.isNaN(caughtUpS) ? 'never' : `${caughtUpS.toFixed(1)} s`} after the thaw; ${extraMails} mails after the freeze (expected ${2 * changes}: the new and the reissued)`,
+    );
     checks.check('the operator stayed up', alive, alive ? '' : op.stderr().slice(-300));
     checks.check('the operator got 410 Gone and relisted', relists410 > 0, `${relists410} relists`);
     checks.check('invitations created while it was away: all Sent', sentNew() === changes, `${sentNew()} of ${changes}`);
@@ -130,10 +149,24 @@ export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
     checks.check('deleted while it was away: records gone', leftover === 0, `${leftover} left`);
     checks.check('mails after the freeze: exactly one per new or reissued invitation', extraMails === 2 * changes, `${extraMails}`);
     if (!(caughtUpS <= 60)) {
-      log(`    WARN caught up only ${Number.isNaN(caughtUpS) ? 'never' : `after ${caughtUpS.toFixed(0)} s`}: a watch hung silently after the API server restart${silent.length ? ` (${silent.join(', ')}) until the informer's watchdog restarted it` : ''}`);
+      log(
+        `    WARN caught up only ${Number.isNaN(caughtUpS) ? 'never' : `after ${caughtUpS.toFixed(0)} s`}: a watch hung silently after the API server restart${silent.length ? ` (${silent.join(', ')}) until the informer's watchdog restarted it` : ''}`,
+      );
     }
     log(`    operator log: ${logFile}`);
-    return { n, relists410, relisted: relists, silentWatches: silent, caughtUpSeconds: caughtUpS, compactedAt: revision, created: changes, deleted: changes, reissued: changes, missed, ok: checks.ok };
+    return {
+      n,
+      relists410,
+      relisted: relists,
+      silentWatches: silent,
+      caughtUpSeconds: caughtUpS,
+      compactedAt: revision,
+      created: changes,
+      deleted: changes,
+      reissued: changes,
+      missed,
+      ok: checks.ok,
+    };
   } finally {
     await sink.close();
     await plane.stop();

@@ -94,10 +94,15 @@ export async function killDuringBatch(options: KillOptions): Promise<KillResult>
       beyond += Math.max(0, extra - (inFlightKills.get(name) ?? 0));
     }
     const inFlightTotal = inFlightAtKill.reduce((a, b) => a + b, 0);
-    log(`    ${sink.total} mails for ${n} invitations: ${duplicates} duplicates (at most ${worst} for one invitation), ${inFlightTotal} sends were in flight at a kill; ${seconds.toFixed(1)} s; operator log problems: ${[...new Set(problems)].join(' | ')}`);
+    log(
+      `    ${sink.total} mails for ${n} invitations: ${duplicates} duplicates (at most ${worst} for one invitation), ${inFlightTotal} sends were in flight at a kill; ${seconds.toFixed(1)} s; operator log problems: ${[...new Set(problems)].join(' | ')}`,
+    );
     checks.check('every invitation reached Sent (none lost)', lost === 0, `${watch.count('Sent')} of ${n}`);
     checks.check('one record per invitation (no leaked token)', finalRecords.length === n, `${finalRecords.length} records`);
-    checks.check('no invitation without a mail', [...email.values()].every((a) => (sink.perRecipient.get(a) ?? 0) >= 1));
+    checks.check(
+      'no invitation without a mail',
+      [...email.values()].every((a) => (sink.perRecipient.get(a) ?? 0) >= 1),
+    );
     checks.check('duplicates within the guarantee (≤ 1 per kill that caught the send in flight)', beyond === 0, `${duplicates} duplicates, ${beyond} beyond`);
     return { n, kills, inFlightAtKill, mails: sink.total, duplicates, beyondGuarantee: beyond, lost, seconds, ok: checks.ok };
   } finally {

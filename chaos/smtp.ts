@@ -57,7 +57,11 @@ export async function smtpDownMidBatch(options: SmtpDownOptions): Promise<SmtpDo
     await creating;
     let missing = 0;
     try {
-      await watch.waitFor('Sent', bodies.map((b) => b.metadata.name), 300_000);
+      await watch.waitFor(
+        'Sent',
+        bodies.map((b) => b.metadata.name),
+        300_000,
+      );
     } catch (err) {
       missing = n - watch.count('Sent');
       log(`    ${(err as Error).message}`);
@@ -84,7 +88,13 @@ export async function smtpDownMidBatch(options: SmtpDownOptions): Promise<SmtpDo
       duplicates: sink.duplicates().extra,
       ok: false,
     };
-    log(`    attempts per invitation: ${Object.entries(attempts).map(([a, k]) => `${a}: ${k}`).join(', ')} (max ${maxAttempts}); ${result.mails} mails, ${result.duplicates} duplicates; backlog drained ${result.drainSeconds.toFixed(1)} s after the server came back; failed sends in the operator log: ${op.count('invitation mail not sent')}; operator exits: ${op.exits.length}`);
+    log(
+      `    attempts per invitation: ${Object.entries(attempts)
+        .map(([a, k]) => `${a}: ${k}`)
+        .join(
+          ', ',
+        )} (max ${maxAttempts}); ${result.mails} mails, ${result.duplicates} duplicates; backlog drained ${result.drainSeconds.toFixed(1)} s after the server came back; failed sends in the operator log: ${op.count('invitation mail not sent')}; operator exits: ${op.exits.length}`,
+    );
     checks.check('the operator stayed up', op.exits.length === 0, op.exits.join('; '));
     checks.check('every invitation reached Sent (backlog drained)', missing === 0, `${watch.count('Sent')} of ${n}`);
     checks.check(`attempts per invitation bounded (≤ ${bound} for ${options.downMs / 1000} s down)`, maxAttempts <= bound, `max ${maxAttempts}`);

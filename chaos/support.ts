@@ -3,7 +3,14 @@
 // etcdctl is not installed), and a check list that prints what it counted.
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Operator } from '../bench/support/operator.ts';
-import { INVITATION_UID_LABEL, MANAGED_SELECTOR, recordFromSecret, RECORD_COMPONENT, COMPONENT_LABEL, type InvitationRecord } from '../src/invitation/record.ts';
+import {
+  INVITATION_UID_LABEL,
+  MANAGED_SELECTOR,
+  recordFromSecret,
+  RECORD_COMPONENT,
+  COMPONENT_LABEL,
+  type InvitationRecord,
+} from '../src/invitation/record.ts';
 
 /** Every invitation record in the namespace. */
 export async function records(core: CoreV1Api, namespace: string): Promise<InvitationRecord[]> {

@@ -63,7 +63,14 @@ async function main(): Promise<void> {
   const mailer = config.mail ? createInvitationMailer(config.mail, log.child({ component: 'mail' })) : undefined;
   if (!config.mail) log.info('no mail server configured: invitation links are shown in status for manual sharing');
 
-  const controller = new Controller({ kubeConfig, config, log, metrics, ...(options.podName !== undefined ? { instance: options.podName } : {}), ...(mailer ? { mailer: withMailMetrics(mailer, metrics) } : {}) });
+  const controller = new Controller({
+    kubeConfig,
+    config,
+    log,
+    metrics,
+    ...(options.podName !== undefined ? { instance: options.podName } : {}),
+    ...(mailer ? { mailer: withMailMetrics(mailer, metrics) } : {}),
+  });
   metrics.setSources({ invitationsByPhase: () => controller.invitationsByPhase(), workqueueDepth: () => controller.queueDepth() });
 
   let leading = false;
@@ -127,7 +134,10 @@ async function main(): Promise<void> {
     shutdown('SIGINT');
   });
 
-  log.info({ component, acceptUrl, metricsPort: metricsServer.port, leaderElection: election ? `${election.namespace}/${election.name}` : 'off' }, 'usher is up');
+  log.info(
+    { component, acceptUrl, metricsPort: metricsServer.port, leaderElection: election ? `${election.namespace}/${election.name}` : 'off' },
+    'usher is up',
+  );
   if (elector) void elector.run();
   else if (runsController) await startController();
 }

@@ -91,9 +91,11 @@ export function parseRuntimeOptions(argv: readonly string[], env: NodeJS.Process
   const metricsPort = port('USHER_METRICS_PORT', variable('USHER_METRICS_PORT'), problems) ?? DEFAULT_METRICS_PORT;
   const electionOn = bool('USHER_LEADER_ELECTION', variable('USHER_LEADER_ELECTION'), problems) ?? true;
   const leaseName = variable('USHER_LEASE_NAME') ?? DEFAULT_LEASE_NAME;
-  if (!isDnsSubdomain(leaseName)) problems.push(`USHER_LEASE_NAME: ${JSON.stringify(leaseName)} is not a Lease name (lowercase letters, digits, '-' and '.', at most 253)`);
+  if (!isDnsSubdomain(leaseName))
+    problems.push(`USHER_LEASE_NAME: ${JSON.stringify(leaseName)} is not a Lease name (lowercase letters, digits, '-' and '.', at most 253)`);
   const podNamespace = variable('POD_NAMESPACE');
-  if (podNamespace !== undefined && !isDnsLabel(podNamespace)) problems.push(`POD_NAMESPACE: ${JSON.stringify(podNamespace)} is not a namespace name (lowercase letters, digits and '-', at most 63)`);
+  if (podNamespace !== undefined && !isDnsLabel(podNamespace))
+    problems.push(`POD_NAMESPACE: ${JSON.stringify(podNamespace)} is not a namespace name (lowercase letters, digits and '-', at most 63)`);
   const podName = variable('POD_NAME');
   if (problems.length > 0) throw new OptionsError(problems);
 

@@ -70,7 +70,10 @@ describe('parseRuntimeOptions', () => {
 
   it('passes --kubeconfig, and the variables loadKubeConfig reads, and nothing else of the environment', () => {
     const env = { KUBECONFIG: '/a:/b', KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443', HOME: '/home/u' };
-    expect(parse(['--kubeconfig', '/k'], env).kubeconfig).toEqual({ path: '/k', env: { KUBECONFIG: '/a:/b', KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' } });
+    expect(parse(['--kubeconfig', '/k'], env).kubeconfig).toEqual({
+      path: '/k',
+      env: { KUBECONFIG: '/a:/b', KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' },
+    });
   });
 
   it('keeps the environment for the config’s passwordEnv / clientSecretEnv', () => {
@@ -100,7 +103,15 @@ describe('parseRuntimeOptions', () => {
   });
 
   it('counts an empty variable as unset', () => {
-    const options = parse([], { USHER_CONFIG: '', LOG_LEVEL: '', USHER_METRICS_PORT: '', USHER_LEADER_ELECTION: '', USHER_LEASE_NAME: '', POD_NAME: '', POD_NAMESPACE: '' });
+    const options = parse([], {
+      USHER_CONFIG: '',
+      LOG_LEVEL: '',
+      USHER_METRICS_PORT: '',
+      USHER_LEADER_ELECTION: '',
+      USHER_LEASE_NAME: '',
+      POD_NAME: '',
+      POD_NAMESPACE: '',
+    });
     expect(options).toMatchObject({ logLevel: 'info', metricsPort: 9090, leaderElection: { namespace: 'default', name: 'usher-leader' } });
     expect(options.configPath).toBeUndefined();
     expect(options.podName).toBeUndefined();
@@ -120,8 +131,18 @@ describe('parseRuntimeOptions: problems', () => {
     ['a port with a sign or a fraction', [], { USHER_METRICS_PORT: '-1' }, 'USHER_METRICS_PORT: "-1" is not a port number (1-65535, or 0 for any free port)'],
     ['an unknown log level', [], { LOG_LEVEL: 'verbose' }, 'LOG_LEVEL: "verbose" is not one of fatal, error, warn, info, debug, trace, silent'],
     ['a leader-election switch that is not true or false', [], { USHER_LEADER_ELECTION: 'no' }, 'USHER_LEADER_ELECTION: "no" is not true or false'],
-    ['a Lease name Kubernetes would refuse', [], { USHER_LEASE_NAME: 'Usher_Leader' }, 'USHER_LEASE_NAME: "Usher_Leader" is not a Lease name (lowercase letters, digits, \'-\' and \'.\', at most 253)'],
-    ['a namespace name Kubernetes would refuse', [], { POD_NAMESPACE: 'Platform' }, 'POD_NAMESPACE: "Platform" is not a namespace name (lowercase letters, digits and \'-\', at most 63)'],
+    [
+      'a Lease name Kubernetes would refuse',
+      [],
+      { USHER_LEASE_NAME: 'Usher_Leader' },
+      "USHER_LEASE_NAME: \"Usher_Leader\" is not a Lease name (lowercase letters, digits, '-' and '.', at most 253)",
+    ],
+    [
+      'a namespace name Kubernetes would refuse',
+      [],
+      { POD_NAMESPACE: 'Platform' },
+      'POD_NAMESPACE: "Platform" is not a namespace name (lowercase letters, digits and \'-\', at most 63)',
+    ],
     ['an unknown component', ['--component', 'web'], {}, '--component: "web" is not one of accept, controller, all'],
     ['an unknown flag', ['--confg', 'x.yaml'], {}, '--confg: unknown flag (known: --config, --kubeconfig, --component)'],
     ['a flag without its value', ['--config'], {}, '--config: needs a value'],
@@ -129,7 +150,12 @@ describe('parseRuntimeOptions: problems', () => {
     ['a flag followed by another flag', ['--config', '--component', 'all'], {}, '--config: needs a value'],
     ['a single-dash flag', ['-c', 'x.yaml'], {}, '-c: unknown flag (known: --config, --kubeconfig, --component)'],
     ['an argument that is no flag', ['config.yaml'], {}, '"config.yaml": unexpected argument (Usher takes only the flags --config, --kubeconfig, --component)'],
-    ['an argument after --', ['--config', 'a.yaml', '--', 'b.yaml'], {}, '"b.yaml": unexpected argument (Usher takes only the flags --config, --kubeconfig, --component)'],
+    [
+      'an argument after --',
+      ['--config', 'a.yaml', '--', 'b.yaml'],
+      {},
+      '"b.yaml": unexpected argument (Usher takes only the flags --config, --kubeconfig, --component)',
+    ],
   ])('%s', (_, argv, env, problem) => {
     expect(problemsOf(argv, env)).toEqual([problem]);
   });
@@ -156,7 +182,8 @@ describe('main on bad options', () => {
     await expect(run).rejects.toMatchObject({
       code: 2,
       stdout: '',
-      stderr: 'usher: --component: "web" is not one of accept, controller, all\nusher: USHER_METRICS_PORT: "abc" is not a port number (1-65535, or 0 for any free port)\n',
+      stderr:
+        'usher: --component: "web" is not one of accept, controller, all\nusher: USHER_METRICS_PORT: "abc" is not a port number (1-65535, or 0 for any free port)\n',
     });
   }, 30_000);
 });

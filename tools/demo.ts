@@ -24,9 +24,11 @@ async function portOr(preferred: number): Promise<number> {
     probe.once('error', () => {
       resolve(false);
     });
-    probe.listen(preferred, () => probe.close(() => {
-      resolve(true);
-    }));
+    probe.listen(preferred, () =>
+      probe.close(() => {
+        resolve(true);
+      }),
+    );
   });
   return free ? preferred : freePort();
 }
@@ -35,7 +37,8 @@ const [acceptPort, metricsPort] = [await portOr(8080), await portOr(9090)];
 const plane = await startControlPlane();
 // Asynchronous on purpose: the mail catcher shares this process and must keep answering.
 const run = promisify(execFile);
-const kubectl = async (...args: string[]): Promise<string> => (await run('kubectl', ['--kubeconfig', plane.kubeconfigs.admin, ...args], { encoding: 'utf8' })).stdout;
+const kubectl = async (...args: string[]): Promise<string> =>
+  (await run('kubectl', ['--kubeconfig', plane.kubeconfigs.admin, ...args], { encoding: 'utf8' })).stdout;
 await kubectl('apply', '--server-side', '-f', join(root, 'crds'));
 await kubectl('wait', '--for=condition=Established', '-f', join(root, 'crds'));
 
@@ -102,10 +105,16 @@ operator.on('exit', (code) => {
   }
 });
 
-for (const example of ['tenant-developer.yaml', 'long-expiry.yaml', 'sso-direct.yaml']) await kubectl('apply', '-n', 'acme', '-f', join(root, 'examples', example));
+for (const example of ['tenant-developer.yaml', 'long-expiry.yaml', 'sso-direct.yaml'])
+  await kubectl('apply', '-n', 'acme', '-f', join(root, 'examples', example));
 await kubectl('apply', '-n', 'usher-system', '-f', join(root, 'examples', 'instance-admin.yaml'));
 
-for (const [ns, name, phase] of [['acme', 'jane-doe', 'Sent'], ['acme', 'contractor', 'Sent'], ['acme', 'sam-sso', 'UserCreated'], ['usher-system', 'ops-lead', 'Sent']] as const) {
+for (const [ns, name, phase] of [
+  ['acme', 'jane-doe', 'Sent'],
+  ['acme', 'contractor', 'Sent'],
+  ['acme', 'sam-sso', 'UserCreated'],
+  ['usher-system', 'ops-lead', 'Sent'],
+] as const) {
   await kubectl('wait', `--for=jsonpath={.status.phase}=${phase}`, `userinvitation/${name}`, '-n', ns, '--timeout=60s');
 }
 say('');
@@ -134,4 +143,3 @@ const shutdown = (): void => {
 };
 process.on('SIGINT', shutdown);
 process.on('SIGTERM', shutdown);
-

@@ -22,7 +22,10 @@ const escape = (text: string): string => text.replace(/[&<>"']/g, (c) => `&#${c.
 
 function indexPage(mails: CaughtMail[]): string {
   const rows = mails
-    .map((m) => `<tr><td>${m.receivedAt.toISOString()}</td><td>${escape(m.mail.from?.text ?? '')}</td><td>${escape(m.mail.to && !Array.isArray(m.mail.to) ? m.mail.to.text : '')}</td><td><a href="/mail/${m.id}">${escape(m.mail.subject ?? '(no subject)')}</a></td></tr>`)
+    .map(
+      (m) =>
+        `<tr><td>${m.receivedAt.toISOString()}</td><td>${escape(m.mail.from?.text ?? '')}</td><td>${escape(m.mail.to && !Array.isArray(m.mail.to) ? m.mail.to.text : '')}</td><td><a href="/mail/${m.id}">${escape(m.mail.subject ?? '(no subject)')}</a></td></tr>`,
+    )
     .join('');
   return `<!doctype html><meta charset="utf-8"><title>Usher mail catcher</title>
 <style>body{font:15px system-ui,sans-serif;margin:2rem;color:#111}table{border-collapse:collapse}td,th{padding:.4rem .8rem;border-bottom:1px solid #ddd;text-align:left}</style>
@@ -66,8 +69,14 @@ export async function startMailCatcher(options: { smtpPort?: number; webPort?: n
     webUrl: `http://127.0.0.1:${typeof webAddress === 'object' && webAddress ? webAddress.port : 0}`,
     mails,
     close: async () => {
-      await new Promise<void>((resolve) => { smtp.close(resolve); });
-      await new Promise<void>((resolve) => web.close(() => { resolve(); }));
+      await new Promise<void>((resolve) => {
+        smtp.close(resolve);
+      });
+      await new Promise<void>((resolve) =>
+        web.close(() => {
+          resolve();
+        }),
+      );
     },
   };
 }

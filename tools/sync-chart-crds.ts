@@ -19,7 +19,9 @@ const header = (name: string): string =>
 
 /** What files/crds/ should hold: file name → content. */
 export function expectedChartCrds(): Map<string, string> {
-  const files = readdirSync(SOURCE_DIR).filter((f) => f.endsWith('.yaml')).sort();
+  const files = readdirSync(SOURCE_DIR)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort();
   return new Map(files.map((f) => [f, header(f) + readFileSync(join(SOURCE_DIR, f), 'utf8')]));
 }
 
@@ -48,7 +50,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (process.argv.includes('--check')) {
     const drift = chartCrdDrift();
     if (drift.length > 0) {
-      process.stderr.write(`charts/usher/files/crds/ is out of step with crds/:\n${drift.map((d) => `  ${d}`).join('\n')}\nrun: node tools/sync-chart-crds.ts\n`);
+      process.stderr.write(
+        `charts/usher/files/crds/ is out of step with crds/:\n${drift.map((d) => `  ${d}`).join('\n')}\nrun: node tools/sync-chart-crds.ts\n`,
+      );
       process.exit(1);
     }
   } else {

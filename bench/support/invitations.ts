@@ -52,7 +52,14 @@ export async function createInvitation(custom: CustomObjectsApi, body: UserInvit
       // 429 (the API server's max in flight), 5xx, or no API server at all (a fault test restarting it): retry for a while.
       const code = (err as { code?: number }).code;
       // A create that went through although its answer was lost (the API server went away meanwhile).
-      if (code === 409 && attempt > 1) return (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: INVITATION_PLURAL, name: body.metadata.name })) as UserInvitation;
+      if (code === 409 && attempt > 1)
+        return (await custom.getNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace,
+          plural: INVITATION_PLURAL,
+          name: body.metadata.name,
+        })) as UserInvitation;
       if (performance.now() > deadline || (code !== undefined && code !== 429 && code < 500)) throw err;
       await new Promise((r) => setTimeout(r, Math.min(100 * attempt, 1000)));
     }
@@ -60,7 +67,12 @@ export async function createInvitation(custom: CustomObjectsApi, body: UserInvit
 }
 
 /** Creates the invitations with `concurrency` requests in flight; `onCreated` sees each as its create returns. */
-export function createInvitations(custom: CustomObjectsApi, bodies: readonly UserInvitation[], concurrency: number, onCreated?: (created: UserInvitation) => void): Promise<UserInvitation[]> {
+export function createInvitations(
+  custom: CustomObjectsApi,
+  bodies: readonly UserInvitation[],
+  concurrency: number,
+  onCreated?: (created: UserInvitation) => void,
+): Promise<UserInvitation[]> {
   return pool(bodies, concurrency, async (body) => {
     const created = await createInvitation(custom, body);
     onCreated?.(created);
@@ -110,12 +122,21 @@ export async function deliverPlain(client: PlainClient, invitation: UserInvitati
   };
   const write = async (r: InvitationRecord, create: boolean): Promise<InvitationRecord> => {
     const body = secretFromRecord(r) as V1Secret;
-    const saved = create ? await core.createNamespacedSecret({ namespace: config.namespace, body }) : await core.replaceNamespacedSecret({ namespace: config.namespace, name: r.name, body });
+    const saved = create
+      ? await core.createNamespacedSecret({ namespace: config.namespace, body })
+      : await core.replaceNamespacedSecret({ namespace: config.namespace, name: r.name, body });
     return { ...r, resourceVersion: saved.metadata?.resourceVersion };
   };
   const writeStatus = async (inv: UserInvitation, records: InvitationRecord[], link: string): Promise<UserInvitation> => {
     const status = observe(inv, records, link).status;
-    return (await custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural: INVITATION_PLURAL, name: inv.metadata.name, body: { ...inv, status } })) as UserInvitation;
+    return (await custom.replaceNamespacedCustomObjectStatus({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: INVITATION_PLURAL,
+      name: inv.metadata.name,
+      body: { ...inv, status },
+    })) as UserInvitation;
   };
 
   record = await write(record, true);
@@ -159,7 +180,22 @@ export async function seedSettled(client: Omit<PlainClient, 'mailer'>, body: Use
   };
   const secret = await core.createNamespacedSecret({ namespace: config.namespace, body: secretFromRecord(record) });
   const link = linkFor(config.baseUrl, token.token);
-  const status = decide({ invitation, records: [{ ...record, resourceVersion: secret.metadata?.resourceVersion }], link, namespaceTenant: TENANT, user: undefined, config, now }).status;
-  const written = (await custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural: INVITATION_PLURAL, name: invitation.metadata.name, body: { ...invitation, status } })) as UserInvitation;
+  const status = decide({
+    invitation,
+    records: [{ ...record, resourceVersion: secret.metadata?.resourceVersion }],
+    link,
+    namespaceTenant: TENANT,
+    user: undefined,
+    config,
+    now,
+  }).status;
+  const written = (await custom.replaceNamespacedCustomObjectStatus({
+    group: GROUP,
+    version: VERSION,
+    namespace,
+    plural: INVITATION_PLURAL,
+    name: invitation.metadata.name,
+    body: { ...invitation, status },
+  })) as UserInvitation;
   return { invitation: written, token: token.token };
 }

@@ -31,7 +31,8 @@ export async function watchPhases(kubeConfig: KubeConfig, custom: CustomObjectsA
   const informer = new Informer<UserInvitation>({
     kubeConfig,
     path: `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${INVITATION_PLURAL}`,
-    list: async () => (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: INVITATION_PLURAL })) as ListResult<UserInvitation>,
+    list: async () =>
+      (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: INVITATION_PLURAL })) as ListResult<UserInvitation>,
     resyncPeriodMs: 0,
     backoff: { initialMs: 200, maxMs: 2000 },
   });

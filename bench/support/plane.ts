@@ -34,7 +34,8 @@ export interface Plane {
 export async function startPlane(log: (line: string) => void = () => undefined): Promise<Plane> {
   const plane = await startControlPlane({ log });
   const kubeconfig = plane.kubeconfigs.admin;
-  const kubectl = async (...args: string[]): Promise<string> => (await run('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', maxBuffer: 256 << 20 })).stdout;
+  const kubectl = async (...args: string[]): Promise<string> =>
+    (await run('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', maxBuffer: 256 << 20 })).stdout;
   try {
     await kubectl('apply', '--server-side', '-f', join(root, 'crds'));
     await kubectl('wait', '--for=condition=Established', '--timeout=60s', '-f', join(root, 'crds'));
@@ -62,7 +63,9 @@ export async function startPlane(log: (line: string) => void = () => undefined):
     requestCounts: () => requestCounts(plane.server, token, ca),
     cpu() {
       // Launch order: etcd, kube-apiserver, kube-controller-manager (the pids file lists them so).
-      const [etcd = 0, apiserver = 0, kcm = 0] = readFileSync(join(plane.dir, 'pids'), 'utf8').split('\n').map((pid) => cpuSeconds(Number(pid)));
+      const [etcd = 0, apiserver = 0, kcm = 0] = readFileSync(join(plane.dir, 'pids'), 'utf8')
+        .split('\n')
+        .map((pid) => cpuSeconds(Number(pid)));
       return { etcd, apiserver, kcm };
     },
     async namespace(name, tenant) {

@@ -65,7 +65,11 @@ export function summariseProfile(path: string, top = 15): ProfileSummary {
     const pkg = packageOf(url, functionName);
     packages.set(pkg, (packages.get(pkg) ?? 0) + t);
   }
-  const sorted = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, ms]) => ({ name, ms }));
+  const sorted = (m: Map<string, number>) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, ms]) => ({ name, ms }));
   return { totalMs: total, busyMs: busy, functions: sorted(functions), packages: sorted(packages) };
 }
 

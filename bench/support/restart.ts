@@ -25,7 +25,9 @@ export interface RestartResult {
 /** resourceVersion of every invitation and record Secret, by kind/namespace/name. */
 async function versions(plane: Plane): Promise<Map<string, string>> {
   const map = new Map<string, string>();
-  const invitations = (await plane.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: INVITATION_PLURAL })) as { items: UserInvitation[] };
+  const invitations = (await plane.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: INVITATION_PLURAL })) as {
+    items: UserInvitation[];
+  };
   for (const inv of invitations.items) map.set(`inv/${inv.metadata.namespace ?? ''}/${inv.metadata.name}`, inv.metadata.resourceVersion ?? '');
   const secrets = await plane.core.listSecretForAllNamespaces({ labelSelector: MANAGED_SELECTOR });
   for (const s of secrets.items) map.set(`secret/${s.metadata?.namespace ?? ''}/${s.metadata?.name ?? ''}`, s.metadata?.resourceVersion ?? '');
@@ -40,7 +42,12 @@ function changed(a: Map<string, string>, b: Map<string, string>): number {
 }
 
 /** Starts an operator (debug log, to count reconciles) and resolves once it has reconciled `expected` invitations. */
-export async function startAndSettle(plane: Plane, smtpPort: number, expected: number, options: { memoryProbe?: boolean; operatorRoot?: string } = {}): Promise<{ op: Operator; readyAt: number; settledAt: number }> {
+export async function startAndSettle(
+  plane: Plane,
+  smtpPort: number,
+  expected: number,
+  options: { memoryProbe?: boolean; operatorRoot?: string } = {},
+): Promise<{ op: Operator; readyAt: number; settledAt: number }> {
   const op = await startOperator({ kubeconfig: plane.kubeconfig, smtpPort, logLevel: 'debug', ...options });
   const settled = new Promise<number>((resolve) => {
     const check = (): void => {
@@ -53,7 +60,14 @@ export async function startAndSettle(plane: Plane, smtpPort: number, expected: n
     check();
   });
   const readyAt = await op.running;
-  const settledAt = await Promise.race([settled, new Promise<never>((_, reject) => setTimeout(() => { reject(new Error(`operator reconciled ${op.counts.get('reconciled') ?? 0} of ${expected} in 10 min`)); }, 600_000).unref())]);
+  const settledAt = await Promise.race([
+    settled,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => {
+        reject(new Error(`operator reconciled ${op.counts.get('reconciled') ?? 0} of ${expected} in 10 min`));
+      }, 600_000).unref(),
+    ),
+  ]);
   return { op, readyAt, settledAt };
 }
 
@@ -62,7 +76,13 @@ export async function startAndSettle(plane: Plane, smtpPort: number, expected: n
  * which holds `count` settled invitations: how long until it is ready and has
  * reconciled each once, and what it wrote and mailed meanwhile.
  */
-export async function restartSettled(plane: Plane, sink: { port: number; total: number }, running: Operator, count: number, options: { log: (line: string) => void; operatorRoot?: string }): Promise<RestartResult> {
+export async function restartSettled(
+  plane: Plane,
+  sink: { port: number; total: number },
+  running: Operator,
+  count: number,
+  options: { log: (line: string) => void; operatorRoot?: string },
+): Promise<RestartResult> {
   await running.stop();
   const rvBefore = await versions(plane);
   const requestsBefore = await plane.requestCounts();
@@ -84,6 +104,8 @@ export async function restartSettled(plane: Plane, sink: { port: number; total: 
     mails: sink.total - mailsBefore,
     problems: summariseProblems(op.problems),
   };
-  options.log(`  restart with ${count} settled: ready in ${r.readySeconds.toFixed(2)} s, all reconciled in ${r.resyncSeconds.toFixed(2)} s; API writes ${r.apiWrites}, changed objects ${r.changedObjects}, mails ${r.mails}; log problems: ${r.problems}`);
+  options.log(
+    `  restart with ${count} settled: ready in ${r.readySeconds.toFixed(2)} s, all reconciled in ${r.resyncSeconds.toFixed(2)} s; API writes ${r.apiWrites}, changed objects ${r.changedObjects}, mails ${r.mails}; log problems: ${r.problems}`,
+  );
   return r;
 }

@@ -65,7 +65,10 @@ export async function startSink(): Promise<Sink> {
   const stop = async (): Promise<void> => {
     const s = server;
     server = undefined;
-    if (s) await new Promise<void>((resolve) => { s.close(resolve); });
+    if (s)
+      await new Promise<void>((resolve) => {
+        s.close(resolve);
+      });
   };
 
   const sink: Sink = {

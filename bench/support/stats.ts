@@ -12,7 +12,8 @@ export function mean(values: readonly number[]): number {
   return values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length;
 }
 
-export const ms = (value: number): string => (Number.isNaN(value) ? '–' : value >= 10_000 ? `${(value / 1000).toFixed(1)} s` : `${value.toFixed(value < 10 ? 1 : 0)} ms`);
+export const ms = (value: number): string =>
+  Number.isNaN(value) ? '–' : value >= 10_000 ? `${(value / 1000).toFixed(1)} s` : `${value.toFixed(value < 10 ? 1 : 0)} ms`;
 export const perSecond = (value: number): string => `${value.toFixed(value < 10 ? 1 : 0)}/s`;
 export const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 export const bytes = (value: number): string => (Math.abs(value) >= 10_240 ? `${(value / 1024).toFixed(1)} KiB` : `${Math.round(value)} B`);
@@ -31,7 +32,8 @@ export function table(rows: readonly Row[]): string {
   const all = [header, ...rows];
   const width = (key: keyof Row): number => Math.max(...all.map((r) => (r[key] ?? '').length));
   const w = { bench: width('bench'), metric: width('metric'), value: width('value'), note: width('note') };
-  const line = (r: Row): string => `| ${r.bench.padEnd(w.bench)} | ${r.metric.padEnd(w.metric)} | ${r.value.padStart(w.value)} | ${(r.note ?? '').padEnd(w.note)} |`;
+  const line = (r: Row): string =>
+    `| ${r.bench.padEnd(w.bench)} | ${r.metric.padEnd(w.metric)} | ${r.value.padStart(w.value)} | ${(r.note ?? '').padEnd(w.note)} |`;
   const rule = `| ${'-'.repeat(w.bench)} | ${'-'.repeat(w.metric)} | ${'-'.repeat(w.value - 1)}: | ${'-'.repeat(w.note)} |`;
   return [line(header), rule, ...rows.map(line)].join('\n');
 }

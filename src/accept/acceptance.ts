@@ -130,12 +130,20 @@ export async function acceptInvitation(deps: AcceptDeps, found: Found, as: Accep
 type Provisioned = { kind: 'user'; user: User } | { kind: 'existingAccount' } | { kind: 'busy' };
 
 /** Creates the new account, or takes over the provisional User a crashed attempt at this same link left. */
-async function provisionUser(deps: AcceptDeps, record: InvitationRecord, claimId: string, membership: Membership, as: Exclude<AcceptAs, { kind: 'existing' }>): Promise<Provisioned> {
+async function provisionUser(
+  deps: AcceptDeps,
+  record: InvitationRecord,
+  claimId: string,
+  membership: Membership,
+  as: Exclude<AcceptAs, { kind: 'existing' }>,
+): Promise<Provisioned> {
   const { store } = deps;
   const names = { ...(as.firstName ? { firstName: as.firstName } : {}), ...(as.lastName ? { lastName: as.lastName } : {}) };
   const name = userNameFor(record.email);
   const spec: Partial<UserSpec> =
-    as.kind === 'newPassword' ? { ...names, authentication: 'Password', credentialsSecret: { namespace: deps.credentialsNamespace, name: credentialsSecretName(name) } } : { ...names, authentication: 'External' };
+    as.kind === 'newPassword'
+      ? { ...names, authentication: 'Password', credentialsSecret: { namespace: deps.credentialsNamespace, name: credentialsSecretName(name) } }
+      : { ...names, authentication: 'External' };
   const annotations = { [ACCEPTING_RECORD_ANNOTATION]: record.name, [ACCEPTING_CLAIM_ANNOTATION]: claimId };
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const existing = await freshUser(store, record.email);
@@ -196,7 +204,9 @@ async function addMembership(store: AcceptStore, userName: string, email: string
 async function settle(store: AcceptStore, user: User, claimId: string): Promise<User> {
   const latest = await store.user(user.metadata.name);
   if (!latest || latest.metadata.annotations?.[ACCEPTING_CLAIM_ANNOTATION] !== claimId) return latest ?? user;
-  const annotations = Object.fromEntries(Object.entries(latest.metadata.annotations).filter(([key]) => key !== ACCEPTING_RECORD_ANNOTATION && key !== ACCEPTING_CLAIM_ANNOTATION));
+  const annotations = Object.fromEntries(
+    Object.entries(latest.metadata.annotations).filter(([key]) => key !== ACCEPTING_RECORD_ANNOTATION && key !== ACCEPTING_CLAIM_ANNOTATION),
+  );
   return store.replaceUser({ ...latest, metadata: { ...latest.metadata, annotations } });
 }
 

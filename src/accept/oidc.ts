@@ -49,12 +49,18 @@ export class OidcLogin {
 
   private discover(): Promise<client.Configuration> {
     this.discovered ??= client
-      .discovery(new URL(this.config.issuer), this.config.clientId, { client_secret: this.config.clientSecret }, client.ClientSecretBasic(this.config.clientSecret), {
-        timeout: PROVIDER_TIMEOUT_S,
-        // The config loader accepts http only for loopback issuers (tests, a provider on the same machine).
-        // eslint-disable-next-line @typescript-eslint/no-deprecated -- deprecated only to stand out; loopback http is its documented use
-        ...(this.config.issuer.startsWith('http:') ? { execute: [client.allowInsecureRequests] } : {}),
-      })
+      .discovery(
+        new URL(this.config.issuer),
+        this.config.clientId,
+        { client_secret: this.config.clientSecret },
+        client.ClientSecretBasic(this.config.clientSecret),
+        {
+          timeout: PROVIDER_TIMEOUT_S,
+          // The config loader accepts http only for loopback issuers (tests, a provider on the same machine).
+          // eslint-disable-next-line @typescript-eslint/no-deprecated -- deprecated only to stand out; loopback http is its documented use
+          ...(this.config.issuer.startsWith('http:') ? { execute: [client.allowInsecureRequests] } : {}),
+        },
+      )
       .catch((err: unknown) => {
         this.discovered = undefined;
         throw err;

@@ -32,11 +32,15 @@ export interface RenderedPage {
 }
 
 const ICONS = {
-  invite: raw('<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M3 7.5 12 13l9-5.5M4.5 5h15A1.5 1.5 0 0 1 21 6.5v11a1.5 1.5 0 0 1-1.5 1.5h-15A1.5 1.5 0 0 1 3 17.5v-11A1.5 1.5 0 0 1 4.5 5Z"/></svg>'),
+  invite: raw(
+    '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M3 7.5 12 13l9-5.5M4.5 5h15A1.5 1.5 0 0 1 21 6.5v11a1.5 1.5 0 0 1-1.5 1.5h-15A1.5 1.5 0 0 1 3 17.5v-11A1.5 1.5 0 0 1 4.5 5Z"/></svg>',
+  ),
   check: raw('<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="m5 12.5 4.5 4.5L19 7.5"/></svg>'),
   clock: raw('<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 2"/></svg>'),
   info: raw('<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><circle cx="12" cy="12" r="9"/><path d="M12 11v6M12 7.5v.5"/></svg>'),
-  unknown: raw('<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M9.5 14.5 7.8 16.2a3 3 0 0 1-4.2-4.2l2.8-2.8M14.5 9.5l1.7-1.7a3 3 0 0 1 4.2 4.2l-2.8 2.8M4 4l16 16"/></svg>'),
+  unknown: raw(
+    '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M9.5 14.5 7.8 16.2a3 3 0 0 1-4.2-4.2l2.8-2.8M14.5 9.5l1.7-1.7a3 3 0 0 1 4.2 4.2l-2.8 2.8M4 4l16 16"/></svg>',
+  ),
   warn: raw('<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M12 4 2.8 19.5h18.4L12 4Z"/><path d="M12 10v4.5M12 17v.5"/></svg>'),
 } as const;
 
@@ -91,9 +95,7 @@ function target(view: InvitationView): SafeHtml {
 }
 
 function grants(view: InvitationView): SafeHtml {
-  const groups = view.groups.length
-    ? html`<ul class="chips">${view.groups.map((g) => html`<li>${g}</li>`)}</ul>`
-    : html`<span class="muted">None</span>`;
+  const groups = view.groups.length ? html`<ul class="chips">${view.groups.map((g) => html`<li>${g}</li>`)}</ul>` : html`<span class="muted">None</span>`;
   const roles = view.roles.length
     ? html`<ul class="roles">${view.roles.map((r) => html`<li><span class="role">${r.name}</span> <span class="where">${r.namespaces?.length ? html`in ${joinWords(r.namespaces)}` : 'in every namespace'}</span></li>`)}</ul>`
     : html`<span class="muted">None</span>`;
@@ -197,7 +199,9 @@ function passwordForm(view: InvitationView, form: FormState, invalid: readonly F
   const errors = form.errors ?? {};
   const values = form.values ?? {};
   const first = invalid[0];
-  const summary = (invalid.length > 0 || form.formError) && html`<div class="alert" role="alert" aria-labelledby="error-title">
+  const summary =
+    (invalid.length > 0 || form.formError) &&
+    html`<div class="alert" role="alert" aria-labelledby="error-title">
 <h2 id="error-title">${form.formError ?? 'Please check the form'}</h2>
 ${invalid.length > 0 && html`<ul>${invalid.map((f) => html`<li><a href="#${f}">${errors[f]}</a></li>`)}</ul>`}
 </div>`;
@@ -226,7 +230,12 @@ ${field('confirm', 'Confirm password', raw(`type="password" autocomplete="new-pa
 </section>`;
 }
 
-export function successPage(view: InvitationView, name: string | undefined, loginUrl: string | undefined, how: 'newPassword' | 'other' = name === undefined ? 'other' : 'newPassword'): RenderedPage {
+export function successPage(
+  view: InvitationView,
+  name: string | undefined,
+  loginUrl: string | undefined,
+  how: 'newPassword' | 'other' = name === undefined ? 'other' : 'newPassword',
+): RenderedPage {
   const next = loginUrl
     ? html`<p>Sign in with <strong class="email">${emailHtml(view.email)}</strong>${how === 'newPassword' ? ' and the password you just chose' : ''}.</p>
 <a class="button" href="${loginUrl}">Go to sign in</a>`

@@ -81,7 +81,9 @@ const LEET: Record<string, string> = { '0': 'o', '1': 'i', '3': 'e', '4': 'a', '
 export function isCommon(lower: string): boolean {
   const list = commonPasswords();
   const core = lower.replace(/^[^\p{L}]+|[^\p{L}]+$/gu, '');
-  const deLeeted = codePoints(core).map((c) => LEET[c] ?? c).join('');
+  const deLeeted = codePoints(core)
+    .map((c) => LEET[c] ?? c)
+    .join('');
   const lettersOnly = deLeeted.replace(/[^\p{L}]/gu, '');
   const candidates = new Set([lower, core, deLeeted, lettersOnly, ...[lower, lettersOnly].map(repeatedUnit)]);
   for (const candidate of candidates) {
@@ -98,7 +100,14 @@ function repeatedUnit(text: string): string | undefined {
 
 // ---- repetition and sequences
 
-const SEQUENCES = ['abcdefghijklmnopqrstuvwxyz', '0123456789', 'qwertyuiopasdfghjklzxcvbnm', '1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p', 'qwertzuiopasdfghjklyxcvbnm', 'azertyuiopqsdfghjklmwxcvbn'];
+const SEQUENCES = [
+  'abcdefghijklmnopqrstuvwxyz',
+  '0123456789',
+  'qwertyuiopasdfghjklzxcvbnm',
+  '1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p',
+  'qwertzuiopasdfghjklyxcvbnm',
+  'azertyuiopqsdfghjklmwxcvbn',
+];
 
 /**
  * Few distinct characters ("aaaaaaaaaaaaaaab", "abababababababab") or a run

@@ -86,7 +86,13 @@ export function registerRoutes(app: FastifyInstance, ctx: Context): void {
     return user.spec.authentication === 'Password' ? { account: 'existingPassword', sso } : { account: 'existingExternal', sso };
   };
 
-  const formPage = async (request: FastifyRequest, reply: FastifyReply, found: Found, mode: AccountMode, state: Omit<FormState, 'csrf'> = {}): Promise<FastifyReply> => {
+  const formPage = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    found: Found,
+    mode: AccountMode,
+    state: Omit<FormState, 'csrf'> = {},
+  ): Promise<FastifyReply> => {
     const csrf = csrfToken(ctx.keys.csrf, found.record.selector, csrfNonce(request, reply), ctx.now());
     const page = invitationPage(viewOf(found), { ...state, csrf }, mode);
     // Chromium checks the redirects after a form submission against form-action: the SSO form's leads to the provider.
@@ -133,10 +139,13 @@ export function registerRoutes(app: FastifyInstance, ctx: Context): void {
 
     if (mode.account === 'existingExternal') return formPage(request, reply, found, mode);
     if (mode.account === 'existingPassword') {
-      if (intent !== 'signin' || !user) return formPage(request, reply, found, mode, { formError: 'An account for this address already exists: sign in with its password to accept.' });
+      if (intent !== 'signin' || !user)
+        return formPage(request, reply, found, mode, { formError: 'An account for this address already exists: sign in with its password to accept.' });
       // One answer for a wrong password, a missing hash and a locked account.
       if (!(await passwordMatches(ctx.store, user, field(request.body, 'password') ?? '', ctx.signIn))) {
-        return formPage(request, reply, found, mode, { formError: 'That did not work. Check the password of your existing account and try again; after several failed attempts, wait 15 minutes.' });
+        return formPage(request, reply, found, mode, {
+          formError: 'That did not work. Check the password of your existing account and try again; after several failed attempts, wait 15 minutes.',
+        });
       }
       const outcome = await accept(found, { kind: 'existing', userName: user.metadata.name });
       return send(reply, outcomePage(outcome, found, ctx, user.spec.firstName), 'assets');
@@ -147,10 +156,17 @@ export function registerRoutes(app: FastifyInstance, ctx: Context): void {
     if (!checked.ok) return formPage(request, reply, found, mode, { errors: checked.errors, values: checked.values });
     const { submission } = checked;
     const passwordHash = await hashPassword(submission.password);
-    const outcome = await accept(found, { kind: 'newPassword', firstName: submission.firstName, passwordHash, ...(submission.lastName ? { lastName: submission.lastName } : {}) });
+    const outcome = await accept(found, {
+      kind: 'newPassword',
+      firstName: submission.firstName,
+      passwordHash,
+      ...(submission.lastName ? { lastName: submission.lastName } : {}),
+    });
     if (outcome.kind === 'existingAccount') {
       const now = await freshUser(ctx.store, found.record.email);
-      return formPage(request, reply, found, accountMode(found, now), { formError: 'An account for this address was created meanwhile: sign in with its password to accept.' });
+      return formPage(request, reply, found, accountMode(found, now), {
+        formError: 'An account for this address was created meanwhile: sign in with its password to accept.',
+      });
     }
     return send(reply, outcomePage(outcome, found, ctx, submission.firstName), 'assets');
   });
@@ -237,7 +253,12 @@ function closedPage(lookup: Exclude<Lookup, { kind: 'open' }>, ctx: Context): Re
 function outcomePage(outcome: Outcome, found: Found, ctx: Context, name: string | undefined): RenderedPage {
   switch (outcome.kind) {
     case 'accepted':
-      return successPage(viewOf(found), name, ctx.config.accept.loginUrl, outcome.created && outcome.user.spec.authentication === 'Password' ? 'newPassword' : 'other');
+      return successPage(
+        viewOf(found),
+        name,
+        ctx.config.accept.loginUrl,
+        outcome.created && outcome.user.spec.authentication === 'Password' ? 'newPassword' : 'other',
+      );
     case 'existingAccount':
       return messagePage({
         status: 409,

@@ -50,7 +50,13 @@ export function createAcceptServer(deps: AcceptServerDeps): AcceptServer {
   const now = deps.now ?? (() => new Date());
   const store =
     deps.store ??
-    new KubeAcceptStore({ kubeConfig: deps.kubeConfig, namespace: config.namespace, credentialsNamespace: accept.credentialsNamespace, log, resyncPeriodMs: config.controller.resyncPeriodMs });
+    new KubeAcceptStore({
+      kubeConfig: deps.kubeConfig,
+      namespace: config.namespace,
+      credentialsNamespace: accept.credentialsNamespace,
+      log,
+      resyncPeriodMs: config.controller.resyncPeriodMs,
+    });
   const ctx: Context = {
     config,
     store,

@@ -17,7 +17,15 @@ import { GROUP, INVITATION_PLURAL, USER_PLURAL, VERSION, type User, type UserInv
 import { Informer } from '../runtime/informer.ts';
 import { makePooledApiClient, PooledAuthentication } from '../runtime/pooled-client.ts';
 import { customObjectsClient, namespacesClient, secretsClient, type TypedClient } from '../runtime/typed-client.ts';
-import { MANAGED_BY, MANAGED_BY_LABEL, RECORD_SELECTOR, recordFromSecret, SELECTOR_LABEL, secretFromRecord, type InvitationRecord } from '../invitation/record.ts';
+import {
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  RECORD_SELECTOR,
+  recordFromSecret,
+  SELECTOR_LABEL,
+  secretFromRecord,
+  type InvitationRecord,
+} from '../invitation/record.ts';
 import { credentialsSecretName } from '../invitation/naming.ts';
 
 export const CREDENTIALS_TYPE = 'usher.dev/credentials';
@@ -202,7 +210,11 @@ export class KubeAcceptStore implements AcceptStore {
     const raw = secret?.data?.[PASSWORD_HASH_KEY];
     if (!secret || secret.type !== CREDENTIALS_TYPE || !raw) return undefined;
     const claim = secret.metadata?.annotations?.[CLAIM_ANNOTATION];
-    return { passwordHash: Buffer.from(raw, 'base64').toString('utf8'), ...(claim ? { claim } : {}), ...(secret.metadata?.resourceVersion ? { resourceVersion: secret.metadata.resourceVersion } : {}) };
+    return {
+      passwordHash: Buffer.from(raw, 'base64').toString('utf8'),
+      ...(claim ? { claim } : {}),
+      ...(secret.metadata?.resourceVersion ? { resourceVersion: secret.metadata.resourceVersion } : {}),
+    };
   }
 
   async writeCredentials(user: User, passwordHash: string, claim: string, resourceVersion: string | undefined): Promise<void> {

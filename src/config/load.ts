@@ -223,15 +223,19 @@ function accept(raw: RawAccept, namespace: string, io: Io, problems: string[]): 
       perClientPerMinute: raw.rateLimit?.perClientPerMinute ?? DEFAULTS.perClientPerMinute,
       perTokenPerMinute: raw.rateLimit?.perTokenPerMinute ?? DEFAULTS.perTokenPerMinute,
     },
-    trustProxy: typeof raw.trustProxy === 'number' ? raw.trustProxy : (raw.trustProxy ?? []).filter((entry, i) => {
-      if (isAddressOrRange(entry)) return true;
-      problems.push(`${at}.trustProxy[${i}]: ${JSON.stringify(entry)} is not an IP address or CIDR range such as 10.0.0.0/8`);
-      return false;
-    }),
+    trustProxy:
+      typeof raw.trustProxy === 'number'
+        ? raw.trustProxy
+        : (raw.trustProxy ?? []).filter((entry, i) => {
+            if (isAddressOrRange(entry)) return true;
+            problems.push(`${at}.trustProxy[${i}]: ${JSON.stringify(entry)} is not an IP address or CIDR range such as 10.0.0.0/8`);
+            return false;
+          }),
   };
   if (raw.loginUrl !== undefined) {
     const url = URL.parse(raw.loginUrl);
-    if (url === null || !/^https?:$/.test(url.protocol)) problems.push(`${at}.loginUrl: ${JSON.stringify(raw.loginUrl)} is not an http(s) URL such as https://console.example.com`);
+    if (url === null || !/^https?:$/.test(url.protocol))
+      problems.push(`${at}.loginUrl: ${JSON.stringify(raw.loginUrl)} is not an http(s) URL such as https://console.example.com`);
     config.loginUrl = raw.loginUrl;
   }
   if (raw.oidc !== undefined) {

@@ -22,7 +22,10 @@ type ClosedObject<P extends Record<string, JSONSchema>> = { readonly type: 'obje
 
 /** A closed object: unknown keys are errors, so typos do not silently fall back to defaults. */
 function object<const P extends Record<string, JSONSchema>>(properties: P): ClosedObject<P>;
-function object<const P extends Record<string, JSONSchema>, const R extends readonly (keyof P & string)[]>(properties: P, required: R): ClosedObject<P> & { readonly required: R };
+function object<const P extends Record<string, JSONSchema>, const R extends readonly (keyof P & string)[]>(
+  properties: P,
+  required: R,
+): ClosedObject<P> & { readonly required: R };
 function object(properties: Record<string, JSONSchema>, required?: readonly string[]): ClosedObject<Record<string, JSONSchema>> {
   return { type: 'object', additionalProperties: false, properties, ...(required && { required }) };
 }
@@ -115,7 +118,7 @@ export interface SchemaProblem {
 /** The document's shape problems, in plain words; empty when it fits the schema. */
 export function checkShape(doc: unknown): SchemaProblem[] {
   if (validate(doc)) return [];
-  return (validate.errors as DefinedError[] | null | undefined ?? []).map(describeError);
+  return ((validate.errors as DefinedError[] | null | undefined) ?? []).map(describeError);
 }
 
 function describeError(error: DefinedError): SchemaProblem {
@@ -215,9 +218,7 @@ export function closest(word: string, candidates: readonly string[]): string | u
 
 /** Levenshtein distance, with a swap of two neighbours counted as one edit ("prot" for "port"). */
 function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  );
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   const at = (i: number, j: number): number => d[i]?.[j] ?? Infinity;
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {

@@ -60,7 +60,13 @@ export class Controller {
       },
       log: options.log,
       keyField: 'invitation',
-      ...(metrics ? { observe: (durationMs, outcome) => { metrics.observeReconcile(durationMs, outcome); } } : {}),
+      ...(metrics
+        ? {
+            observe: (durationMs, outcome) => {
+              metrics.observeReconcile(durationMs, outcome);
+            },
+          }
+        : {}),
     });
     this.queue = this.runner.queue;
     setUpWatches(this.cluster, {
@@ -98,9 +104,15 @@ export class Controller {
     for (const record of this.cluster.orphanRecords()) {
       try {
         await this.cluster.deleteRecord(record.name);
-        this.options.log.info({ record: record.name, invitation: `${record.invitationNamespace}/${record.invitationName}` }, 'deleted the record of a deleted invitation');
+        this.options.log.info(
+          { record: record.name, invitation: `${record.invitationNamespace}/${record.invitationName}` },
+          'deleted the record of a deleted invitation',
+        );
       } catch (err) {
-        this.options.log.warn({ record: record.name, err: apiErrorOf(err).message }, 'could not delete an orphaned invitation record; retrying at the next deletion or restart');
+        this.options.log.warn(
+          { record: record.name, err: apiErrorOf(err).message },
+          'could not delete an orphaned invitation record; retrying at the next deletion or restart',
+        );
       }
     }
   }

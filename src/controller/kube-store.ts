@@ -66,7 +66,12 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
     this.invitationClient = customObjectsClient<UserInvitation>(custom, 'UserInvitation', { group: GROUP, version: VERSION, plural: INVITATION_PLURAL });
     this.userClient = customObjectsClient<User>(custom, 'User', { group: GROUP, version: VERSION, plural: USER_PLURAL });
     const namespaceClient = namespacesClient(core);
-    this.recorder = new EventRecorder({ api: makePooledApiClient(kubeConfig, EventsV1Api, auth), reportingController: 'usher.dev/usher', reportingInstance: instance, log });
+    this.recorder = new EventRecorder({
+      api: makePooledApiClient(kubeConfig, EventsV1Api, auth),
+      reportingController: 'usher.dev/usher',
+      reportingInstance: instance,
+      log,
+    });
     const resyncPeriodMs = config.controller.resyncPeriodMs;
     const informerLog = log.child({ component: 'informer' });
 
@@ -141,7 +146,10 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
   /** Records whose invitation no longer exists (deleted while Usher was down, or just now). */
   orphanRecords(): InvitationRecord[] {
     const live = new Set(this.invitations.list().map((i) => i.metadata.uid));
-    return this.secrets.list().flatMap((s) => recordFromSecret(s) ?? []).filter((r) => !live.has(r.invitationUid));
+    return this.secrets
+      .list()
+      .flatMap((s) => recordFromSecret(s) ?? [])
+      .filter((r) => !live.has(r.invitationUid));
   }
 
   // ---- ClusterReader

@@ -61,7 +61,9 @@ export class Reconciler {
       const observed: Observed = {
         invitation,
         records,
-        link: freshLink ?? verifiedLink(config.invitations.linkDisclosure === 'Secret' ? reader.linkSecret(namespace, name) : invitation.status?.link, records, config.baseUrl),
+        link:
+          freshLink ??
+          verifiedLink(config.invitations.linkDisclosure === 'Secret' ? reader.linkSecret(namespace, name) : invitation.status?.link, records, config.baseUrl),
         namespaceTenant: reader.namespaceTenant(namespace),
         user: findUser(invitation.spec.email, (n) => reader.user(n)),
         config,
@@ -87,7 +89,9 @@ export class Reconciler {
         freshLink = undefined;
       }
     }
-    throw new Error(`reconcile of ${namespace}/${name} did not converge after ${MAX_ROUNDS} rounds: decide() still asks for ${asked.map(describeAction).join(', ')} (a bug, not a slow world)`);
+    throw new Error(
+      `reconcile of ${namespace}/${name} did not converge after ${MAX_ROUNDS} rounds: decide() still asks for ${asked.map(describeAction).join(', ')} (a bug, not a slow world)`,
+    );
   }
 
   /**
@@ -95,14 +99,20 @@ export class Reconciler {
    * edited the invitation meanwhile) must not lose the link, so it re-reads the
    * invitation from the API server and tries again. Undefined if it was deleted.
    */
-  private async discloseLink(invitation: UserInvitation, observed: Observed, link: string, handledReissueAt: string | undefined): Promise<UserInvitation | undefined> {
+  private async discloseLink(
+    invitation: UserInvitation,
+    observed: Observed,
+    link: string,
+    handledReissueAt: string | undefined,
+  ): Promise<UserInvitation | undefined> {
     const { reader, writer } = this.deps;
     const now = this.deps.now ?? (() => new Date());
     const { namespace = '', name } = invitation.metadata;
     let latest = invitation;
     for (let attempt = 1; ; attempt++) {
       // The reissue request this token answered counts as handled, though status does not say so yet.
-      const asIssued: UserInvitation = handledReissueAt === undefined ? latest : { ...latest, status: { ...latest.status, lastHandledReissueAt: handledReissueAt } };
+      const asIssued: UserInvitation =
+        handledReissueAt === undefined ? latest : { ...latest, status: { ...latest.status, lastHandledReissueAt: handledReissueAt } };
       const next = decide({ ...observed, invitation: asIssued, records: reader.records(latest.metadata.uid ?? ''), link, now: now() });
       try {
         return await this.writeStatusIfChanged(latest, next.status);
@@ -127,23 +137,24 @@ export class Reconciler {
       case 'issue': {
         const random = this.deps.randomBytes ?? randomBytes;
         const token = tokenFromBytes({ selector: random(SELECTOR_BYTES), verifier: random(VERIFIER_BYTES) });
-        await writer.createRecord(
-          {
-            name: recordName(invitation.metadata.uid ?? '', action.issuance),
-            namespace: this.deps.config.namespace,
-            invitationNamespace: namespace,
-            invitationName: name,
-            invitationUid: invitation.metadata.uid ?? '',
-            selector: token.selector,
-            verifierHash: token.verifierHash,
-            email: action.email,
-            issuance: action.issuance,
-            issuedAt: action.issuedAt,
-            expiresAt: action.expiresAt,
-          },
-        );
+        await writer.createRecord({
+          name: recordName(invitation.metadata.uid ?? '', action.issuance),
+          namespace: this.deps.config.namespace,
+          invitationNamespace: namespace,
+          invitationName: name,
+          invitationUid: invitation.metadata.uid ?? '',
+          selector: token.selector,
+          verifierHash: token.verifierHash,
+          email: action.email,
+          issuance: action.issuance,
+          issuedAt: action.issuedAt,
+          expiresAt: action.expiresAt,
+        });
         writer.event(invitation, 'Normal', action.reason, `Issued invitation link #${action.issuance} for ${action.email}, valid until ${action.expiresAt}.`);
-        log.info({ invitation: `${namespace}/${name}`, issuance: action.issuance, expiresAt: action.expiresAt }, action.reason === 'Issued' ? 'issued invitation' : 'reissued invitation');
+        log.info(
+          { invitation: `${namespace}/${name}`, issuance: action.issuance, expiresAt: action.expiresAt },
+          action.reason === 'Issued' ? 'issued invitation' : 'reissued invitation',
+        );
         return linkFor(this.deps.config.baseUrl, token.token);
       }
       case 'ensureUser': {
@@ -173,13 +184,23 @@ export class Reconciler {
     let mail: MailState;
     if (result.ok) {
       // Success and permanent refusal change the phase, and the phase change records the Event.
-      mail = { attempts, sentAt: now().toISOString().replace(/\.\d{3}Z$/, 'Z') };
+      mail = {
+        attempts,
+        sentAt: now()
+          .toISOString()
+          .replace(/\.\d{3}Z$/, 'Z'),
+      };
     } else if (result.permanent) {
       mail = { attempts, failedPermanently: true, lastError: result.response };
     } else {
       const delay = (this.deps.mailBackoffMs ?? defaultMailBackoffMs)(attempts);
       mail = { attempts, lastError: result.response, nextAttemptAt: new Date(now().getTime() + delay).toISOString() };
-      writer.event(invitation, 'Warning', 'MailRetrying', `Sending the invitation failed (attempt ${attempts}), retrying in ${Math.ceil(delay / 1000)}s: ${result.response}`);
+      writer.event(
+        invitation,
+        'Warning',
+        'MailRetrying',
+        `Sending the invitation failed (attempt ${attempts}), retrying in ${Math.ceil(delay / 1000)}s: ${result.response}`,
+      );
     }
     log.info({ invitation: `${invitation.metadata.namespace ?? ''}/${invitation.metadata.name}`, attempts, ok: result.ok }, 'invitation mail attempt');
     await writer.updateRecord({ ...started, mail });
@@ -233,6 +254,12 @@ export function sameStatus(a: UserInvitationStatus, b: UserInvitationStatus): bo
 
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([x], [y]) => x.localeCompare(y))) : v,
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>)
+            .filter(([, x]) => x !== undefined)
+            .sort(([x], [y]) => x.localeCompare(y)),
+        )
+      : v,
   );
 }

@@ -65,7 +65,8 @@ export function setUpWatches(informers: WatchedInformers, targets: WatchTargets)
   }
 
   const enqueueNamespace = (namespace: V1Namespace): void => {
-    for (const invitation of informers.invitations.list(namespace.metadata?.name ?? '')) targets.enqueue(invitation.metadata.namespace ?? '', invitation.metadata.name);
+    for (const invitation of informers.invitations.list(namespace.metadata?.name ?? ''))
+      targets.enqueue(invitation.metadata.namespace ?? '', invitation.metadata.name);
   };
   informers.namespaces.on('add', enqueueNamespace);
   informers.namespaces.on('update', (namespace, old) => {

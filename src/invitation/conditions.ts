@@ -15,7 +15,12 @@ export interface DesiredCondition {
   message: string;
 }
 
-export function mergeConditions(existing: readonly Condition[] | undefined, desired: readonly DesiredCondition[], generation: number | undefined, now: Date): Condition[] {
+export function mergeConditions(
+  existing: readonly Condition[] | undefined,
+  desired: readonly DesiredCondition[],
+  generation: number | undefined,
+  now: Date,
+): Condition[] {
   return desired.map((want) => {
     const had = existing?.find((c) => c.type === want.type);
     const lastTransitionTime = had && had.status === want.status ? had.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -34,7 +39,17 @@ export function mergeConditions(existing: readonly Condition[] | undefined, desi
 export function readiness(state: 'ready' | 'progressing' | 'stalled', reason: string, message: string): DesiredCondition[] {
   return [
     { type: READY, status: state === 'ready' ? 'True' : 'False', reason, message },
-    { type: RECONCILING, status: state === 'progressing' ? 'True' : 'False', reason: state === 'progressing' ? reason : 'Settled', message: state === 'progressing' ? message : 'Nothing in progress.' },
-    { type: STALLED, status: state === 'stalled' ? 'True' : 'False', reason: state === 'stalled' ? reason : 'NotStalled', message: state === 'stalled' ? message : 'No intervention needed.' },
+    {
+      type: RECONCILING,
+      status: state === 'progressing' ? 'True' : 'False',
+      reason: state === 'progressing' ? reason : 'Settled',
+      message: state === 'progressing' ? message : 'Nothing in progress.',
+    },
+    {
+      type: STALLED,
+      status: state === 'stalled' ? 'True' : 'False',
+      reason: state === 'stalled' ? reason : 'NotStalled',
+      message: state === 'stalled' ? message : 'No intervention needed.',
+    },
   ];
 }

@@ -137,7 +137,11 @@ function plan(f: Facts, out: Outcome): Plan {
   const base = out.handlesReissue === undefined ? f.base : { ...f.base, lastHandledReissueAt: out.handlesReissue };
   return {
     actions: out.actions ?? [],
-    status: withoutUndefined({ ...base, ...out.status, conditions: mergeConditions(previous.conditions, out.conditions, o.invitation.metadata.generation, o.now) }),
+    status: withoutUndefined({
+      ...base,
+      ...out.status,
+      conditions: mergeConditions(previous.conditions, out.conditions, o.invitation.metadata.generation, o.now),
+    }),
     ...(out.requeueAfterMs !== undefined ? { requeueAfterMs: out.requeueAfterMs } : {}),
   };
 }
@@ -154,7 +158,12 @@ function accepted(f: Facts): Plan | undefined {
   const acceptedAt = used?.usedAt ?? previous.acceptedAt;
   const user = used?.user ?? previous.user;
   return plan(f, {
-    status: { phase: 'Accepted', ...(acceptedAt ? { acceptedAt } : {}), ...(user ? { user } : {}), ...pick(previous, 'issuance', 'issuedAt', 'expiresAt', 'sentAt') },
+    status: {
+      phase: 'Accepted',
+      ...(acceptedAt ? { acceptedAt } : {}),
+      ...(user ? { user } : {}),
+      ...pick(previous, 'issuance', 'issuedAt', 'expiresAt', 'sentAt'),
+    },
     conditions: readiness('ready', 'Accepted', `Accepted by ${email}${user ? ` as User ${user}` : ''}.`),
     ...(f.reissueRequest !== undefined ? { handlesReissue: f.reissueRequest } : {}),
   });
@@ -163,13 +172,21 @@ function accepted(f: Facts): Plan | undefined {
 function forbidden(f: Facts): Plan | undefined {
   const reason = forbiddenReason(f.o.invitation, f.o.namespaceTenant, f.o.config);
   if (!reason) return undefined;
-  return plan(f, { status: { phase: 'Failed' }, conditions: readiness('stalled', 'Forbidden', `${reason} Nothing was issued.`), actions: revokeAll(f, 'forbidden') });
+  return plan(f, {
+    status: { phase: 'Failed' },
+    conditions: readiness('stalled', 'Forbidden', `${reason} Nothing was issued.`),
+    actions: revokeAll(f, 'forbidden'),
+  });
 }
 
 function invalid(f: Facts): Plan | undefined {
   const reason = invalidReason(f.o.invitation, f.o.config);
   if (!reason) return undefined;
-  return plan(f, { status: { phase: 'Failed' }, conditions: readiness('stalled', 'InvalidSpec', `${reason} Nothing was issued.`), actions: revokeAll(f, 'invalid spec') });
+  return plan(f, {
+    status: { phase: 'Failed' },
+    conditions: readiness('stalled', 'InvalidSpec', `${reason} Nothing was issued.`),
+    actions: revokeAll(f, 'invalid spec'),
+  });
 }
 
 /** createUserDirectly: no link, no mail; the User gets the membership at once. */
@@ -187,7 +204,11 @@ function directCreation(f: Facts): Plan | undefined {
   }
   return plan(f, {
     status: { phase: 'UserCreated', user: user?.metadata.name ?? '' },
-    conditions: readiness('ready', 'UserCreated', `User ${user?.metadata.name ?? ''} was created directly for ${email}; they sign in through the identity provider.`),
+    conditions: readiness(
+      'ready',
+      'UserCreated',
+      `User ${user?.metadata.name ?? ''} was created directly for ${email}; they sign in through the identity provider.`,
+    ),
     actions: revoked,
   });
 }
@@ -215,7 +236,8 @@ function liveToken(f: Facts): Held | undefined {
   const linkSelector = selectorOfLink(o.link);
   const current = o.records.find((r) => (o.link ? r.selector === linkSelector : r.issuance === previous.issuance));
   if (!current || pendingReissue(o.invitation) !== undefined || !isForAddress(current, o.invitation) || linkLost(o, current)) return undefined;
-  const disclosed = o.config.invitations.linkDisclosure === 'Secret' ? { linkSecretName: linkSecretNameFor(o.invitation.metadata.name) } : { link: o.link ?? '' };
+  const disclosed =
+    o.config.invitations.linkDisclosure === 'Secret' ? { linkSecretName: linkSecretNameFor(o.invitation.metadata.name) } : { link: o.link ?? '' };
   return {
     current,
     cleanup: o.records.filter((r) => r !== current).map((r) => ({ kind: 'deleteRecord', name: r.name, why: 'superseded by a new token' })),
@@ -268,7 +290,11 @@ function noMailServer(f: Facts, h: Held): Plan | undefined {
   return plan(f, {
     status: { phase: 'Pending', ...h.issued },
     conditions: [
-      ...readiness('ready', 'LinkReady', `No mail server is configured: share the link in ${h.disclosedIn} with ${f.email} by hand. It expires at ${h.current.expiresAt}.`),
+      ...readiness(
+        'ready',
+        'LinkReady',
+        `No mail server is configured: share the link in ${h.disclosedIn} with ${f.email} by hand. It expires at ${h.current.expiresAt}.`,
+      ),
       delivered('False', 'NoMailServer', 'No mail server is configured (usher.mail): the link must be shared by hand.'),
     ],
     actions: h.cleanup,
@@ -281,7 +307,10 @@ function mailSent(f: Facts, h: Held): Plan | undefined {
   if (!sentAt) return undefined;
   return plan(f, {
     status: { phase: 'Sent', ...h.issued, sentAt },
-    conditions: [...readiness('ready', 'Sent', `Invitation mailed to ${f.email} at ${sentAt}; it expires at ${h.current.expiresAt}.`), delivered('True', 'Sent', `Mailed to ${f.email} at ${sentAt}.`)],
+    conditions: [
+      ...readiness('ready', 'Sent', `Invitation mailed to ${f.email} at ${sentAt}; it expires at ${h.current.expiresAt}.`),
+      delivered('True', 'Sent', `Mailed to ${f.email} at ${sentAt}.`),
+    ],
     actions: h.cleanup,
     requeueAfterMs: h.msLeft,
   });
@@ -293,7 +322,11 @@ function mailRejected(f: Facts, h: Held): Plan | undefined {
   return plan(f, {
     status: { phase: 'Failed', ...h.issued },
     conditions: [
-      ...readiness('stalled', 'MailRejected', `The mail server refused the invitation for ${f.email}: ${mail.lastError ?? 'no reply'}. Fix the address or the server, then reissue: ${reissueCommand(f.o)}`),
+      ...readiness(
+        'stalled',
+        'MailRejected',
+        `The mail server refused the invitation for ${f.email}: ${mail.lastError ?? 'no reply'}. Fix the address or the server, then reissue: ${reissueCommand(f.o)}`,
+      ),
       delivered('False', 'MailRejected', `Refused by the mail server: ${mail.lastError ?? 'no reply'}`),
     ],
     actions: h.cleanup,
@@ -309,7 +342,11 @@ function mailRetrying(f: Facts, h: Held): Plan | undefined {
     ? plan(f, {
         status: { phase: 'Pending', ...h.issued },
         conditions: [
-          ...readiness('progressing', 'MailRetrying', `Sending the invitation to ${f.email} failed (attempt ${mail?.attempts ?? 0}): ${mail?.lastError ?? ''}. Retrying in ${Math.ceil(waitMs / SECOND)}s.`),
+          ...readiness(
+            'progressing',
+            'MailRetrying',
+            `Sending the invitation to ${f.email} failed (attempt ${mail?.attempts ?? 0}): ${mail?.lastError ?? ''}. Retrying in ${Math.ceil(waitMs / SECOND)}s.`,
+          ),
           delivered('False', 'MailRetrying', `Attempt ${mail?.attempts ?? 0} failed: ${mail?.lastError ?? ''}`),
         ],
         actions: h.cleanup,

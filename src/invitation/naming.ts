@@ -18,7 +18,6 @@ export function credentialsSecretName(userName: string): string {
   return `usher-credentials-${userName}`;
 }
 
-
 /** Hex characters of the hash in a User's name: 32 × 4 = 128 bits. */
 const NAME_HASH_HEX = 32;
 
@@ -47,5 +46,10 @@ export function userNameCandidates(email: string): string[] {
 
 function readablePart(address: string): string {
   const local = address.split('@')[0] ?? '';
-  return local.replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'user';
+  return (
+    local
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 40) || 'user'
+  );
 }

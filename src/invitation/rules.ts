@@ -16,7 +16,8 @@ export function forbiddenReason(invitation: UserInvitation, namespaceTenant: str
     return `Instance-scope invitations are only accepted from the namespaces in usher.tenancy.instanceNamespaces, and ${namespace} is not one of them.`;
   }
   if (namespaceTenant === undefined) return `Namespace ${namespace} has no ${label} label, so it may not invite into tenant ${spec.tenant ?? ''}.`;
-  if (namespaceTenant !== spec.tenant) return `Namespace ${namespace} belongs to tenant ${namespaceTenant} (label ${label}), so it may only invite into ${namespaceTenant}, not ${spec.tenant ?? ''}.`;
+  if (namespaceTenant !== spec.tenant)
+    return `Namespace ${namespace} belongs to tenant ${namespaceTenant} (label ${label}), so it may only invite into ${namespaceTenant}, not ${spec.tenant ?? ''}.`;
   return undefined;
 }
 

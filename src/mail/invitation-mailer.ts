@@ -12,7 +12,11 @@ export interface InvitationMailerHandle extends InvitationMailer {
 }
 
 /** Templates are loaded (and checked) here, at start-up: a broken one stops Usher with a clear error. */
-export function createInvitationMailer(config: MailConfig, log?: MailLog, options: { timeouts?: Partial<MailTimeouts>; platformName?: string } = {}): InvitationMailerHandle {
+export function createInvitationMailer(
+  config: MailConfig,
+  log?: MailLog,
+  options: { timeouts?: Partial<MailTimeouts>; platformName?: string } = {},
+): InvitationMailerHandle {
   const templates = loadTemplates(config.templatesDir);
   const mailer = createMailer(config, log, options.timeouts ? { timeouts: options.timeouts } : {});
   return {
@@ -22,19 +26,19 @@ export function createInvitationMailer(config: MailConfig, log?: MailLog, option
       let message;
       try {
         message = renderInvitationMail(
-        {
-          email,
-          scope: spec.scope ?? 'Tenant',
-          ...(spec.tenant ? { tenant: spec.tenant } : {}),
-          groups: spec.groups ?? [],
-          roles: spec.roles ?? [],
-          link,
-          expiresAt,
-          now: new Date(),
-          ...(options.platformName ? { platformName: options.platformName } : {}),
-        },
-        templates,
-      );
+          {
+            email,
+            scope: spec.scope ?? 'Tenant',
+            ...(spec.tenant ? { tenant: spec.tenant } : {}),
+            groups: spec.groups ?? [],
+            roles: spec.roles ?? [],
+            link,
+            expiresAt,
+            now: new Date(),
+            ...(options.platformName ? { platformName: options.platformName } : {}),
+          },
+          templates,
+        );
       } catch (err) {
         // Only reachable when the invitation expired between decide() and here:
         // report a transient failure and let the next reconcile mark it Expired.

@@ -92,9 +92,7 @@ export function parseTemplate(text: string, source: string): Template {
       if (sigil === '#') {
         if (!name || !NAME.test(name)) fail(start, `{{#${kind ?? ''}}} needs a name, got "{{${tag}}}"`);
         const node: Extract<Node, { kind: 'if' | 'each' }> =
-          kind === 'if'
-            ? { kind: 'if', name: name ?? '', line, then: [], otherwise: [] }
-            : { kind: 'each', name: name ?? '', line, body: [] };
+          kind === 'if' ? { kind: 'if', name: name ?? '', line, then: [], otherwise: [] } : { kind: 'each', name: name ?? '', line, body: [] };
         into.push(node);
         stack.push({ node, into, inElse: false });
         into = node.kind === 'if' ? node.then : node.body;

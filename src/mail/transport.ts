@@ -14,9 +14,7 @@ export interface OutgoingMail {
   text: string;
 }
 
-export type SendResult =
-  | { ok: true; messageId: string; response: string }
-  | { ok: false; permanent: boolean; code?: number; response: string };
+export type SendResult = { ok: true; messageId: string; response: string } | { ok: false; permanent: boolean; code?: number; response: string };
 
 export interface Mailer {
   /** Resolves with the outcome; rejects only for a programming error (an invalid `to`). */

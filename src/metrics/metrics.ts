@@ -48,11 +48,26 @@ export class UsherMetrics {
     this.workqueueDepth = options.workqueueDepth;
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 
-    this.reconciles = new Counter({ name: 'usher_reconcile_total', help: 'Reconciles of UserInvitations, by result (success, requeue_after, error).', labelNames: ['result'], registers });
+    this.reconciles = new Counter({
+      name: 'usher_reconcile_total',
+      help: 'Reconciles of UserInvitations, by result (success, requeue_after, error).',
+      labelNames: ['result'],
+      registers,
+    });
     this.reconcileErrors = new Counter({ name: 'usher_reconcile_errors_total', help: 'Reconciles that failed and were retried with backoff.', registers });
-    this.reconcileDuration = new Histogram({ name: 'usher_reconcile_duration_seconds', help: 'How long one reconcile of a UserInvitation took.', buckets: RECONCILE_BUCKETS, registers });
+    this.reconcileDuration = new Histogram({
+      name: 'usher_reconcile_duration_seconds',
+      help: 'How long one reconcile of a UserInvitation took.',
+      buckets: RECONCILE_BUCKETS,
+      registers,
+    });
     this.mailsSent = new Counter({ name: 'usher_mails_sent_total', help: 'Invitation mails the SMTP server accepted.', registers });
-    this.mailsFailed = new Counter({ name: 'usher_mails_failed_total', help: 'Invitation mails that failed; permanent="true" when the server refused them for good (no retry).', labelNames: ['permanent'], registers });
+    this.mailsFailed = new Counter({
+      name: 'usher_mails_failed_total',
+      help: 'Invitation mails that failed; permanent="true" when the server refused them for good (no retry).',
+      labelNames: ['permanent'],
+      registers,
+    });
     this.leader = new Gauge({ name: 'usher_leader', help: '1 while this replica holds the leader-election lease and reconciles, else 0.', registers });
     this.leader.set(0);
     // Pre-create the series so that rate() sees them from the first scrape on, not from the first event.

@@ -387,8 +387,12 @@ export class Informer<T extends ObjectLike> {
         ended: false,
         events: 0,
         lastActivity: startedAt,
-        finish: (kind) => { end({ kind, events: attempt.events, ms: now() - startedAt }); },
-        fail: (err) => { end({ kind: 'error', err, events: attempt.events, ms: now() - startedAt }); },
+        finish: (kind) => {
+          end({ kind, events: attempt.events, ms: now() - startedAt });
+        },
+        fail: (err) => {
+          end({ kind: 'error', err, events: attempt.events, ms: now() - startedAt });
+        },
       };
       run.attempt = attempt;
 
@@ -420,7 +424,14 @@ export class Informer<T extends ObjectLike> {
       };
       let started: Promise<AbortController>;
       try {
-        started = this.#watch.watch(this.#opts.path, params, (type, obj) => { this.#onEvent(attempt, type, obj); }, done);
+        started = this.#watch.watch(
+          this.#opts.path,
+          params,
+          (type, obj) => {
+            this.#onEvent(attempt, type, obj);
+          },
+          done,
+        );
       } catch (err) {
         attempt.fail(err);
         return;
@@ -431,7 +442,9 @@ export class Informer<T extends ObjectLike> {
           controller = c;
           if (attempt.ended) c.abort();
         },
-        (err: unknown) => { attempt.fail(err); },
+        (err: unknown) => {
+          attempt.fail(err);
+        },
       );
     });
   }
@@ -586,7 +599,11 @@ function versionOf(obj: ObjectLike): string | undefined {
 function withTimeout<V>(promise: Promise<V>, ms: number, what: string): Promise<V> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => { reject(new Error(`${what} timed out after ${ms} ms`)); }, ms);
+    timer = setTimeout(() => {
+      reject(new Error(`${what} timed out after ${ms} ms`));
+    }, ms);
   });
-  return Promise.race([promise, timeout]).finally(() => { clearTimeout(timer); });
+  return Promise.race([promise, timeout]).finally(() => {
+    clearTimeout(timer);
+  });
 }

@@ -141,7 +141,13 @@ export class LeaderElector {
       const lease = await this.call(this.api.readNamespacedLease({ namespace, name }));
       if (lease.spec?.holderIdentity !== identity) return false;
       const now = new V1MicroTime();
-      const spec: V1LeaseSpec = { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: lease.spec.leaseTransitions ?? 0 };
+      const spec: V1LeaseSpec = {
+        holderIdentity: '',
+        leaseDurationSeconds: 1,
+        acquireTime: now,
+        renewTime: now,
+        leaseTransitions: lease.spec.leaseTransitions ?? 0,
+      };
       await this.call(this.api.replaceNamespacedLease({ namespace, name, body: leaseWith(lease, spec) }));
       this.options.log?.info({ lease: `${namespace}/${name}` }, 'leader election: released the lease');
       return true;
@@ -203,9 +209,12 @@ export class LeaderElector {
   private armDeadline(lastSuccessStarted: number): void {
     clearTimeout(this.deadlineTimer);
     const remaining = lastSuccessStarted + this.timings.renewDeadlineMs - performance.now();
-    this.deadlineTimer = setTimeout(() => {
-      void this.stopLeading(`could not renew the lease within renewDeadline (${this.timings.renewDeadlineMs} ms)`);
-    }, Math.max(0, remaining));
+    this.deadlineTimer = setTimeout(
+      () => {
+        void this.stopLeading(`could not renew the lease within renewDeadline (${this.timings.renewDeadlineMs} ms)`);
+      },
+      Math.max(0, remaining),
+    );
   }
 
   /** Idempotent: aborts the signal and calls onStoppedLeading once. */
@@ -239,7 +248,9 @@ export class LeaderElector {
       } catch (err) {
         if (apiErrorOf(err).code !== 404) throw err;
         const spec: V1LeaseSpec = { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 };
-        const created = await this.call(this.api.createNamespacedLease({ namespace, body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec } }));
+        const created = await this.call(
+          this.api.createNamespacedLease({ namespace, body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec } }),
+        );
         this.observe(created);
         return 'acquired';
       }

@@ -54,7 +54,10 @@ export class PooledAuthentication implements SecurityAuthentication {
     const old = this.#pooled?.dispatcher;
     this.#pooled = { identity, dispatcher: fresh };
     // Later, not now: a request may hold the old Agent between here and its fetch.
-    if (old) setTimeout(() => { old.close().catch(() => undefined); }, 60_000).unref();
+    if (old)
+      setTimeout(() => {
+        old.close().catch(() => undefined);
+      }, 60_000).unref();
   }
 }
 
@@ -78,7 +81,11 @@ function tlsIdentity(kubeConfig: KubeConfig): string {
 }
 
 /** KubeConfig.makeApiClient, but authenticating (and connecting) through `auth`. */
-export function makePooledApiClient<T extends ApiType>(kubeConfig: KubeConfig, apiClientType: ApiConstructor<T>, auth: SecurityAuthentication = new PooledAuthentication(kubeConfig)): T {
+export function makePooledApiClient<T extends ApiType>(
+  kubeConfig: KubeConfig,
+  apiClientType: ApiConstructor<T>,
+  auth: SecurityAuthentication = new PooledAuthentication(kubeConfig),
+): T {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('No active cluster!');
   return new apiClientType(

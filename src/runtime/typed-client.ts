@@ -122,7 +122,8 @@ function namespaceOf(kind: string, namespace: string | undefined): string {
 }
 
 const withSelector = (labelSelector: string | undefined): { labelSelector?: string } => (labelSelector === undefined ? {} : { labelSelector });
-const withPreconditions = (preconditions: Preconditions | undefined): { body?: { preconditions: Preconditions } } => (preconditions ? { body: { preconditions } } : {});
+const withPreconditions = (preconditions: Preconditions | undefined): { body?: { preconditions: Preconditions } } =>
+  preconditions ? { body: { preconditions } } : {};
 
 /** Secrets (namespaced; a list without a namespace lists every namespace). */
 export function secretsClient(core: CoreV1Api): TypedClient<V1Secret> {
@@ -164,13 +165,17 @@ export function customObjectsClient<T extends ObjectLike>(custom: CustomObjectsA
   const { group, version, plural } = resource;
   return new TypedClient<T>(kind, {
     read: async (namespace, name) =>
-      (await (namespace ? custom.getNamespacedCustomObject({ group, version, namespace, plural, name }) : custom.getClusterCustomObject({ group, version, plural, name }))) as T,
+      (await (namespace
+        ? custom.getNamespacedCustomObject({ group, version, namespace, plural, name })
+        : custom.getClusterCustomObject({ group, version, plural, name }))) as T,
     list: async (namespace, labelSelector) =>
       (await (namespace
         ? custom.listNamespacedCustomObject({ group, version, namespace, plural, ...withSelector(labelSelector) })
         : custom.listClusterCustomObject({ group, version, plural, ...withSelector(labelSelector) }))) as ListResult<T>,
     create: async (namespace, body) =>
-      (await (namespace ? custom.createNamespacedCustomObject({ group, version, namespace, plural, body }) : custom.createClusterCustomObject({ group, version, plural, body }))) as T,
+      (await (namespace
+        ? custom.createNamespacedCustomObject({ group, version, namespace, plural, body })
+        : custom.createClusterCustomObject({ group, version, plural, body }))) as T,
     replace: async (namespace, name, body) =>
       (await (namespace
         ? custom.replaceNamespacedCustomObject({ group, version, namespace, plural, name, body })

@@ -77,7 +77,10 @@ export class WorkQueue {
   done(key: string): void {
     if (!this.#processing.delete(key)) return;
     if (this.#shuttingDown) {
-      if (this.#processing.size === 0) this.#drained.splice(0).forEach((resolve) => { resolve(); });
+      if (this.#processing.size === 0)
+        this.#drained.splice(0).forEach((resolve) => {
+          resolve();
+        });
       return;
     }
     if (this.#dirty.has(key)) this.#enqueue(key);
@@ -143,7 +146,9 @@ export class WorkQueue {
   shutDown(): void {
     if (this.#shuttingDown) return;
     this.#shuttingDown = true;
-    this.#getters.splice(0).forEach((resolve) => { resolve(undefined); });
+    this.#getters.splice(0).forEach((resolve) => {
+      resolve(undefined);
+    });
     this.#queue = [];
     this.#head = 0;
     this.#dirty.clear();
@@ -198,7 +203,12 @@ export class WorkQueue {
     if (this.#timer && first.readyAt >= this.#timerAt) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timerAt = first.readyAt;
-    this.#timer = setTimeout(() => { this.#fire(); }, Math.min(Math.max(first.readyAt - now(), 0), MAX_TIMER_MS));
+    this.#timer = setTimeout(
+      () => {
+        this.#fire();
+      },
+      Math.min(Math.max(first.readyAt - now(), 0), MAX_TIMER_MS),
+    );
   }
 
   #fire(): void {

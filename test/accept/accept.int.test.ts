@@ -8,7 +8,21 @@ import type { UserInvitationSpec } from '../../src/api/types.ts';
 import { decide, membershipOf } from '../../src/invitation/decide.ts';
 import { issueToken } from '../../src/invitation/token.ts';
 import { kubectl, kubectlOk, useNamespace } from '../support/cluster.ts';
-import { acceptWithPassword, acceptYaml, createInvitation, csrfOf, mainOf, readRecord, readSecret, readUser, rewriteRecord, Session, startPage, USHER_NAMESPACE, type RunningPage } from './support.ts';
+import {
+  acceptWithPassword,
+  acceptYaml,
+  createInvitation,
+  csrfOf,
+  mainOf,
+  readRecord,
+  readSecret,
+  readUser,
+  rewriteRecord,
+  Session,
+  startPage,
+  USHER_NAMESPACE,
+  type RunningPage,
+} from './support.ts';
 import { userNameFor } from '../../src/invitation/naming.ts';
 
 const namespace = useNamespace('accept');
@@ -51,7 +65,14 @@ describe('the happy path', () => {
     expect(shown.body).toContain('autocomplete="new-password"');
     expect([...session.cookies.keys()]).toEqual(['usher-csrf']);
 
-    const accepted = await session.post(inv.link, { csrf: csrfOf(shown.body), intent: 'password', firstName: 'Jane', lastName: 'Doe', password: PASSWORD, confirm: PASSWORD });
+    const accepted = await session.post(inv.link, {
+      csrf: csrfOf(shown.body),
+      intent: 'password',
+      firstName: 'Jane',
+      lastName: 'Doe',
+      password: PASSWORD,
+      confirm: PASSWORD,
+    });
     expect(accepted.status).toBe(200);
     expect(accepted.body).toContain('Welcome aboard, Jane!');
     expect(accepted.body).toContain('href="https://console.example.com/login"');
@@ -90,7 +111,15 @@ describe('the happy path', () => {
     expect(record?.user).toBe(userName);
     expect(record).not.toHaveProperty('acceptanceClaim');
     // What the controller makes of it: phase Accepted, with the time and the User.
-    const plan = decide({ invitation: inv.invitation, records: record ? [record] : [], link: inv.link, namespaceTenant: 'acme', user, config: page.config, now: new Date() });
+    const plan = decide({
+      invitation: inv.invitation,
+      records: record ? [record] : [],
+      link: inv.link,
+      namespaceTenant: 'acme',
+      user,
+      config: page.config,
+      now: new Date(),
+    });
     expect(plan.status).toMatchObject({ phase: 'Accepted', acceptedAt: record?.usedAt, user: userName });
 
     // The link is spent: the same browser, or any other, now hears so.
@@ -162,7 +191,14 @@ describe('closed links', () => {
     const live = await createInvitation(page, namespace(), tenantSpec(email()));
     const forged = `${page.url}/accept/${live.record.selector}.${issueToken(randomBytes).verifier}`;
     const unknown = `${page.url}/accept/${issueToken(randomBytes).token}`;
-    const malformed = [`${page.url}/accept/not-a-token`, `${page.url}/accept/${live.token}x`, `${page.url}/accept/${live.token.toUpperCase()}`, `${page.url}/accept/${'a'.repeat(300)}`, `${page.url}/accept/${live.token}/extra`, `${page.url}/accept/%E0%A4%A`];
+    const malformed = [
+      `${page.url}/accept/not-a-token`,
+      `${page.url}/accept/${live.token}x`,
+      `${page.url}/accept/${live.token.toUpperCase()}`,
+      `${page.url}/accept/${'a'.repeat(300)}`,
+      `${page.url}/accept/${live.token}/extra`,
+      `${page.url}/accept/%E0%A4%A`,
+    ];
 
     // A deleted invitation whose record Secret outlived it (no garbage collector yet): dead too.
     const orphan = await createInvitation(page, namespace(), tenantSpec(email()));
@@ -253,13 +289,27 @@ describe('the form', () => {
     expect(shown.body).toContain('o&#39;brien&amp;co+');
     expect(shown.body).not.toContain("o'brien&co");
 
-    const invalid = await session.post(inv.link, { csrf: csrfOf(shown.body), intent: 'password', firstName: hostile, lastName: '"><img src=x onerror=alert(1)>', password: 'short', confirm: 'short' });
+    const invalid = await session.post(inv.link, {
+      csrf: csrfOf(shown.body),
+      intent: 'password',
+      firstName: hostile,
+      lastName: '"><img src=x onerror=alert(1)>',
+      password: 'short',
+      confirm: 'short',
+    });
     expect(invalid.status).toBe(422);
     expect(invalid.body).toContain('value="&lt;script&gt;alert(1)&lt;/script&gt;"');
     expect(invalid.body).not.toContain('<script>');
     expect(invalid.body).not.toContain('<img');
 
-    const done = await session.post(inv.link, { csrf: csrfOf(invalid.body), intent: 'password', firstName: hostile, lastName: 'Doe', password: PASSWORD, confirm: PASSWORD });
+    const done = await session.post(inv.link, {
+      csrf: csrfOf(invalid.body),
+      intent: 'password',
+      firstName: hostile,
+      lastName: 'Doe',
+      password: PASSWORD,
+      confirm: PASSWORD,
+    });
     expect(done.status).toBe(200);
     expect(done.body).toContain('Welcome aboard, &lt;script&gt;alert(1)&lt;/script&gt;!');
     expect(done.body).not.toContain('<script>');
@@ -283,7 +333,15 @@ describe('concurrency', () => {
     const sessions = passwords.map(() => new Session());
     const forms = await Promise.all(sessions.map((s) => s.get(inv.link)));
     const results = await Promise.all(
-      sessions.map((s, i) => s.post(inv.link, { csrf: csrfOf(forms[i]?.body ?? ''), intent: 'password', firstName: `Racer${i}`, password: passwords[i] ?? '', confirm: passwords[i] ?? '' })),
+      sessions.map((s, i) =>
+        s.post(inv.link, {
+          csrf: csrfOf(forms[i]?.body ?? ''),
+          intent: 'password',
+          firstName: `Racer${i}`,
+          password: passwords[i] ?? '',
+          confirm: passwords[i] ?? '',
+        }),
+      ),
     );
     const statuses = results.map((r) => r.status);
     expect(statuses.filter((s) => s === 200)).toHaveLength(1);
@@ -308,7 +366,8 @@ describe('concurrency', () => {
     const withClaim = async (expiresAt: Date): Promise<void> => {
       await rewriteRecord(page, { ...inv.record, acceptanceClaim: { id: 'crashed-replica', expiresAt: expiresAt.toISOString() } });
     };
-    const submit = (): ReturnType<Session['post']> => session.post(inv.link, { csrf: csrfOf(form.body), intent: 'password', firstName: 'Jane', password: PASSWORD, confirm: PASSWORD });
+    const submit = (): ReturnType<Session['post']> =>
+      session.post(inv.link, { csrf: csrfOf(form.body), intent: 'password', firstName: 'Jane', password: PASSWORD, confirm: PASSWORD });
 
     await withClaim(new Date(Date.now() + 60_000));
     const held = await submit();
@@ -328,9 +387,16 @@ describe('what goes out besides the page', () => {
   it('sends the security headers on pages, errors, assets and redirects alike', async () => {
     const inv = await createInvitation(page, namespace(), tenantSpec(email()));
     const session = new Session();
-    const responses = [await session.get(inv.link), await session.get(`${page.url}/accept/nope`), await session.get(`${page.url}/accept/assets/usher.css`), await session.get(`${page.url}/`)];
+    const responses = [
+      await session.get(inv.link),
+      await session.get(`${page.url}/accept/nope`),
+      await session.get(`${page.url}/accept/assets/usher.css`),
+      await session.get(`${page.url}/`),
+    ];
     for (const res of responses) {
-      expect(res.headers.get('content-security-policy')).toBe("default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+      expect(res.headers.get('content-security-policy')).toBe(
+        "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+      );
       expect(res.headers.get('referrer-policy')).toBe('no-referrer');
       expect(res.headers.get('cache-control')).toBe('no-store');
       expect(res.headers.get('x-frame-options')).toBe('DENY');
@@ -356,14 +422,22 @@ describe('what goes out besides the page', () => {
     expect(lines).not.toContain(PASSWORD);
     expect(lines).not.toContain(`/accept/${inv.record.selector}`);
     expect(lines).not.toContain('$argon2id$');
-    const requests = page.logs.slice(before).map((l) => JSON.parse(l) as { msg: string; req?: unknown }).filter((l) => l.msg === 'request');
+    const requests = page.logs
+      .slice(before)
+      .map((l) => JSON.parse(l) as { msg: string; req?: unknown })
+      .filter((l) => l.msg === 'request');
     expect(requests[0]?.req).toEqual({ method: 'GET', route: '/accept/:token', selector: inv.record.selector });
   });
 });
 
 describe('rate limits', () => {
   it('answers 429 with Retry-After past the per-link limit, and past the per-client limit', async () => {
-    const limited = await startPage(() => acceptYaml(namespace(), '    trustProxy: []\n').replace('perClientPerMinute: 10000, perTokenPerMinute: 10000', 'perClientPerMinute: 8, perTokenPerMinute: 3'));
+    const limited = await startPage(() =>
+      acceptYaml(namespace(), '    trustProxy: []\n').replace(
+        'perClientPerMinute: 10000, perTokenPerMinute: 10000',
+        'perClientPerMinute: 8, perTokenPerMinute: 3',
+      ),
+    );
     try {
       const inv = await createInvitation(limited, namespace(), tenantSpec(email()));
       const session = new Session();

@@ -64,7 +64,12 @@ describe('acceptInvitation', () => {
 
   it('never changes an account that exists: a new-account attempt stops with existingAccount and writes nothing', async () => {
     const { store, found, clock } = world();
-    const existing = store.putUser({ apiVersion: 'usher.dev/v1alpha1', kind: 'User', metadata: { name: userNameFor(EMAIL) }, spec: { email: EMAIL, firstName: 'Owner', authentication: 'Password', memberships: [] } });
+    const existing = store.putUser({
+      apiVersion: 'usher.dev/v1alpha1',
+      kind: 'User',
+      metadata: { name: userNameFor(EMAIL) },
+      spec: { email: EMAIL, firstName: 'Owner', authentication: 'Password', memberships: [] },
+    });
     store.credentialSecrets.set(existing.metadata.name, { passwordHash: 'owner-hash', resourceVersion: '1', owner: existing.metadata.uid ?? '' });
     const outcome = await acceptInvitation({ store, credentialsNamespace: 'usher-system', now: () => clock.now }, found, asNew('Mallory', 'mallory-hash'));
     expect(outcome.kind).toBe('existingAccount');
@@ -77,8 +82,16 @@ describe('acceptInvitation', () => {
 
   it('adds only the membership to an existing account the person proved is theirs', async () => {
     const { store, found, clock } = world();
-    const existing = store.putUser({ apiVersion: 'usher.dev/v1alpha1', kind: 'User', metadata: { name: userNameFor(EMAIL) }, spec: { email: EMAIL, firstName: 'Owner', authentication: 'External', memberships: [] } });
-    const outcome = await acceptInvitation({ store, credentialsNamespace: 'usher-system', now: () => clock.now }, found, { kind: 'existing', userName: existing.metadata.name });
+    const existing = store.putUser({
+      apiVersion: 'usher.dev/v1alpha1',
+      kind: 'User',
+      metadata: { name: userNameFor(EMAIL) },
+      spec: { email: EMAIL, firstName: 'Owner', authentication: 'External', memberships: [] },
+    });
+    const outcome = await acceptInvitation({ store, credentialsNamespace: 'usher-system', now: () => clock.now }, found, {
+      kind: 'existing',
+      userName: existing.metadata.name,
+    });
     expect(outcome.kind).toBe('accepted');
     const after = store.users.get(existing.metadata.name);
     expect(after?.spec).toEqual({ ...existing.spec, memberships: [expect.objectContaining({ tenant: 'acme', groups: ['devs'] })] });

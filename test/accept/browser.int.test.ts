@@ -11,7 +11,6 @@ import { kubectlOk, useNamespace } from '../support/cluster.ts';
 import { acceptWithPassword, acceptYaml, CHROMIUM_ARGS, createInvitation, readRecord, readUser, SCREENSHOTS, startPage, type RunningPage } from './support.ts';
 import { userNameFor } from '../../src/invitation/naming.ts';
 
-
 const namespace = useNamespace('accept-browser');
 let page: RunningPage;
 let browser: Browser;
@@ -164,11 +163,19 @@ describe.each(['desktop', 'phone'] as const)('on a %s', (viewport) => {
       await context.close();
     }
     const after = await readUser(userNameFor(email));
-    expect(after?.spec).toEqual({ ...before?.spec, memberships: [...(before?.spec.memberships ?? []), expect.objectContaining({ tenant: 'acme', groups: ['data-engineers'] })] });
+    expect(after?.spec).toEqual({
+      ...before?.spec,
+      memberships: [...(before?.spec.memberships ?? []), expect.objectContaining({ tenant: 'acme', groups: ['data-engineers'] })],
+    });
   });
 
   it('an expired and an unknown link say so', async () => {
-    const expired = await createInvitation(page, namespace(), { email: `late+${(seq++).toString(36)}@example.com`, tenant: 'acme', groups: ['g'] }, { expiresAt: '2024-03-01T09:30:00Z' });
+    const expired = await createInvitation(
+      page,
+      namespace(),
+      { email: `late+${(seq++).toString(36)}@example.com`, tenant: 'acme', groups: ['g'] },
+      { expiresAt: '2024-03-01T09:30:00Z' },
+    );
     const { context, tab, problems } = await open(viewport);
     try {
       expect((await tab.goto(expired.link))?.status()).toBe(410);

@@ -34,7 +34,14 @@ describe('the pages escape what they show', () => {
   };
 
   it('renders the invitation with hostile tenant, group, role and name escaped', () => {
-    const page = layout({ assets: 'assets' }, invitationPage(view, { csrf: 'token"', values: { firstName: hostile, lastName: '"><img src=x>' }, errors: { password: 'bad' } }, { account: 'new', sso: false }));
+    const page = layout(
+      { assets: 'assets' },
+      invitationPage(
+        view,
+        { csrf: 'token"', values: { firstName: hostile, lastName: '"><img src=x>' }, errors: { password: 'bad' } },
+        { account: 'new', sso: false },
+      ),
+    );
     expect(page).not.toContain('<script>');
     expect(page).not.toContain('<img');
     expect(page).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
@@ -59,7 +66,13 @@ describe('the form’s accessibility', () => {
     const { status, body } = invitationPage(view, { csrf: 'c', errors: { password: 'Too short.' } }, { account: 'new', sso: false });
     const page = body.value;
     expect(status).toBe(422);
-    for (const [id, autocomplete] of [['firstName', 'given-name'], ['lastName', 'family-name'], ['password', 'new-password'], ['confirm', 'new-password'], ['username', 'username']]) {
+    for (const [id, autocomplete] of [
+      ['firstName', 'given-name'],
+      ['lastName', 'family-name'],
+      ['password', 'new-password'],
+      ['confirm', 'new-password'],
+      ['username', 'username'],
+    ]) {
       expect(page).toContain(`<label for="${id}">`);
       expect(page).toMatch(new RegExp(`<input id="${id}"[^>]*autocomplete="${autocomplete}"`));
     }

@@ -54,7 +54,10 @@ export class MemoryAcceptStore implements AcceptStore {
   }
 
   putUser(user: User): User {
-    const stored: User = { ...structuredClone(user), metadata: { ...user.metadata, uid: user.metadata.uid ?? `uid-${this.next()}`, resourceVersion: this.next() } };
+    const stored: User = {
+      ...structuredClone(user),
+      metadata: { ...user.metadata, uid: user.metadata.uid ?? `uid-${this.next()}`, resourceVersion: this.next() },
+    };
     this.users.set(user.metadata.name, stored);
     return stored;
   }
@@ -78,7 +81,11 @@ export class MemoryAcceptStore implements AcceptStore {
   credentials(userName: string): Promise<StoredCredentials | undefined> {
     const stored = this.credentialSecrets.get(userName);
     if (!stored) return Promise.resolve(undefined);
-    return Promise.resolve({ passwordHash: stored.passwordHash, ...(stored.claim ? { claim: stored.claim } : {}), ...(stored.resourceVersion ? { resourceVersion: stored.resourceVersion } : {}) });
+    return Promise.resolve({
+      passwordHash: stored.passwordHash,
+      ...(stored.claim ? { claim: stored.claim } : {}),
+      ...(stored.resourceVersion ? { resourceVersion: stored.resourceVersion } : {}),
+    });
   }
 
   async replaceRecord(record: InvitationRecord): Promise<InvitationRecord> {

@@ -84,11 +84,17 @@ describe('the form', () => {
   const good = { firstName: ' Jane ', lastName: 'Doe', password: 'violet-kettle-lamp', confirm: 'violet-kettle-lamp', csrf: 'x' };
 
   it('returns the cleaned submission', () => {
-    expect(checkSubmission(good, 'jane.doe@example.com')).toEqual({ ok: true, submission: { firstName: 'Jane', lastName: 'Doe', password: 'violet-kettle-lamp' } });
+    expect(checkSubmission(good, 'jane.doe@example.com')).toEqual({
+      ok: true,
+      submission: { firstName: 'Jane', lastName: 'Doe', password: 'violet-kettle-lamp' },
+    });
   });
 
   it('takes a single name (last name optional)', () => {
-    expect(checkSubmission({ ...good, lastName: '' }, 'jane.doe@example.com')).toEqual({ ok: true, submission: { firstName: 'Jane', password: 'violet-kettle-lamp' } });
+    expect(checkSubmission({ ...good, lastName: '' }, 'jane.doe@example.com')).toEqual({
+      ok: true,
+      submission: { firstName: 'Jane', password: 'violet-kettle-lamp' },
+    });
   });
 
   it('names every problem and gives back the names, never the passwords', () => {
@@ -105,11 +111,17 @@ describe('the form', () => {
   });
 
   it('asks for the same password twice', () => {
-    expect(checkSubmission({ ...good, confirm: 'violet-kettle-lamq' }, 'jane@example.com')).toMatchObject({ ok: false, errors: { confirm: expect.stringContaining('do not match') as unknown } });
+    expect(checkSubmission({ ...good, confirm: 'violet-kettle-lamq' }, 'jane@example.com')).toMatchObject({
+      ok: false,
+      errors: { confirm: expect.stringContaining('do not match') as unknown },
+    });
   });
 
   it('refuses control characters in names and repeated fields', () => {
-    expect(checkSubmission({ ...good, firstName: 'Ja\u0000ne' }, 'jane@example.com')).toMatchObject({ ok: false, errors: { firstName: expect.stringContaining('cannot be used') as unknown } });
+    expect(checkSubmission({ ...good, firstName: 'Ja\u0000ne' }, 'jane@example.com')).toMatchObject({
+      ok: false,
+      errors: { firstName: expect.stringContaining('cannot be used') as unknown },
+    });
     expect(checkSubmission({ ...good, password: ['a', 'b'] }, 'jane@example.com')).toMatchObject({ ok: false, errors: { password: 'Choose a password.' } });
   });
 });

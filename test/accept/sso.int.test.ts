@@ -12,7 +12,21 @@ import type { UserInvitationSpec } from '../../src/api/types.ts';
 import { membershipOf } from '../../src/invitation/decide.ts';
 import { freePort } from '../../tools/control-plane/control-plane.ts';
 import { kubectlOk, useNamespace } from '../support/cluster.ts';
-import { acceptWithPassword, acceptYaml, CHROMIUM_ARGS, createInvitation, csrfOf, readRecord, readSecret, readUser, SCREENSHOTS, Session, startPage, USHER_NAMESPACE, type RunningPage } from './support.ts';
+import {
+  acceptWithPassword,
+  acceptYaml,
+  CHROMIUM_ARGS,
+  createInvitation,
+  csrfOf,
+  readRecord,
+  readSecret,
+  readUser,
+  SCREENSHOTS,
+  Session,
+  startPage,
+  USHER_NAMESPACE,
+  type RunningPage,
+} from './support.ts';
 import { userNameFor } from '../../src/invitation/naming.ts';
 
 const namespace = useNamespace('accept-sso');
@@ -36,7 +50,9 @@ async function startProvider(redirectUri: string): Promise<{ url: string; server
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const configuration: Configuration = {
-    clients: [{ client_id: 'usher', client_secret: CLIENT_SECRET, redirect_uris: [redirectUri], grant_types: ['authorization_code'], response_types: ['code'] }],
+    clients: [
+      { client_id: 'usher', client_secret: CLIENT_SECRET, redirect_uris: [redirectUri], grant_types: ['authorization_code'], response_types: ['code'] },
+    ],
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['given_name', 'family_name'] },
     cookies: { keys: ['test-cookie-key-0123456789abcdef'] },
     ttl: { Interaction: 600, Session: 600, Grant: 600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60 },
@@ -95,7 +111,10 @@ describe('in the browser', () => {
   it('the invited person continues with SSO and becomes an External User', async () => {
     const address = ACCOUNTS.invitee?.email as string;
     const inv = await createInvitation(page, namespace(), spec(address));
-    for (const [viewport, options] of [['desktop', { viewport: { width: 1280, height: 900 } }], ['phone', { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true }]] as const) {
+    for (const [viewport, options] of [
+      ['desktop', { viewport: { width: 1280, height: 900 } }],
+      ['phone', { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true }],
+    ] as const) {
       const context = await browser.newContext(options);
       const tab = await context.newPage();
       const response = await tab.goto(inv.link);
@@ -125,7 +144,13 @@ describe('in the browser', () => {
 
     const userName = userNameFor(address);
     const user = await readUser(userName);
-    expect(user?.spec).toEqual({ email: address.toLowerCase(), firstName: 'Jane', lastName: 'Doe', authentication: 'External', memberships: [membershipOf(inv.invitation)] });
+    expect(user?.spec).toEqual({
+      email: address.toLowerCase(),
+      firstName: 'Jane',
+      lastName: 'Doe',
+      authentication: 'External',
+      memberships: [membershipOf(inv.invitation)],
+    });
     expect(await readSecret(USHER_NAMESPACE, `usher-credentials-${userName}`)).toBeUndefined();
     expect((await readRecord(inv.record.name))?.user).toBe(userName);
   });
@@ -230,7 +255,13 @@ describe('over HTTP', () => {
     const session = new Session();
     const form = await session.get(inv.link);
     expect((await session.post(inv.link, { intent: 'sso' })).status).toBe(403);
-    const password = await session.post(inv.link, { csrf: csrfOf(form.body), intent: 'password', firstName: 'Jane', password: 'violet kettle over the harbour', confirm: 'violet kettle over the harbour' });
+    const password = await session.post(inv.link, {
+      csrf: csrfOf(form.body),
+      intent: 'password',
+      firstName: 'Jane',
+      password: 'violet kettle over the harbour',
+      confirm: 'violet kettle over the harbour',
+    });
     expect(password.status).toBe(422);
     expect(password.body).toContain('This platform uses single sign-on');
     expect((await readRecord(inv.record.name))?.usedAt).toBeUndefined();

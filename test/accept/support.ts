@@ -21,7 +21,16 @@ import { kubectl, kubectlOk } from '../support/cluster.ts';
 import { recordName } from '../../src/invitation/naming.ts';
 
 /** Debian's Chromium, headless, with nothing that reaches out to the network on its own. */
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 /** Where the browser tests leave their screenshots (gitignored). */
 export const SCREENSHOTS = join(import.meta.dirname, '..', '..', 'test-results', 'accept');
 
@@ -39,7 +48,10 @@ export interface RunningPage {
 }
 
 /** Starts the page on a free loopback port; `yaml` is the `accept:` section and anything else under `usher:`. */
-export async function startPage(extraYaml: (port: number) => string, opts: { now?: () => Date; env?: NodeJS.ProcessEnv; port?: number } = {}): Promise<RunningPage> {
+export async function startPage(
+  extraYaml: (port: number) => string,
+  opts: { now?: () => Date; env?: NodeJS.ProcessEnv; port?: number } = {},
+): Promise<RunningPage> {
   const port = opts.port ?? (await freePort());
   const config = parseConfig(`usher:\n  baseUrl: http://127.0.0.1:${port}\n${extraYaml(port)}`, { source: 'test-config.yaml', env: opts.env ?? {} });
   const logs: string[] = [];
@@ -60,7 +72,14 @@ export async function startPage(extraYaml: (port: number) => string, opts: { now
 
 /** Waits until the page's caches hold this record (as written) and the invitation's current issuance. */
 export async function cached(page: RunningPage, record: InvitationRecord & { acceptanceClaim?: unknown }, invitationIssuance = record.issuance): Promise<void> {
-  const canonical = (r: object): string => JSON.stringify(Object.fromEntries(Object.entries(r).filter(([k, v]) => k !== 'resourceVersion' && v !== undefined).sort(([a], [b]) => a.localeCompare(b))));
+  const canonical = (r: object): string =>
+    JSON.stringify(
+      Object.fromEntries(
+        Object.entries(r)
+          .filter(([k, v]) => k !== 'resourceVersion' && v !== undefined)
+          .sort(([a], [b]) => a.localeCompare(b)),
+      ),
+    );
   const want = canonical(record);
   for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
     const inCache = page.store.cached.recordsBySelector(record.selector).find((r) => r.name === record.name);
@@ -151,7 +170,13 @@ export async function readUser(name: string): Promise<User | undefined> {
 
 export interface SecretJson {
   type: string;
-  metadata: { name: string; namespace: string; labels?: Record<string, string>; annotations?: Record<string, string>; ownerReferences?: { kind: string; name: string; uid: string }[] };
+  metadata: {
+    name: string;
+    namespace: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences?: { kind: string; name: string; uid: string }[];
+  };
   data: Record<string, string>;
 }
 
@@ -175,7 +200,12 @@ export class Session {
     if (this.cookies.size > 0) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     const body = init.form ? new URLSearchParams(init.form).toString() : undefined;
     if (body !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
-    const res = await fetch(url, { method: init.method ?? (body === undefined ? 'GET' : 'POST'), headers, redirect: 'manual', ...(body === undefined ? {} : { body }) });
+    const res = await fetch(url, {
+      method: init.method ?? (body === undefined ? 'GET' : 'POST'),
+      headers,
+      redirect: 'manual',
+      ...(body === undefined ? {} : { body }),
+    });
     for (const cookie of res.headers.getSetCookie()) {
       const [pair = ''] = cookie.split(';');
       const eq = pair.indexOf('=');
@@ -204,7 +234,11 @@ export function csrfOf(page: string): string {
 }
 
 /** Opens the link and submits the password form, as a person would. */
-export async function acceptWithPassword(link: string, fields: { firstName?: string; lastName?: string; password: string; confirm?: string }, session = new Session()): Promise<Response> {
+export async function acceptWithPassword(
+  link: string,
+  fields: { firstName?: string; lastName?: string; password: string; confirm?: string },
+  session = new Session(),
+): Promise<Response> {
   const page = await session.get(link);
   if (page.status !== 200) return page;
   return session.post(link, {

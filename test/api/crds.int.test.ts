@@ -62,7 +62,12 @@ describe('UserInvitation CRD', () => {
     ['a malformed expireAfter', { email: 'a@example.com', tenant: 'acme', expireAfter: '30 days' }, 'spec.expireAfter', 'should match'],
     ['an empty expireAfter duration', { email: 'a@example.com', tenant: 'acme', expireAfter: 'P' }, 'spec.expireAfter', 'ISO-8601 duration'],
     ['a role without a name', { email: 'a@example.com', tenant: 'acme', roles: [{ namespaces: ['x'] }] }, 'spec.roles[0].name', 'Required value'],
-    ['a bad platform namespace', { email: 'a@example.com', tenant: 'acme', roles: [{ name: 'dev', namespaces: ['Company Team'] }] }, 'spec.roles[0].namespaces[0]', 'should match'],
+    [
+      'a bad platform namespace',
+      { email: 'a@example.com', tenant: 'acme', roles: [{ name: 'dev', namespaces: ['Company Team'] }] },
+      'spec.roles[0].namespaces[0]',
+      'should match',
+    ],
   ])('refuses %s, naming the field', async (_what, spec, field, reason) => {
     const result = await kubectl(['create', '-n', ns(), '-f', '-'], { input: invitation('invalid', spec) });
     expect(result.code).not.toBe(0);

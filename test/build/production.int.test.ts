@@ -35,7 +35,14 @@ describe('the production build (dist/main.js)', () => {
     operator = spawn(node, ['--enable-source-maps', join(root, 'dist', 'main.js'), '--config', config, '--kubeconfig', inject('kubeconfigs').operator], {
       stdio: ['ignore', 'ignore', 'pipe'],
       // What the chart's Deployment sets (the harness bound its RBAC to this identity, lease name included).
-      env: { ...process.env, LOG_LEVEL: 'warn', POD_NAME: 'usher-prod-test', POD_NAMESPACE: 'usher-system', USHER_LEASE_NAME: 'usher-harness-leader', USHER_METRICS_PORT: String(metricsPort) },
+      env: {
+        ...process.env,
+        LOG_LEVEL: 'warn',
+        POD_NAME: 'usher-prod-test',
+        POD_NAMESPACE: 'usher-system',
+        USHER_LEASE_NAME: 'usher-harness-leader',
+        USHER_METRICS_PORT: String(metricsPort),
+      },
     });
     operator.stderr?.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();

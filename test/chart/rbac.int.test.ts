@@ -29,7 +29,9 @@ const ACCEPT = `system:serviceaccount:${USHER}:usher-accept`;
 type Disclosure = 'Status' | 'Secret';
 
 async function applyRbac(linkDisclosure: Disclosure): Promise<void> {
-  const sets = ['serviceAccount.name=usher', 'accept.serviceAccount.name=usher-accept', `config.security.invitations.linkDisclosure=${linkDisclosure}`].flatMap((v) => ['--set', v]);
+  const sets = ['serviceAccount.name=usher', 'accept.serviceAccount.name=usher-accept', `config.security.invitations.linkDisclosure=${linkDisclosure}`].flatMap(
+    (v) => ['--set', v],
+  );
   const rbac = await helmOk(['template', RELEASE, CHART, '--namespace', USHER, ...sets, '--show-only', 'templates/rbac.yaml']);
   await kubectlOk(['apply', '-f', '-'], { input: rbac });
 }
@@ -51,7 +53,12 @@ function attributes(check: string): ResourceAttributes {
   const [verb = '', target = '', ...flags] = check.split(' ');
   const [qualified = '', name] = target.split('/');
   const dot = qualified.indexOf('.');
-  const out: ResourceAttributes = { verb, resource: dot < 0 ? qualified : qualified.slice(0, dot), group: dot < 0 ? '' : qualified.slice(dot + 1), namespace: '' };
+  const out: ResourceAttributes = {
+    verb,
+    resource: dot < 0 ? qualified : qualified.slice(0, dot),
+    group: dot < 0 ? '' : qualified.slice(dot + 1),
+    namespace: '',
+  };
   if (name) out.name = name;
   for (let i = 0; i < flags.length; i++) {
     const flag = flags[i] ?? '';
@@ -66,7 +73,11 @@ function attributes(check: string): ResourceAttributes {
 async function allowed(user: string, checks: string[]): Promise<Record<string, boolean>> {
   const namespace = user.split(':')[2] ?? '';
   const groups = ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'];
-  const items = checks.map((check) => ({ apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec: { user, groups, resourceAttributes: attributes(check) } }));
+  const items = checks.map((check) => ({
+    apiVersion: 'authorization.k8s.io/v1',
+    kind: 'SubjectAccessReview',
+    spec: { user, groups, resourceAttributes: attributes(check) },
+  }));
   const out = await kubectlOk(['create', '-o', 'yaml', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items }) });
   const reviews = loadAll(out) as { status: { allowed: boolean } }[];
   expect(reviews).toHaveLength(checks.length);
@@ -91,11 +102,17 @@ async function settle(user: string, checks: string[], want: boolean): Promise<vo
 async function rulesHeld(user: string, namespace: string): Promise<string[]> {
   const review = { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectRulesReview', spec: { namespace } };
   const out = await kubectlOk(['create', `--as=${user}`, '--validate=false', '-o', 'json', '-f', '-'], { input: JSON.stringify(review) });
-  const { status } = JSON.parse(out) as { status: { resourceRules: { verbs: string[]; apiGroups?: string[]; resources?: string[]; resourceNames?: string[] }[]; incomplete: boolean } };
+  const { status } = JSON.parse(out) as {
+    status: { resourceRules: { verbs: string[]; apiGroups?: string[]; resources?: string[]; resourceNames?: string[] }[]; incomplete: boolean };
+  };
   expect(status.incomplete).toBe(false);
   const lines = status.resourceRules.flatMap((rule) =>
     (rule.apiGroups ?? []).flatMap((group) =>
-      (rule.resources ?? []).flatMap((resource) => (rule.resourceNames?.length ? rule.resourceNames : ['']).flatMap((name) => rule.verbs.map((verb) => `${group || 'core'}/${resource}${name ? `:${name}` : ''} ${verb}`))),
+      (rule.resources ?? []).flatMap((resource) =>
+        (rule.resourceNames?.length ? rule.resourceNames : ['']).flatMap((name) =>
+          rule.verbs.map((verb) => `${group || 'core'}/${resource}${name ? `:${name}` : ''} ${verb}`),
+        ),
+      ),
     ),
   );
   // Every authenticated user may ask what it may do (system:basic-user): not Usher's.
@@ -105,16 +122,30 @@ async function rulesHeld(user: string, namespace: string): Promise<string[]> {
 
 /** "group/resource[:name] verb verb ..." rows, as rulesHeld() lists them, one line per verb. */
 function expand(rows: string[]): string[] {
-  return [...new Set(rows.flatMap((row) => {
-    const [target = '', ...verbs] = row.split(' ');
-    return verbs.map((verb) => `${target} ${verb}`);
-  }))].sort();
+  return [
+    ...new Set(
+      rows.flatMap((row) => {
+        const [target = '', ...verbs] = row.split(' ');
+        return verbs.map((verb) => `${target} ${verb}`);
+      }),
+    ),
+  ].sort();
 }
 
 // What each identity holds, rule by rule (templates/rbac.yaml says why).
-const CONTROLLER_CLUSTER = ['usher.dev/userinvitations get list watch', 'usher.dev/userinvitations/status update', 'usher.dev/users get list watch create update', 'core/namespaces get list watch', 'events.k8s.io/events create patch'];
+const CONTROLLER_CLUSTER = [
+  'usher.dev/userinvitations get list watch',
+  'usher.dev/userinvitations/status update',
+  'usher.dev/users get list watch create update',
+  'core/namespaces get list watch',
+  'events.k8s.io/events create patch',
+];
 const CONTROLLER_LINK_SECRETS = ['core/secrets get list watch create update'];
-const CONTROLLER_IN_USHER = ['core/secrets get list watch create update delete', `coordination.k8s.io/leases:${LEASE} get update patch`, 'coordination.k8s.io/leases create'];
+const CONTROLLER_IN_USHER = [
+  'core/secrets get list watch create update delete',
+  `coordination.k8s.io/leases:${LEASE} get update patch`,
+  'coordination.k8s.io/leases create',
+];
 const ACCEPT_CLUSTER = ['usher.dev/userinvitations get list watch', 'core/namespaces get list watch', 'usher.dev/users get list watch create update delete'];
 const ACCEPT_IN_USHER = ['core/secrets get list watch create update'];
 
@@ -285,76 +316,81 @@ describe('with linkDisclosure=Secret', () => {
   });
 });
 
-describe.skipIf(!inject('localControlPlane'))('the harness identities (the global setup binds the chart’s RBAC, linkDisclosure=Secret, in usher-system)', () => {
-  /** `kubectl auth can-i` with the identity's own kubeconfig (its token): a SelfSubjectAccessReview. */
-  async function can(as: 'operator' | 'accept', check: string): Promise<boolean> {
-    const result = await kubectl(['auth', 'can-i', ...check.split(' ')], { as });
-    return result.code === 0 && result.stdout.trim() === 'yes';
-  }
-  async function answers(as: 'operator' | 'accept', checks: string[]): Promise<Record<string, boolean>> {
-    return Object.fromEntries(await Promise.all(checks.map(async (check) => [check, await can(as, check)] as const)));
-  }
+describe.skipIf(!inject('localControlPlane'))(
+  'the harness identities (the global setup binds the chart’s RBAC, linkDisclosure=Secret, in usher-system)',
+  () => {
+    /** `kubectl auth can-i` with the identity's own kubeconfig (its token): a SelfSubjectAccessReview. */
+    async function can(as: 'operator' | 'accept', check: string): Promise<boolean> {
+      const result = await kubectl(['auth', 'can-i', ...check.split(' ')], { as });
+      return result.code === 0 && result.stdout.trim() === 'yes';
+    }
+    async function answers(as: 'operator' | 'accept', checks: string[]): Promise<Record<string, boolean>> {
+      return Object.fromEntries(await Promise.all(checks.map(async (check) => [check, await can(as, check)] as const)));
+    }
 
-  it('accept (system:serviceaccount:usher-system:usher-accept) is the acceptance page’s ServiceAccount', async () => {
-    expect(
-      await answers('accept', [
-        'get secrets -n usher-system',
-        'update secrets -n usher-system',
-        'delete users.usher.dev',
-        `get userinvitations.usher.dev -n ${TENANT}`,
-        `get secrets -n ${TENANT}`,
-        'delete secrets -n usher-system',
-        `update userinvitations.usher.dev --subresource=status -n ${TENANT}`,
-        'create leases.coordination.k8s.io -n usher-system',
-        `create events.events.k8s.io -n ${TENANT}`,
-        'get configmaps -n usher-system',
-      ]),
-    ).toEqual({
-      'get secrets -n usher-system': true,
-      'update secrets -n usher-system': true,
-      'delete users.usher.dev': true,
-      [`get userinvitations.usher.dev -n ${TENANT}`]: true,
-      [`get secrets -n ${TENANT}`]: false,
-      'delete secrets -n usher-system': false,
-      [`update userinvitations.usher.dev --subresource=status -n ${TENANT}`]: false,
-      'create leases.coordination.k8s.io -n usher-system': false,
-      [`create events.events.k8s.io -n ${TENANT}`]: false,
-      'get configmaps -n usher-system': false,
+    it('accept (system:serviceaccount:usher-system:usher-accept) is the acceptance page’s ServiceAccount', async () => {
+      expect(
+        await answers('accept', [
+          'get secrets -n usher-system',
+          'update secrets -n usher-system',
+          'delete users.usher.dev',
+          `get userinvitations.usher.dev -n ${TENANT}`,
+          `get secrets -n ${TENANT}`,
+          'delete secrets -n usher-system',
+          `update userinvitations.usher.dev --subresource=status -n ${TENANT}`,
+          'create leases.coordination.k8s.io -n usher-system',
+          `create events.events.k8s.io -n ${TENANT}`,
+          'get configmaps -n usher-system',
+        ]),
+      ).toEqual({
+        'get secrets -n usher-system': true,
+        'update secrets -n usher-system': true,
+        'delete users.usher.dev': true,
+        [`get userinvitations.usher.dev -n ${TENANT}`]: true,
+        [`get secrets -n ${TENANT}`]: false,
+        'delete secrets -n usher-system': false,
+        [`update userinvitations.usher.dev --subresource=status -n ${TENANT}`]: false,
+        'create leases.coordination.k8s.io -n usher-system': false,
+        [`create events.events.k8s.io -n ${TENANT}`]: false,
+        'get configmaps -n usher-system': false,
+      });
     });
-  });
 
-  it('operator (system:serviceaccount:usher-system:usher) is the controller’s ServiceAccount, with the link-Secret rights', async () => {
-    expect(
-      await answers('operator', [
-        `get secrets -n ${TENANT}`,
-        `update secrets -n ${TENANT}`,
-        'delete secrets -n usher-system',
-        `update userinvitations.usher.dev --subresource=status -n ${TENANT}`,
-        'update leases.coordination.k8s.io/usher-harness-leader -n usher-system',
-        'create leases.coordination.k8s.io -n usher-system',
-        'delete users.usher.dev',
-        `delete secrets -n ${TENANT}`,
-        'get configmaps -n usher-system',
-      ]),
-    ).toEqual({
-      [`get secrets -n ${TENANT}`]: true,
-      [`update secrets -n ${TENANT}`]: true,
-      'delete secrets -n usher-system': true,
-      [`update userinvitations.usher.dev --subresource=status -n ${TENANT}`]: true,
-      'update leases.coordination.k8s.io/usher-harness-leader -n usher-system': true,
-      'create leases.coordination.k8s.io -n usher-system': true,
-      'delete users.usher.dev': false,
-      [`delete secrets -n ${TENANT}`]: false,
-      'get configmaps -n usher-system': false,
+    it('operator (system:serviceaccount:usher-system:usher) is the controller’s ServiceAccount, with the link-Secret rights', async () => {
+      expect(
+        await answers('operator', [
+          `get secrets -n ${TENANT}`,
+          `update secrets -n ${TENANT}`,
+          'delete secrets -n usher-system',
+          `update userinvitations.usher.dev --subresource=status -n ${TENANT}`,
+          'update leases.coordination.k8s.io/usher-harness-leader -n usher-system',
+          'create leases.coordination.k8s.io -n usher-system',
+          'delete users.usher.dev',
+          `delete secrets -n ${TENANT}`,
+          'get configmaps -n usher-system',
+        ]),
+      ).toEqual({
+        [`get secrets -n ${TENANT}`]: true,
+        [`update secrets -n ${TENANT}`]: true,
+        'delete secrets -n usher-system': true,
+        [`update userinvitations.usher.dev --subresource=status -n ${TENANT}`]: true,
+        'update leases.coordination.k8s.io/usher-harness-leader -n usher-system': true,
+        'create leases.coordination.k8s.io -n usher-system': true,
+        'delete users.usher.dev': false,
+        [`delete secrets -n ${TENANT}`]: false,
+        'get configmaps -n usher-system': false,
+      });
     });
-  });
 
-  it('real requests get the same: the page lists Usher’s Secrets, and is refused a tenant’s', async () => {
-    const own = await kubectl(['get', 'secrets', '-n', 'usher-system', '-o', 'name'], { as: 'accept' });
-    expect(own.stderr).toBe('');
-    expect(own.code).toBe(0);
-    const tenant = await kubectl(['get', 'secrets', '-n', TENANT, '-o', 'name'], { as: 'accept' });
-    expect(tenant.code).not.toBe(0);
-    expect(tenant.stderr).toContain(`User "system:serviceaccount:usher-system:usher-accept" cannot list resource "secrets" in API group "" in the namespace "${TENANT}"`);
-  });
-});
+    it('real requests get the same: the page lists Usher’s Secrets, and is refused a tenant’s', async () => {
+      const own = await kubectl(['get', 'secrets', '-n', 'usher-system', '-o', 'name'], { as: 'accept' });
+      expect(own.stderr).toBe('');
+      expect(own.code).toBe(0);
+      const tenant = await kubectl(['get', 'secrets', '-n', TENANT, '-o', 'name'], { as: 'accept' });
+      expect(tenant.code).not.toBe(0);
+      expect(tenant.stderr).toContain(
+        `User "system:serviceaccount:usher-system:usher-accept" cannot list resource "secrets" in API group "" in the namespace "${TENANT}"`,
+      );
+    });
+  },
+);

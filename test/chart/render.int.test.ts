@@ -13,7 +13,21 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
 import { chartCrdDrift } from '../../tools/sync-chart-crds.ts';
 import { kubectl, useNamespace } from '../support/cluster.ts';
-import { CHART, find, FULL_VALUES, helm, helmOk, parseManifests, ROOT, template, templateText, useHelm, valuesFile, type Manifest, type PolicyRule } from './support.ts';
+import {
+  CHART,
+  find,
+  FULL_VALUES,
+  helm,
+  helmOk,
+  parseManifests,
+  ROOT,
+  template,
+  templateText,
+  useHelm,
+  valuesFile,
+  type Manifest,
+  type PolicyRule,
+} from './support.ts';
 
 const ns = useNamespace('chart');
 useHelm();
@@ -40,7 +54,10 @@ interface Deployment extends Manifest {
   spec: {
     replicas: number;
     selector: { matchLabels: Record<string, string> };
-    template: { metadata: { labels: Record<string, string>; annotations: Record<string, string> }; spec: PodSpec & { topologySpreadConstraints?: { labelSelector: { matchLabels: Record<string, string> } }[] } };
+    template: {
+      metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+      spec: PodSpec & { topologySpreadConstraints?: { labelSelector: { matchLabels: Record<string, string> } }[] };
+    };
   };
 }
 interface Service extends Manifest {
@@ -49,15 +66,18 @@ interface Service extends Manifest {
 type Component = 'controller' | 'accept';
 
 /** The Deployment of a component of release "usher": usher (the controller) or usher-accept. */
-const deploymentOf = (manifests: Manifest[], component: Component = 'controller'): Deployment => find(manifests, 'Deployment', component === 'controller' ? 'usher' : 'usher-accept') as Deployment;
+const deploymentOf = (manifests: Manifest[], component: Component = 'controller'): Deployment =>
+  find(manifests, 'Deployment', component === 'controller' ? 'usher' : 'usher-accept') as Deployment;
 const containerOf = (manifests: Manifest[], component: Component = 'controller'): Container => {
   const container = deploymentOf(manifests, component).spec.template.spec.containers[0];
   if (!container) throw new Error('no container');
   return container;
 };
 /** A component's configuration file, the ConfigMap key its Deployment mounts as /etc/usher/config.yaml. */
-const configText = (manifests: Manifest[], component: Component = 'controller'): string => (find(manifests, 'ConfigMap') as Manifest & { data: Record<string, string> }).data[`${component}.yaml`] ?? '';
-const rulesOf = (manifests: Manifest[], kind: 'ClusterRole' | 'Role', name: string): PolicyRule[] => (find(manifests, kind, name) as Manifest & { rules: PolicyRule[] }).rules;
+const configText = (manifests: Manifest[], component: Component = 'controller'): string =>
+  (find(manifests, 'ConfigMap') as Manifest & { data: Record<string, string> }).data[`${component}.yaml`] ?? '';
+const rulesOf = (manifests: Manifest[], kind: 'ClusterRole' | 'Role', name: string): PolicyRule[] =>
+  (find(manifests, kind, name) as Manifest & { rules: PolicyRule[] }).rules;
 const SELECTOR = { 'app.kubernetes.io/name': 'usher', 'app.kubernetes.io/instance': 'usher' };
 /** Whether a selector's labels are all among a pod's. */
 const selects = (selector: Record<string, string>, labels: Record<string, string>): boolean => Object.entries(selector).every(([k, v]) => labels[k] === v);
@@ -67,7 +87,17 @@ describe('helm lint', () => {
     const plain = await helm(['lint', '--strict', CHART]);
     expect(plain.stdout + plain.stderr).toContain('1 chart(s) linted, 0 chart(s) failed');
     expect(plain.code).toBe(0);
-    const full = await helm(['lint', '--strict', CHART, '--set-json', `config=${JSON.stringify(FULL_VALUES.config)}`, '--set-json', `ingress=${JSON.stringify(FULL_VALUES.ingress)}`, '--set', 'metrics.serviceMonitor.enabled=true']);
+    const full = await helm([
+      'lint',
+      '--strict',
+      CHART,
+      '--set-json',
+      `config=${JSON.stringify(FULL_VALUES.config)}`,
+      '--set-json',
+      `ingress=${JSON.stringify(FULL_VALUES.ingress)}`,
+      '--set',
+      'metrics.serviceMonitor.enabled=true',
+    ]);
     expect(full.stdout + full.stderr).toContain('0 chart(s) failed');
     expect(full.code).toBe(0);
   });
@@ -150,7 +180,14 @@ describe('the default rendering', () => {
     expect(container.image).toBe('ghcr.io/usher-dev/usher:0.1.0');
     expect(container.args).toEqual(['--component', 'controller', '--config', '/etc/usher/config.yaml']);
     const env = Object.fromEntries(container.env.map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
-    expect(env).toEqual({ POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', USHER_LEADER_ELECTION: 'true', USHER_LEASE_NAME: 'usher-leader', USHER_METRICS_PORT: '9090', LOG_LEVEL: 'info' });
+    expect(env).toEqual({
+      POD_NAME: 'metadata.name',
+      POD_NAMESPACE: 'metadata.namespace',
+      USHER_LEADER_ELECTION: 'true',
+      USHER_LEASE_NAME: 'usher-leader',
+      USHER_METRICS_PORT: '9090',
+      LOG_LEVEL: 'info',
+    });
     expect(container.ports).toEqual([{ name: 'metrics', containerPort: 9090, protocol: 'TCP' }]);
     expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
     expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
@@ -239,7 +276,8 @@ describe('the default rendering', () => {
       expect(deployment.spec.template.spec.topologySpreadConstraints?.[0]?.labelSelector.matchLabels, component).toEqual(deployment.spec.selector.matchLabels);
     }
     const single = await template({ replicaCount: 1, leaderElection: { enabled: false }, accept: { replicaCount: 1 } });
-    for (const component of ['controller', 'accept'] as const) expect(deploymentOf(single, component).spec.template.spec.topologySpreadConstraints, component).toBeUndefined();
+    for (const component of ['controller', 'accept'] as const)
+      expect(deploymentOf(single, component).spec.template.spec.topologySpreadConstraints, component).toBeUndefined();
   });
 
   it('keeps a pod of each Deployment through disruptions when it has several, and has no PDB for one', async () => {
@@ -250,7 +288,8 @@ describe('the default rendering', () => {
       expect(pdb.spec.minAvailable).toBe(1);
       expect(pdb.spec.selector.matchLabels).toEqual(deploymentOf(manifests, component).spec.selector.matchLabels);
     }
-    const pdbs = async (values: Record<string, unknown>): Promise<string[]> => (await template(values)).filter((m) => m.kind === 'PodDisruptionBudget').map((m) => m.metadata.name);
+    const pdbs = async (values: Record<string, unknown>): Promise<string[]> =>
+      (await template(values)).filter((m) => m.kind === 'PodDisruptionBudget').map((m) => m.metadata.name);
     expect(await pdbs({ replicaCount: 1 })).toEqual(['usher-accept']);
     expect(await pdbs({ accept: { replicaCount: 1 } })).toEqual(['usher']);
     expect(await pdbs({ replicaCount: 1, accept: { replicaCount: 1 } })).toEqual([]);
@@ -262,7 +301,11 @@ describe('the default rendering', () => {
       replicaCount: 3,
       resources: { requests: { cpu: '100m' } },
       serviceAccount: { name: 'usher-operator' },
-      accept: { replicaCount: 5, resources: { requests: { cpu: '200m', memory: '64Mi' } }, serviceAccount: { name: 'usher-page', annotations: { 'example.com/role': 'page' } } },
+      accept: {
+        replicaCount: 5,
+        resources: { requests: { cpu: '200m', memory: '64Mi' } },
+        serviceAccount: { name: 'usher-page', annotations: { 'example.com/role': 'page' } },
+      },
     });
     expect(deploymentOf(manifests, 'controller').spec.replicas).toBe(3);
     expect(deploymentOf(manifests, 'accept').spec.replicas).toBe(5);
@@ -311,7 +354,13 @@ describe('RBAC', () => {
 
   function noWildcard(rules: PolicyRule[]): void {
     for (const rule of rules) {
-      for (const value of [...(rule.apiGroups ?? []), ...(rule.resources ?? []), ...rule.verbs, ...(rule.resourceNames ?? []), ...(rule.nonResourceURLs ?? [])]) {
+      for (const value of [
+        ...(rule.apiGroups ?? []),
+        ...(rule.resources ?? []),
+        ...rule.verbs,
+        ...(rule.resourceNames ?? []),
+        ...(rule.nonResourceURLs ?? []),
+      ]) {
         expect(value).not.toContain('*');
       }
     }
@@ -343,16 +392,33 @@ describe('RBAC', () => {
   });
 
   it('binds each role to its own ServiceAccount, and the Lease Role to a custom Lease name', async () => {
-    const manifests = await template({ serviceAccount: { name: 'usher-operator' }, accept: { serviceAccount: { name: 'usher-page' } }, leaderElection: { leaseName: 'usher-lock' } }, { namespace: 'platform' });
+    const manifests = await template(
+      { serviceAccount: { name: 'usher-operator' }, accept: { serviceAccount: { name: 'usher-page' } }, leaderElection: { leaseName: 'usher-lock' } },
+      { namespace: 'platform' },
+    );
     type Binding = Manifest & { roleRef: { kind: string; name: string }; subjects: { kind: string; name: string; namespace: string }[] };
     const bindings = manifests.filter((m): m is Binding => m.kind === 'ClusterRoleBinding' || m.kind === 'RoleBinding');
     expect(bindings.map((b) => [b.kind, b.metadata.name, b.metadata.namespace, b.roleRef.kind, b.roleRef.name, b.subjects]).sort()).toEqual(
       [
         ['ClusterRoleBinding', 'usher', undefined, 'ClusterRole', 'usher', [{ kind: 'ServiceAccount', name: 'usher-operator', namespace: 'platform' }]],
-        ['ClusterRoleBinding', 'usher-accept', undefined, 'ClusterRole', 'usher-accept', [{ kind: 'ServiceAccount', name: 'usher-page', namespace: 'platform' }]],
+        [
+          'ClusterRoleBinding',
+          'usher-accept',
+          undefined,
+          'ClusterRole',
+          'usher-accept',
+          [{ kind: 'ServiceAccount', name: 'usher-page', namespace: 'platform' }],
+        ],
         ['RoleBinding', 'usher', 'platform', 'Role', 'usher', [{ kind: 'ServiceAccount', name: 'usher-operator', namespace: 'platform' }]],
         ['RoleBinding', 'usher-accept', 'platform', 'Role', 'usher-accept', [{ kind: 'ServiceAccount', name: 'usher-page', namespace: 'platform' }]],
-        ['RoleBinding', 'usher-leader-election', 'platform', 'Role', 'usher-leader-election', [{ kind: 'ServiceAccount', name: 'usher-operator', namespace: 'platform' }]],
+        [
+          'RoleBinding',
+          'usher-leader-election',
+          'platform',
+          'Role',
+          'usher-leader-election',
+          [{ kind: 'ServiceAccount', name: 'usher-operator', namespace: 'platform' }],
+        ],
       ].sort(),
     );
     expect(find(manifests, 'ServiceAccount', 'usher-operator').metadata.namespace).toBe('platform');
@@ -377,7 +443,10 @@ describe('RBAC', () => {
   });
 
   it('renders for the test harness as its global setup does: the operator and accept identities, with link Secrets', async () => {
-    const sets = ['serviceAccount.name=usher', 'accept.serviceAccount.name=usher-accept', 'config.security.invitations.linkDisclosure=Secret'].flatMap((v) => ['--set', v]);
+    const sets = ['serviceAccount.name=usher', 'accept.serviceAccount.name=usher-accept', 'config.security.invitations.linkDisclosure=Secret'].flatMap((v) => [
+      '--set',
+      v,
+    ]);
     const manifests = parseManifests(await helmOk(['template', 'usher-harness', CHART, '-n', 'usher-system', ...sets, '--show-only', 'templates/rbac.yaml']));
     const subjects = (kind: string, name: string): unknown => (find(manifests, kind, name) as Manifest & { subjects: unknown }).subjects;
     expect(subjects('ClusterRoleBinding', 'usher-harness')).toEqual([{ kind: 'ServiceAccount', name: 'usher', namespace: 'usher-system' }]);
@@ -413,19 +482,28 @@ describe('the client address behind the Ingress (config.accept.trustProxy)', () 
     // helm template leaves NOTES.txt out; a client-side dry run prints it (it creates nothing, but refuses
     // to take over objects of another owner: hence a release name of its own and no CRDs).
     const notes = async (values: Record<string, unknown>): Promise<string> =>
-      helmOk(['install', 'usher-notes', CHART, '--dry-run=client', '--namespace', 'usher-system', '-f', valuesFile({ ...values, crds: { enabled: false } })], { cluster: true });
+      helmOk(['install', 'usher-notes', CHART, '--dry-run=client', '--namespace', 'usher-system', '-f', valuesFile({ ...values, crds: { enabled: false } })], {
+        cluster: true,
+      });
     const behindIngress = await notes({ ingress });
     expect(behindIngress).toContain('The acceptance page believes the last X-Forwarded-For hop (config.accept.trustProxy: 1)');
     expect(behindIngress).toContain('holds only while the ingress controller is the one way to Service usher-notes.');
-    expect(behindIngress).toContain('keep others out with\nnetworkPolicy.enabled, or set config.accept.trustProxy to the ingress controller\'s pod CIDRs.');
-    expect(await notes({ ingress, networkPolicy: { enabled: true, ingressFrom: [{ podSelector: {} }] } })).toContain('The NetworkPolicy usher-notes-accept admits only networkPolicy.ingressFrom');
+    expect(behindIngress).toContain("keep others out with\nnetworkPolicy.enabled, or set config.accept.trustProxy to the ingress controller's pod CIDRs.");
+    expect(await notes({ ingress, networkPolicy: { enabled: true, ingressFrom: [{ podSelector: {} }] } })).toContain(
+      'The NetworkPolicy usher-notes-accept admits only networkPolicy.ingressFrom',
+    );
     expect(await notes({ ingress, config: { accept: { trustProxy: ['10.0.0.0/8'] } } })).not.toContain('believes the last X-Forwarded-For hop');
     expect(await notes({})).not.toContain('believes the last X-Forwarded-For hop');
   });
 });
 
 describe('the NetworkPolicy (networkPolicy.enabled)', () => {
-  const ingressFrom = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx' } } }];
+  const ingressFrom = [
+    {
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } },
+      podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx' } },
+    },
+  ];
 
   it('admits the page’s http port only from the ingress controller, and the metrics port from anywhere or from metricsFrom', async () => {
     const manifests = await template({ networkPolicy: { enabled: true, ingressFrom } });
@@ -433,13 +511,12 @@ describe('the NetworkPolicy (networkPolicy.enabled)', () => {
     expect(policy.spec).toEqual({
       podSelector: { matchLabels: deploymentOf(manifests, 'accept').spec.selector.matchLabels },
       policyTypes: ['Ingress'],
-      ingress: [
-        { ports: [{ port: 'http', protocol: 'TCP' }], from: ingressFrom },
-        { ports: [{ port: 'metrics', protocol: 'TCP' }] },
-      ],
+      ingress: [{ ports: [{ port: 'http', protocol: 'TCP' }], from: ingressFrom }, { ports: [{ port: 'metrics', protocol: 'TCP' }] }],
     });
     const metricsFrom = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }];
-    const scraped = find(await template({ networkPolicy: { enabled: true, ingressFrom, metricsFrom } }), 'NetworkPolicy') as Manifest & { spec: { ingress: unknown[] } };
+    const scraped = find(await template({ networkPolicy: { enabled: true, ingressFrom, metricsFrom } }), 'NetworkPolicy') as Manifest & {
+      spec: { ingress: unknown[] };
+    };
     expect(scraped.spec.ingress[1]).toEqual({ ports: [{ port: 'metrics', protocol: 'TCP' }], from: metricsFrom });
   });
 
@@ -472,7 +549,14 @@ describe('everything switched on (mail, SSO, CSRF key, Ingress, ServiceMonitor, 
     const manifests = await template(FULL_VALUES);
     const controller = readBack(manifests, 'controller');
     expect(controller.files).toEqual({ '/var/run/secrets/usher/mail/smtp-password': 'usher-smtp' });
-    expect(controller.config.mail).toMatchObject({ host: 'smtp.example.com', port: 465, tls: 'implicit', from: 'Platform <no-reply@example.com>', replyTo: 'help@example.com', auth: { user: 'no-reply@example.com', password: 'secret-from-file' } });
+    expect(controller.config.mail).toMatchObject({
+      host: 'smtp.example.com',
+      port: 465,
+      tls: 'implicit',
+      from: 'Platform <no-reply@example.com>',
+      replyTo: 'help@example.com',
+      auth: { user: 'no-reply@example.com', password: 'secret-from-file' },
+    });
     expect(controller.config.accept.oidc).toBeUndefined();
     expect(controller.config.accept.csrfKey).toBeUndefined();
 
@@ -502,7 +586,9 @@ describe('everything switched on (mail, SSO, CSRF key, Ingress, ServiceMonitor, 
     expect(ingress.spec).toEqual({
       ingressClassName: 'nginx',
       tls: [{ hosts: ['join.example.com'], secretName: 'join-example-com-tls' }],
-      rules: [{ host: 'join.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'usher', port: { name: 'http' } } } }] } }],
+      rules: [
+        { host: 'join.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'usher', port: { name: 'http' } } } }] } },
+      ],
     });
     // The Service behind it is the page's.
     expect((find(manifests, 'Service', 'usher') as Service).spec.selector).toEqual(deploymentOf(manifests, 'accept').spec.selector.matchLabels);
@@ -523,7 +609,9 @@ describe('everything switched on (mail, SSO, CSRF key, Ingress, ServiceMonitor, 
     });
     // It selects the metrics Service alone, and that one reaches both Deployments' pods.
     const services = manifests.filter((m): m is Service => m.kind === 'Service');
-    expect(services.filter((svc) => selects(monitor.spec.selector.matchLabels, svc.metadata.labels ?? {})).map((svc) => svc.metadata.name)).toEqual(['usher-metrics']);
+    expect(services.filter((svc) => selects(monitor.spec.selector.matchLabels, svc.metadata.labels ?? {})).map((svc) => svc.metadata.name)).toEqual([
+      'usher-metrics',
+    ]);
   });
 
   it('is accepted by the API server (server-side dry run; the ServiceMonitor CRD is not installed, so it is left out)', async () => {
@@ -547,8 +635,13 @@ describe('everything switched on (mail, SSO, CSRF key, Ingress, ServiceMonitor, 
 
 describe('the admission policy', () => {
   it('carries the configured tenant label and Instance namespaces into its CEL, and can be switched off', async () => {
-    const manifests = await template({ config: { tenancy: { namespaceLabel: 'platform.example.com/tenant', instanceNamespaces: ['ops', 'platform-admins'] } }, admissionPolicy: { validationActions: ['Warn', 'Audit'] } });
-    const policy = find(manifests, 'ValidatingAdmissionPolicy') as Manifest & { spec: { variables: { name: string; expression: string }[]; validations: { expression: string; messageExpression: string }[] } };
+    const manifests = await template({
+      config: { tenancy: { namespaceLabel: 'platform.example.com/tenant', instanceNamespaces: ['ops', 'platform-admins'] } },
+      admissionPolicy: { validationActions: ['Warn', 'Audit'] },
+    });
+    const policy = find(manifests, 'ValidatingAdmissionPolicy') as Manifest & {
+      spec: { variables: { name: string; expression: string }[]; validations: { expression: string; messageExpression: string }[] };
+    };
     const variables = Object.fromEntries(policy.spec.variables.map((v) => [v.name, v.expression]));
     expect(variables.namespaceTenant).toBe(
       `has(namespaceObject.metadata.labels) && "platform.example.com/tenant" in namespaceObject.metadata.labels ? namespaceObject.metadata.labels["platform.example.com/tenant"] : ''`,
@@ -597,11 +690,17 @@ describe('wrong values', () => {
 
   it('refuses settings that belong together but are missing, saying which key to set', async () => {
     expect(await failure({ config: { mail: { enabled: true, from: 'a@example.com' } } })).toContain('config.mail.enabled is true: set config.mail.host');
-    expect(await failure({ config: { mail: { enabled: true, host: 'smtp', from: 'a@example.com', auth: { user: 'u' } } } })).toContain('set config.mail.auth.existingSecret');
-    expect(await failure({ config: { accept: { oidc: { enabled: true, issuer: 'https://login.example.com', clientId: 'usher' } } } })).toContain('set config.accept.oidc.clientSecret.existingSecret');
+    expect(await failure({ config: { mail: { enabled: true, host: 'smtp', from: 'a@example.com', auth: { user: 'u' } } } })).toContain(
+      'set config.mail.auth.existingSecret',
+    );
+    expect(await failure({ config: { accept: { oidc: { enabled: true, issuer: 'https://login.example.com', clientId: 'usher' } } } })).toContain(
+      'set config.accept.oidc.clientSecret.existingSecret',
+    );
     expect(await failure({ ingress: { enabled: true } })).toContain('ingress.enabled is true: set ingress.host');
     expect(await failure({ leaderElection: { enabled: false } })).toContain('replicaCount > 1 needs leaderElection.enabled');
     expect(await failure({ networkPolicy: { enabled: true } })).toContain('networkPolicy.enabled is true: set networkPolicy.ingressFrom');
-    expect(await failure({ serviceAccount: { name: 'usher' }, accept: { serviceAccount: { name: 'usher' } } })).toContain('the acceptance page needs a ServiceAccount of its own');
+    expect(await failure({ serviceAccount: { name: 'usher' }, accept: { serviceAccount: { name: 'usher' } } })).toContain(
+      'the acceptance page needs a ServiceAccount of its own',
+    );
   });
 });

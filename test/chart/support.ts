@@ -112,7 +112,14 @@ export const FULL_VALUES = {
   config: {
     baseUrl: 'https://join.example.com',
     tenancy: { instanceNamespaces: ['platform-admins'] },
-    mail: { enabled: true, host: 'smtp.example.com', port: 465, from: 'Platform <no-reply@example.com>', replyTo: 'help@example.com', auth: { user: 'no-reply@example.com', existingSecret: 'usher-smtp', key: 'smtp-password' } },
+    mail: {
+      enabled: true,
+      host: 'smtp.example.com',
+      port: 465,
+      from: 'Platform <no-reply@example.com>',
+      replyTo: 'help@example.com',
+      auth: { user: 'no-reply@example.com', existingSecret: 'usher-smtp', key: 'smtp-password' },
+    },
     accept: {
       loginUrl: 'https://console.example.com',
       trustProxy: ['10.0.0.0/8'],
@@ -120,7 +127,21 @@ export const FULL_VALUES = {
       oidc: { enabled: true, issuer: 'https://login.example.com', clientId: 'usher', clientSecret: { existingSecret: 'usher-oidc' } },
     },
   },
-  ingress: { enabled: true, className: 'nginx', host: 'join.example.com', annotations: { 'cert-manager.io/cluster-issuer': 'letsencrypt' }, tls: { secretName: 'join-example-com-tls' } },
+  ingress: {
+    enabled: true,
+    className: 'nginx',
+    host: 'join.example.com',
+    annotations: { 'cert-manager.io/cluster-issuer': 'letsencrypt' },
+    tls: { secretName: 'join-example-com-tls' },
+  },
   metrics: { serviceMonitor: { enabled: true, labels: { release: 'prometheus' } } },
-  networkPolicy: { enabled: true, ingressFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx' } } }] },
+  networkPolicy: {
+    enabled: true,
+    ingressFrom: [
+      {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } },
+        podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx' } },
+      },
+    ],
+  },
 };

@@ -220,9 +220,12 @@ describe('parseConfig: defaults', () => {
   });
 
   it('never prints the OIDC client secret or the CSRF key', () => {
-    const error = errorOf('usher:\n  accept:\n    port: nope\n    csrfKeyFile: /csrf\n    oidc: { issuer: https://login.example.com, clientId: usher, clientSecretFile: /oidc }\n', {
-      readFile: files({ '/csrf': 'csrf-key-material-that-is-long-enough-0123\n', '/oidc': 'oidc-client-secret\n' }),
-    });
+    const error = errorOf(
+      'usher:\n  accept:\n    port: nope\n    csrfKeyFile: /csrf\n    oidc: { issuer: https://login.example.com, clientId: usher, clientSecretFile: /oidc }\n',
+      {
+        readFile: files({ '/csrf': 'csrf-key-material-that-is-long-enough-0123\n', '/oidc': 'oidc-client-secret\n' }),
+      },
+    );
     expect(error.problems).toEqual(['usher.accept.port: must be a whole number, not "nope"']);
     expect(error.message).not.toContain('oidc-client-secret');
     expect(error.message).not.toContain('csrf-key-material');
@@ -242,8 +245,16 @@ describe('parseConfig: problems', () => {
       'usher-config.yaml: usher.security.invitations.expireAfter: "30 days" is not an ISO-8601 duration such as P7D or PT12H',
     ],
     ['a zero duration', 'usher:\n  controller:\n    resyncPeriod: PT0S\n', 'usher.controller.resyncPeriod: "PT0S" is zero'],
-    ['a negative duration', 'usher:\n  security:\n    invitations:\n      maxExpireAfter: -P1D\n', 'usher.security.invitations.maxExpireAfter: "-P1D" is negative'],
-    ['a duration written as a number', 'usher:\n  controller:\n    resyncPeriod: 600\n', 'usher.controller.resyncPeriod: must be an ISO-8601 duration such as P7D or PT12H, not 600'],
+    [
+      'a negative duration',
+      'usher:\n  security:\n    invitations:\n      maxExpireAfter: -P1D\n',
+      'usher.security.invitations.maxExpireAfter: "-P1D" is negative',
+    ],
+    [
+      'a duration written as a number',
+      'usher:\n  controller:\n    resyncPeriod: 600\n',
+      'usher.controller.resyncPeriod: must be an ISO-8601 duration such as P7D or PT12H, not 600',
+    ],
     [
       'expireAfter longer than maxExpireAfter',
       'usher:\n  security:\n    invitations:\n      expireAfter: P30D\n      maxExpireAfter: P14D\n',
@@ -256,25 +267,54 @@ describe('parseConfig: problems', () => {
     ],
     ['a misspelt key', mailWith('    prot: 25\n'), 'usher.mail.prot: unknown key (did you mean "port"?)'],
     ['a key in the wrong case', 'usher:\n  baseURL: https://x.example.com\n', 'usher.baseURL: unknown key (did you mean "baseUrl"?)'],
-    ['an unknown key with no near miss', 'usher:\n  accept:\n    listen: 0.0.0.0\n', 'usher.accept.listen: unknown key (known keys: port, loginUrl, credentialsNamespace, oidc, csrfKeyFile, rateLimit, trustProxy)'],
+    [
+      'an unknown key with no near miss',
+      'usher:\n  accept:\n    listen: 0.0.0.0\n',
+      'usher.accept.listen: unknown key (known keys: port, loginUrl, credentialsNamespace, oidc, csrfKeyFile, rateLimit, trustProxy)',
+    ],
     ['a key outside usher', 'baseUrl: https://x.example.com\n', 'baseUrl: unknown key (known keys: usher)'],
-    ['an enum value in the wrong case', 'usher:\n  security:\n    invitations:\n      linkDisclosure: secret\n', 'usher.security.invitations.linkDisclosure: must be one of Status, Secret, not "secret" (did you mean "Secret"?)'],
+    [
+      'an enum value in the wrong case',
+      'usher:\n  security:\n    invitations:\n      linkDisclosure: secret\n',
+      'usher.security.invitations.linkDisclosure: must be one of Status, Secret, not "secret" (did you mean "Secret"?)',
+    ],
     ['an unknown tls mode', mailWith('    tls: ssl\n'), 'usher.mail.tls: must be one of implicit, starttls, none, not "ssl"'],
-    ['a boolean written as yes', 'usher:\n  security:\n    invitations:\n      requireGroupOrRole: yes\n', 'usher.security.invitations.requireGroupOrRole: must be true or false, not "yes"'],
+    [
+      'a boolean written as yes',
+      'usher:\n  security:\n    invitations:\n      requireGroupOrRole: yes\n',
+      'usher.security.invitations.requireGroupOrRole: must be true or false, not "yes"',
+    ],
     ['a port that is text', mailWith('    port: "587"\n'), 'usher.mail.port: must be a whole number, not "587"'],
     ['a port out of range', 'usher:\n  accept:\n    port: 70000\n', 'usher.accept.port: must be at most 65535, not 70000'],
     ['zero workers', 'usher:\n  controller:\n    workers: 0\n', 'usher.controller.workers: must be at least 1, not 0'],
     ['a negative rate limit', mailWith('    rateLimitPerSecond: -1\n'), 'usher.mail.rateLimitPerSecond: must be at least 0, not -1'],
     ['a section with no value', 'usher:\n  tenancy:\n', 'usher.tenancy: has no value; give it one or remove the key'],
     ['a section that is a list', 'usher:\n  accept: [8080]\n', 'usher.accept: must be a mapping of keys, not a list'],
-    ['a bad label key', 'usher:\n  tenancy:\n    namespaceLabel: my label\n', 'usher.tenancy.namespaceLabel: "my label" is not a Kubernetes label key such as usher.dev/tenant'],
-    ['a bad namespace name', 'usher:\n  tenancy:\n    instanceNamespaces: [ok, Not_OK]\n', 'usher.tenancy.instanceNamespaces[1]: "Not_OK" is not a namespace name'],
+    [
+      'a bad label key',
+      'usher:\n  tenancy:\n    namespaceLabel: my label\n',
+      'usher.tenancy.namespaceLabel: "my label" is not a Kubernetes label key such as usher.dev/tenant',
+    ],
+    [
+      'a bad namespace name',
+      'usher:\n  tenancy:\n    instanceNamespaces: [ok, Not_OK]\n',
+      'usher.tenancy.instanceNamespaces[1]: "Not_OK" is not a namespace name',
+    ],
     ['a namespace listed twice', 'usher:\n  tenancy:\n    instanceNamespaces: [a, a]\n', 'usher.tenancy.instanceNamespaces: lists "a" twice'],
     ['a baseUrl that is not http(s)', 'usher:\n  baseUrl: ftp://files.example.com\n', 'usher.baseUrl: "ftp://files.example.com" is not an http(s) URL'],
     ['a baseUrl without a scheme', 'usher:\n  baseUrl: platform.example.com\n', 'usher.baseUrl: "platform.example.com" is not an http(s) URL'],
-    ['a baseUrl with a query', 'usher:\n  baseUrl: https://x.example.com/?a=1\n', 'usher.baseUrl: "https://x.example.com/?a=1" must not have a query (?) or fragment (#)'],
+    [
+      'a baseUrl with a query',
+      'usher:\n  baseUrl: https://x.example.com/?a=1\n',
+      'usher.baseUrl: "https://x.example.com/?a=1" must not have a query (?) or fragment (#)',
+    ],
     ['mail without from', 'usher:\n  mail:\n    host: smtp.example.com\n', 'usher.mail.from: is required when usher.mail is set'],
-    ['mail auth without user', mailWith('    auth: { passwordEnv: P }\n'), 'usher.mail.auth.user: is required when usher.mail.auth is set', { env: { P: 'x' } }],
+    [
+      'mail auth without user',
+      mailWith('    auth: { passwordEnv: P }\n'),
+      'usher.mail.auth.user: is required when usher.mail.auth is set',
+      { env: { P: 'x' } },
+    ],
     [
       'mail auth with both password sources',
       mailWith('    auth: { user: u, passwordFile: /secret, passwordEnv: P }\n'),
@@ -287,26 +327,85 @@ describe('parseConfig: problems', () => {
       'usher.mail.auth.passwordFile: cannot read /var/run/secrets/usher/smtp-password: no such file or directory (ENOENT)',
       { readFile: files({}) },
     ],
-    ['an empty password file', mailWith('    auth: { user: u, passwordFile: /secret }\n'), 'usher.mail.auth.passwordFile: the file /secret is empty', { readFile: files({ '/secret': '\n' }) }],
-    ['an unset password variable', mailWith('    auth: { user: u, passwordEnv: SMTP_PASSWORD }\n'), 'usher.mail.auth.passwordEnv: the environment variable SMTP_PASSWORD is not set'],
-    ['an empty password variable', mailWith('    auth: { user: u, passwordEnv: SMTP_PASSWORD }\n'), 'usher.mail.auth.passwordEnv: the environment variable SMTP_PASSWORD is empty', { env: { SMTP_PASSWORD: '' } }],
-    ['a YAML syntax error', 'usher:\n  baseUrl: [https://x.example.com\n', 'usher-config.yaml: line 3, column 1: YAML syntax error: unexpected end of the stream within a flow collection'],
-    ['a duplicated key', 'usher:\n  baseUrl: https://a.example.com\n  baseUrl: https://b.example.com\n', 'usher-config.yaml: line 3, column 3: YAML syntax error: duplicated mapping key'],
+    [
+      'an empty password file',
+      mailWith('    auth: { user: u, passwordFile: /secret }\n'),
+      'usher.mail.auth.passwordFile: the file /secret is empty',
+      { readFile: files({ '/secret': '\n' }) },
+    ],
+    [
+      'an unset password variable',
+      mailWith('    auth: { user: u, passwordEnv: SMTP_PASSWORD }\n'),
+      'usher.mail.auth.passwordEnv: the environment variable SMTP_PASSWORD is not set',
+    ],
+    [
+      'an empty password variable',
+      mailWith('    auth: { user: u, passwordEnv: SMTP_PASSWORD }\n'),
+      'usher.mail.auth.passwordEnv: the environment variable SMTP_PASSWORD is empty',
+      { env: { SMTP_PASSWORD: '' } },
+    ],
+    [
+      'a YAML syntax error',
+      'usher:\n  baseUrl: [https://x.example.com\n',
+      'usher-config.yaml: line 3, column 1: YAML syntax error: unexpected end of the stream within a flow collection',
+    ],
+    [
+      'a duplicated key',
+      'usher:\n  baseUrl: https://a.example.com\n  baseUrl: https://b.example.com\n',
+      'usher-config.yaml: line 3, column 3: YAML syntax error: duplicated mapping key',
+    ],
     ['a file that is not a mapping', 'just some text\n', 'usher-config.yaml: the file: must be a mapping of keys, not "just some text"'],
-    ['a loginUrl that is not http(s)', 'usher:\n  accept:\n    loginUrl: console.example.com\n', 'usher.accept.loginUrl: "console.example.com" is not an http(s) URL'],
-    ['a credentials namespace that is not a name', 'usher:\n  accept:\n    credentialsNamespace: Usher_System\n', 'usher.accept.credentialsNamespace: "Usher_System" is not a namespace name'],
-    ['a zero rate limit', 'usher:\n  accept:\n    rateLimit: { perTokenPerMinute: 0 }\n', 'usher.accept.rateLimit.perTokenPerMinute: must be at least 1, not 0'],
-    ['a rate limit that is not whole', 'usher:\n  accept:\n    rateLimit: { perClientPerMinute: 2.5 }\n', 'usher.accept.rateLimit.perClientPerMinute: must be a whole number, not 2.5'],
-    ['a trusted proxy that is no address', 'usher:\n  accept:\n    trustProxy: [10.0.0.0/8, ingress]\n', 'usher.accept.trustProxy[1]: "ingress" is not an IP address or CIDR range'],
-    ['a trusted range with a too long prefix', 'usher:\n  accept:\n    trustProxy: [10.0.0.0/33]\n', 'usher.accept.trustProxy[0]: "10.0.0.0/33" is not an IP address or CIDR range'],
-    ['oidc without clientId', 'usher:\n  accept:\n    oidc: { issuer: https://login.example.com, clientSecretEnv: S }\n', 'usher.accept.oidc.clientId: is required when usher.accept.oidc is set', { env: { S: 'x' } }],
-    ['oidc without a client secret', 'usher:\n  accept:\n    oidc: { issuer: https://login.example.com, clientId: usher }\n', 'usher.accept.oidc: needs clientSecretFile or clientSecretEnv (where the OIDC client secret is)'],
+    [
+      'a loginUrl that is not http(s)',
+      'usher:\n  accept:\n    loginUrl: console.example.com\n',
+      'usher.accept.loginUrl: "console.example.com" is not an http(s) URL',
+    ],
+    [
+      'a credentials namespace that is not a name',
+      'usher:\n  accept:\n    credentialsNamespace: Usher_System\n',
+      'usher.accept.credentialsNamespace: "Usher_System" is not a namespace name',
+    ],
+    [
+      'a zero rate limit',
+      'usher:\n  accept:\n    rateLimit: { perTokenPerMinute: 0 }\n',
+      'usher.accept.rateLimit.perTokenPerMinute: must be at least 1, not 0',
+    ],
+    [
+      'a rate limit that is not whole',
+      'usher:\n  accept:\n    rateLimit: { perClientPerMinute: 2.5 }\n',
+      'usher.accept.rateLimit.perClientPerMinute: must be a whole number, not 2.5',
+    ],
+    [
+      'a trusted proxy that is no address',
+      'usher:\n  accept:\n    trustProxy: [10.0.0.0/8, ingress]\n',
+      'usher.accept.trustProxy[1]: "ingress" is not an IP address or CIDR range',
+    ],
+    [
+      'a trusted range with a too long prefix',
+      'usher:\n  accept:\n    trustProxy: [10.0.0.0/33]\n',
+      'usher.accept.trustProxy[0]: "10.0.0.0/33" is not an IP address or CIDR range',
+    ],
+    [
+      'oidc without clientId',
+      'usher:\n  accept:\n    oidc: { issuer: https://login.example.com, clientSecretEnv: S }\n',
+      'usher.accept.oidc.clientId: is required when usher.accept.oidc is set',
+      { env: { S: 'x' } },
+    ],
+    [
+      'oidc without a client secret',
+      'usher:\n  accept:\n    oidc: { issuer: https://login.example.com, clientId: usher }\n',
+      'usher.accept.oidc: needs clientSecretFile or clientSecretEnv (where the OIDC client secret is)',
+    ],
     [
       'oidc with both secret sources',
       'usher:\n  accept:\n    oidc: { issuer: https://login.example.com, clientId: usher, clientSecretFile: /s, clientSecretEnv: S }\n',
       'usher.accept.oidc: has both clientSecretFile and clientSecretEnv; keep only one',
     ],
-    ['an unset oidc secret variable', 'usher:\n  accept:\n    oidc: { issuer: https://login.example.com, clientId: usher, clientSecretEnv: OIDC_SECRET }\n', 'usher.accept.oidc.clientSecretEnv: the environment variable OIDC_SECRET is not set'],
+    [
+      'an unset oidc secret variable',
+      'usher:\n  accept:\n    oidc: { issuer: https://login.example.com, clientId: usher, clientSecretEnv: OIDC_SECRET }\n',
+      'usher.accept.oidc.clientSecretEnv: the environment variable OIDC_SECRET is not set',
+    ],
     [
       'an http issuer off loopback',
       'usher:\n  accept:\n    oidc: { issuer: http://login.example.com, clientId: usher, clientSecretEnv: S }\n',
@@ -319,8 +418,18 @@ describe('parseConfig: problems', () => {
       'usher.accept.oidc.issuer: "https://login.example.com/?tenant=a" is not an https URL without query or fragment',
       { env: { S: 'x' } },
     ],
-    ['an unreadable CSRF key file', 'usher:\n  accept:\n    csrfKeyFile: /csrf\n', 'usher.accept.csrfKeyFile: cannot read /csrf: no such file or directory (ENOENT)', { readFile: files({}) }],
-    ['a short CSRF key', 'usher:\n  accept:\n    csrfKeyFile: /csrf\n', 'usher.accept.csrfKeyFile: the file /csrf holds fewer than 32 bytes', { readFile: files({ '/csrf': 'short\n' }) }],
+    [
+      'an unreadable CSRF key file',
+      'usher:\n  accept:\n    csrfKeyFile: /csrf\n',
+      'usher.accept.csrfKeyFile: cannot read /csrf: no such file or directory (ENOENT)',
+      { readFile: files({}) },
+    ],
+    [
+      'a short CSRF key',
+      'usher:\n  accept:\n    csrfKeyFile: /csrf\n',
+      'usher.accept.csrfKeyFile: the file /csrf holds fewer than 32 bytes',
+      { readFile: files({ '/csrf': 'short\n' }) },
+    ],
   ])('%s', (_name, yaml, expected, opts) => {
     const error = errorOf(yaml, opts);
     expect(error).toBeInstanceOf(ConfigError);

@@ -76,7 +76,12 @@ export class FakeCluster implements ClusterReader, ClusterWriter {
     const generation = previous ? (previous.metadata.generation ?? 1) + (JSON.stringify(previous.spec) === JSON.stringify(invitation.spec) ? 0 : 1) : 1;
     const stored: UserInvitation = structuredClone({
       ...invitation,
-      metadata: { ...invitation.metadata, uid: previous?.metadata.uid ?? invitation.metadata.uid ?? `uid-${this.next()}`, generation, resourceVersion: this.next() },
+      metadata: {
+        ...invitation.metadata,
+        uid: previous?.metadata.uid ?? invitation.metadata.uid ?? `uid-${this.next()}`,
+        generation,
+        resourceVersion: this.next(),
+      },
       ...(previous?.status ? { status: previous.status } : {}),
     });
     this.store.invitations.set(key(stored.metadata.namespace, stored.metadata.name), stored);
@@ -214,7 +219,10 @@ export class FakeCluster implements ClusterReader, ClusterWriter {
         if (!current) throw apiError(404, 'NotFound', `users "${user.metadata.name}" not found`);
         this.checkVersion(current.metadata.resourceVersion, user.metadata.resourceVersion, `users "${user.metadata.name}"`);
       }
-      const saved: User = structuredClone({ ...user, metadata: { ...user.metadata, uid: current?.metadata.uid ?? `uid-${this.next()}`, resourceVersion: this.next() } });
+      const saved: User = structuredClone({
+        ...user,
+        metadata: { ...user.metadata, uid: current?.metadata.uid ?? `uid-${this.next()}`, resourceVersion: this.next() },
+      });
       this.store.users.set(user.metadata.name, saved);
       return structuredClone(saved);
     });
@@ -242,7 +250,11 @@ export class FakeCluster implements ClusterReader, ClusterWriter {
   /** A write without a resourceVersion is unconditional, as a PUT without one is. */
   private checkVersion(current: string | undefined, presented: string | undefined, what: string): void {
     if (presented !== undefined && presented !== current) {
-      throw apiError(409, 'Conflict', `Operation cannot be fulfilled on ${what}: the object has been modified; please apply your changes to the latest version and try again`);
+      throw apiError(
+        409,
+        'Conflict',
+        `Operation cannot be fulfilled on ${what}: the object has been modified; please apply your changes to the latest version and try again`,
+      );
     }
   }
 
@@ -299,7 +311,12 @@ export class FakeMailer implements InvitationMailer {
   }
 
   sendInvitation(invitation: UserInvitation, link: string, expiresAt: Date): Promise<MailResult> {
-    const send: Send = { invitation: key(invitation.metadata.namespace, invitation.metadata.name), to: invitation.spec.email, link, expiresAt: expiresAt.toISOString() };
+    const send: Send = {
+      invitation: key(invitation.metadata.namespace, invitation.metadata.name),
+      to: invitation.spec.email,
+      link,
+      expiresAt: expiresAt.toISOString(),
+    };
     this.sends.push(send);
     this.onSend(send);
     const answer = this.answers.shift() ?? { ok: true };

@@ -26,10 +26,10 @@ const otherNs = `globex-${suffix}`;
 const adminNs = `platform-${suffix}`;
 
 function startController(): Controller {
-  const config = parseConfig(
-    `usher:\n  baseUrl: http://usher.test\n  tenancy:\n    instanceNamespaces: [${adminNs}]\n  controller:\n    workers: 4\n`,
-    { source: 'test-config.yaml', env: {} },
-  );
+  const config = parseConfig(`usher:\n  baseUrl: http://usher.test\n  tenancy:\n    instanceNamespaces: [${adminNs}]\n  controller:\n    workers: 4\n`, {
+    source: 'test-config.yaml',
+    env: {},
+  });
   return new Controller({ kubeConfig: loadKubeConfig(inject('kubeconfigs').operator), config, log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
 }
 
@@ -44,7 +44,9 @@ async function waitForPhase(ns: string, name: string, phase: string, timeout = '
 }
 
 /** The records of the invitation with this uid: in Usher's namespace, never the invitation's. */
-async function recordsOf(uid: string): Promise<{ metadata: { name: string; namespace: string; ownerReferences?: { uid: string }[] }; data: Record<string, string> }[]> {
+async function recordsOf(
+  uid: string,
+): Promise<{ metadata: { name: string; namespace: string; ownerReferences?: { uid: string }[] }; data: Record<string, string> }[]> {
   const list = JSON.parse(await kubectlOk(['get', 'secrets', '-A', '-l', `usher.dev/invitation-uid=${uid}`, '-o', 'json'])) as { items: [] };
   return list.items;
 }
@@ -56,14 +58,23 @@ function applyExample(file: string, ns: string, mutate?: (doc: UserInvitation) =
 }
 
 function recordPayload(secret: { data: Record<string, string> }): { verifierHash: string; selector: string; expiresAt: string; issuance: number } {
-  return JSON.parse(Buffer.from(secret.data['record.json'] ?? '', 'base64').toString('utf8')) as { verifierHash: string; selector: string; expiresAt: string; issuance: number };
+  return JSON.parse(Buffer.from(secret.data['record.json'] ?? '', 'base64').toString('utf8')) as {
+    verifierHash: string;
+    selector: string;
+    expiresAt: string;
+    issuance: number;
+  };
 }
 
 describe('the UserInvitation controller', () => {
   let controller: Controller;
 
   beforeAll(async () => {
-    for (const [ns, tenant] of [[tenantNs, 'acme'], [otherNs, 'globex'], [adminNs, undefined]] as const) {
+    for (const [ns, tenant] of [
+      [tenantNs, 'acme'],
+      [otherNs, 'globex'],
+      [adminNs, undefined],
+    ] as const) {
       await kubectlOk(['create', 'namespace', ns]);
       if (tenant) await kubectlOk(['label', 'namespace', ns, `usher.dev/tenant=${tenant}`]);
     }
@@ -107,7 +118,11 @@ describe('the UserInvitation controller', () => {
     const [record] = records;
     expect(record?.metadata.namespace).toBe('usher-system');
     expect(record?.metadata.ownerReferences).toBeUndefined();
-    const payload = recordPayload(record ?? { data: {} }) as ReturnType<typeof recordPayload> & { invitationNamespace?: string; invitationName?: string; invitationUid?: string };
+    const payload = recordPayload(record ?? { data: {} }) as ReturnType<typeof recordPayload> & {
+      invitationNamespace?: string;
+      invitationName?: string;
+      invitationUid?: string;
+    };
     expect(payload).toMatchObject({ invitationNamespace: tenantNs, invitationName: 'jane-doe', invitationUid: jane.metadata.uid });
     expect(payload.selector).toBe(selector);
     expect(payload.verifierHash).toBe(createHash('sha256').update(verifier).digest('hex'));
@@ -122,7 +137,16 @@ describe('the UserInvitation controller', () => {
     expect(stalled?.message).toContain(`belongs to tenant globex`);
     expect(refused.status?.link).toBeUndefined();
     expect(await recordsOf(refused.metadata.uid ?? '')).toHaveLength(0);
-    const events = await kubectlOk(['get', 'events.events.k8s.io', '-n', otherNs, '--field-selector', 'regarding.name=jane-doe', '-o', 'jsonpath={.items[*].reason}']);
+    const events = await kubectlOk([
+      'get',
+      'events.events.k8s.io',
+      '-n',
+      otherNs,
+      '--field-selector',
+      'regarding.name=jane-doe',
+      '-o',
+      'jsonpath={.items[*].reason}',
+    ]);
     expect(events).toContain('Forbidden');
   });
 
@@ -203,7 +227,15 @@ describe('the UserInvitation controller', () => {
     const snapshot = async (): Promise<string> => {
       const [invitations, secrets, users, events] = await Promise.all([
         kubectlOk(['get', 'userinvitations', '-A', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}']),
-        kubectlOk(['get', 'secrets', '-A', '-l', 'app.kubernetes.io/managed-by=usher', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}']),
+        kubectlOk([
+          'get',
+          'secrets',
+          '-A',
+          '-l',
+          'app.kubernetes.io/managed-by=usher',
+          '-o',
+          'jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}',
+        ]),
         kubectlOk(['get', 'users.usher.dev', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}']),
         kubectlOk(['get', 'events.events.k8s.io', '-A', '-o', 'jsonpath={.items[*].metadata.name}']),
       ]);
@@ -228,9 +260,13 @@ describe('usher start-up', () => {
     const dir = mkdtempSync(join(tmpdir(), 'usher-config-'));
     const path = join(dir, 'usher.yaml');
     writeFileSync(path, 'usher:\n  security:\n    invitations:\n      expireAfter: 30 days\n');
-    const result = await promisify(execFile)(join(root, 'node_modules', '.bin', 'node'), [join(root, 'src', 'main.ts'), '--config', path, '--kubeconfig', inject('kubeconfigs').admin]).catch(
-      (err: unknown) => err as { code: number; stderr: string },
-    );
+    const result = await promisify(execFile)(join(root, 'node_modules', '.bin', 'node'), [
+      join(root, 'src', 'main.ts'),
+      '--config',
+      path,
+      '--kubeconfig',
+      inject('kubeconfigs').admin,
+    ]).catch((err: unknown) => err as { code: number; stderr: string });
     expect('code' in result ? result.code : 0).toBe(2);
     expect(result.stderr).toContain('usher.security.invitations.expireAfter');
     expect(result.stderr).toContain('30 days');

@@ -138,7 +138,9 @@ describe('Reconciler, with in-memory ports', () => {
     // Mail configured but no mailer wired: decide() asks for the send every round, and nothing changes.
     const w = world({ config: withMail, mailer: 'none' });
     await expect(w.reconcile()).rejects.toThrow(
-      new RegExp(`^reconcile of acme-ns/jane did not converge after ${MAX_ROUNDS} rounds: decide\\(\\) still asks for sendMail usher-invitation-${w.uid}-1 \\(a bug, not a slow world\\)$`),
+      new RegExp(
+        `^reconcile of acme-ns/jane did not converge after ${MAX_ROUNDS} rounds: decide\\(\\) still asks for sendMail usher-invitation-${w.uid}-1 \\(a bug, not a slow world\\)$`,
+      ),
     );
     // One look at the world per round (the namespace's tenant is read once a round).
     expect(w.cluster.reads.namespaceTenant).toBe(MAX_ROUNDS);
@@ -159,7 +161,11 @@ describe('Reconciler, with in-memory ports', () => {
     expect(w.mailer.sends).toHaveLength(1);
     expect(atSend).toEqual([{ mail: { attempts: 1, attemptStartedAt: NOW.toISOString() }, lastWrite: 'updateRecord' }]);
     expect(w.record()?.mail).toEqual({ attempts: 1, sentAt: iso(NOW) });
-    expect(w.mailer.sends[0]).toMatchObject({ to: 'Jane.Doe@Example.com', link: w.invitation()?.status?.link, expiresAt: new Date(NOW.getTime() + 7 * DAY).toISOString() });
+    expect(w.mailer.sends[0]).toMatchObject({
+      to: 'Jane.Doe@Example.com',
+      link: w.invitation()?.status?.link,
+      expiresAt: new Date(NOW.getTime() + 7 * DAY).toISOString(),
+    });
     expect(w.invitation()?.status).toMatchObject({ phase: 'Sent', sentAt: iso(NOW) });
     expect(condition(w.invitation(), 'MailDelivered')).toMatchObject({ status: 'True', reason: 'Sent' });
     // One update before the send, one after: the status is written around them, not between.
@@ -188,7 +194,9 @@ describe('Reconciler, with in-memory ports', () => {
     expect(w.invitation()?.status?.phase).toBe('Pending');
     expect(condition(w.invitation(), 'MailDelivered')).toMatchObject({ status: 'False', reason: 'MailRetrying' });
     expect(condition(w.invitation(), 'Reconciling')).toMatchObject({ status: 'True', reason: 'MailRetrying' });
-    expect(w.cluster.events.filter((e) => e.type === 'Warning')).toEqual([expect.objectContaining({ reason: 'MailRetrying', message: expect.stringMatching(/attempt 1\), retrying in 30s: 421 busy/) as unknown })]);
+    expect(w.cluster.events.filter((e) => e.type === 'Warning')).toEqual([
+      expect.objectContaining({ reason: 'MailRetrying', message: expect.stringMatching(/attempt 1\), retrying in 30s: 421 busy/) as unknown }),
+    ]);
 
     // Not due yet: nothing is sent, nothing written.
     const before = w.cluster.writes.length;
@@ -216,7 +224,11 @@ describe('Reconciler, with in-memory ports', () => {
     expect(w.record()?.mail).toEqual({ attempts: 1, failedPermanently: true, lastError: '550 5.1.1 No such user' });
     const invitation = w.invitation();
     expect(invitation?.status?.phase).toBe('Failed');
-    expect(condition(invitation, 'Stalled')).toMatchObject({ status: 'True', reason: 'MailRejected', message: expect.stringContaining('550 5.1.1 No such user') as unknown });
+    expect(condition(invitation, 'Stalled')).toMatchObject({
+      status: 'True',
+      reason: 'MailRejected',
+      message: expect.stringContaining('550 5.1.1 No such user') as unknown,
+    });
     expect(w.cluster.events.at(-1)).toMatchObject({ type: 'Warning', reason: 'MailRejected' });
 
     const before = w.cluster.writes.length;
@@ -239,7 +251,11 @@ describe('Reconciler, with in-memory ports', () => {
     w.clock.now = new Date(NOW.getTime() + 7 * DAY);
     await w.reconcile();
     expect(w.invitation()?.status?.phase).toBe('Expired');
-    expect(w.cluster.events.at(-1)).toMatchObject({ type: 'Warning', reason: 'Expired', message: expect.stringContaining('kubectl annotate userinvitation jane -n acme-ns') as unknown });
+    expect(w.cluster.events.at(-1)).toMatchObject({
+      type: 'Warning',
+      reason: 'Expired',
+      message: expect.stringContaining('kubectl annotate userinvitation jane -n acme-ns') as unknown,
+    });
     expect(w.cluster.events).toHaveLength(4);
   });
 
@@ -273,7 +289,11 @@ describe('Reconciler, with in-memory ports', () => {
     await w.reconcile();
     expect(w.ops()).toEqual(['saveUser', 'writeStatus', 'event']);
     const [user] = w.cluster.store.users.values();
-    expect(user?.spec).toMatchObject({ email: 'jane.doe@example.com', authentication: 'External', memberships: [{ scope: 'Tenant', tenant: 'acme', invitation: { namespace: 'acme-ns', name: 'jane', uid: w.uid } }] });
+    expect(user?.spec).toMatchObject({
+      email: 'jane.doe@example.com',
+      authentication: 'External',
+      memberships: [{ scope: 'Tenant', tenant: 'acme', invitation: { namespace: 'acme-ns', name: 'jane', uid: w.uid } }],
+    });
     expect(w.invitation()?.status).toMatchObject({ phase: 'UserCreated', user: user?.metadata.name });
     expect(w.mailer.sends).toHaveLength(0);
 
@@ -285,7 +305,13 @@ describe('Reconciler, with in-memory ports', () => {
 
 describe('defaultMailBackoffMs', () => {
   it('doubles from 30 s to a cap of 1 h, with ±20% jitter', () => {
-    for (const [attempts, base] of [[1, 30 * SECOND], [2, 60 * SECOND], [3, 120 * SECOND], [8, 3_600 * SECOND], [20, 3_600 * SECOND]] as const) {
+    for (const [attempts, base] of [
+      [1, 30 * SECOND],
+      [2, 60 * SECOND],
+      [3, 120 * SECOND],
+      [8, 3_600 * SECOND],
+      [20, 3_600 * SECOND],
+    ] as const) {
       for (let i = 0; i < 50; i++) {
         const ms = defaultMailBackoffMs(attempts);
         expect(ms).toBeGreaterThanOrEqual(Math.round(base * 0.8));

@@ -30,8 +30,15 @@ describe('the watches', () => {
 
   beforeAll(async () => {
     await kubectlOk(['label', 'namespace', namespace(), 'usher.dev/tenant=acme']);
-    const config = parseConfig(`usher:\n  baseUrl: http://usher.test\n  controller:\n    workers: 2\n    resyncPeriod: PT1H\n`, { source: 'watches.yaml', env: {} });
-    controller = new Controller({ kubeConfig: loadKubeConfig(inject('kubeconfigs').operator), config, log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
+    const config = parseConfig(`usher:\n  baseUrl: http://usher.test\n  controller:\n    workers: 2\n    resyncPeriod: PT1H\n`, {
+      source: 'watches.yaml',
+      env: {},
+    });
+    controller = new Controller({
+      kubeConfig: loadKubeConfig(inject('kubeconfigs').operator),
+      config,
+      log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    });
     await controller.start();
     const invitation = {
       apiVersion: 'usher.dev/v1alpha1',
@@ -58,15 +65,18 @@ describe('the watches', () => {
     expect(performance.now() - deletedAt).toBeLessThan(5000);
     expect(after?.spec).toMatchObject({ email, authentication: 'External' });
     expect(after?.spec.memberships).toHaveLength(1);
-    expect(after?.spec.memberships?.[0]).toMatchObject({ scope: 'Tenant', tenant: 'acme', groups: ['analysts'], invitation: { namespace: namespace(), name: 'direct' } });
+    expect(after?.spec.memberships?.[0]).toMatchObject({
+      scope: 'Tenant',
+      tenant: 'acme',
+      groups: ['analysts'],
+      invitation: { namespace: namespace(), name: 'direct' },
+    });
     expect(await phaseOf(namespace(), 'direct')).toBe('UserCreated');
   });
 
   it('gives the membership back at once when the User is changed to drop it', async () => {
     await kubectlOk(['patch', 'users.usher.dev', userName, '--type=merge', '-p', JSON.stringify({ spec: { memberships: [] } })]);
-    await expect
-      .poll(async () => (await getUser())?.spec.memberships?.map((m) => m.invitation?.name), { timeout: 5000, interval: 100 })
-      .toEqual(['direct']);
+    await expect.poll(async () => (await getUser())?.spec.memberships?.map((m) => m.invitation?.name), { timeout: 5000, interval: 100 }).toEqual(['direct']);
     expect(await phaseOf(namespace(), 'direct')).toBe('UserCreated');
   });
 });

@@ -44,7 +44,11 @@ const invitation = (namespace: string, name: string): UserInvitation => ({
   spec: { email: `${name}@example.com`, tenant: 'acme' },
 });
 
-const membership = (namespace: string, name: string): Membership => ({ scope: 'Tenant', tenant: 'acme', invitation: { namespace, name, uid: `uid-${namespace}-${name}` } });
+const membership = (namespace: string, name: string): Membership => ({
+  scope: 'Tenant',
+  tenant: 'acme',
+  invitation: { namespace, name, uid: `uid-${namespace}-${name}` },
+});
 
 const user = (name: string, ...memberships: Membership[]): User => ({
   apiVersion: 'usher.dev/v1alpha1',
@@ -71,10 +75,17 @@ const recordSecret = (invitationNamespace: string, invitationName: string): V1Se
 };
 
 const linkSecret = (namespace: string, owner: string): V1Secret => ({
-  metadata: { name: `${owner}-invitation-link`, namespace, resourceVersion: version(), ownerReferences: [{ apiVersion: 'usher.dev/v1alpha1', kind: 'UserInvitation', name: owner, uid: 'x' }] },
+  metadata: {
+    name: `${owner}-invitation-link`,
+    namespace,
+    resourceVersion: version(),
+    ownerReferences: [{ apiVersion: 'usher.dev/v1alpha1', kind: 'UserInvitation', name: owner, uid: 'x' }],
+  },
 });
 
-const namespace = (name: string, labels?: Record<string, string>): V1Namespace => ({ metadata: { name, resourceVersion: version(), ...(labels ? { labels } : {}) } });
+const namespace = (name: string, labels?: Record<string, string>): V1Namespace => ({
+  metadata: { name, resourceVersion: version(), ...(labels ? { labels } : {}) },
+});
 
 interface Harness {
   watch: FakeWatch;
@@ -86,7 +97,12 @@ interface Harness {
 async function harness(initial: { invitations?: UserInvitation[]; users?: User[]; namespaces?: V1Namespace[] } = {}): Promise<Harness> {
   const watch = new FakeWatch();
   const informer = <T extends ObjectLike>(path: string, items: T[] = []): Informer<T> =>
-    new Informer<T>({ kubeConfig: new KubeConfig(), path, watch, list: () => Promise.resolve<ListResult<T>>({ items: structuredClone(items), metadata: { resourceVersion: '1' } }) });
+    new Informer<T>({
+      kubeConfig: new KubeConfig(),
+      path,
+      watch,
+      list: () => Promise.resolve<ListResult<T>>({ items: structuredClone(items), metadata: { resourceVersion: '1' } }),
+    });
   const informers: WatchedInformers = {
     invitations: informer(PATHS.invitations, initial.invitations),
     secrets: informer<V1Secret>(PATHS.secrets),
@@ -104,12 +120,23 @@ async function harness(initial: { invitations?: UserInvitation[]; users?: User[]
   await Promise.all(all.map((i) => i.start()));
   await vi.advanceTimersByTimeAsync(0); // the watches start
   enqueued.length = 0;
-  return { watch, enqueued, deleted, stop: () => { for (const i of all) i.stop(); } };
+  return {
+    watch,
+    enqueued,
+    deleted,
+    stop: () => {
+      for (const i of all) i.stop();
+    },
+  };
 }
 
 describe('the UserInvitation controller’s watches', () => {
-  beforeEach(() => { vi.useFakeTimers(); });
-  afterEach(() => { vi.useRealTimers(); });
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
 
   it('enqueues an invitation when it is added or changed; its deletion calls for the orphan-record cleanup', async () => {
     const h = await harness();
@@ -146,9 +173,21 @@ describe('the UserInvitation controller’s watches', () => {
   it('enqueues the invitations of a namespace when it appears or its labels change, not on other changes', async () => {
     const acme = namespace('acme', { 'usher.dev/tenant': 'acme' });
     const h = await harness({ invitations: [invitation('acme', 'jane'), invitation('acme', 'sam'), invitation('globex', 'bob')], namespaces: [acme] });
-    h.watch.emit(PATHS.namespaces, 'MODIFIED', bumped(acme, (ns) => { if (ns.metadata) ns.metadata.annotations = { a: 'b' }; }));
+    h.watch.emit(
+      PATHS.namespaces,
+      'MODIFIED',
+      bumped(acme, (ns) => {
+        if (ns.metadata) ns.metadata.annotations = { a: 'b' };
+      }),
+    );
     expect(h.enqueued).toEqual([]);
-    h.watch.emit(PATHS.namespaces, 'MODIFIED', bumped(acme, (ns) => { if (ns.metadata) ns.metadata.labels = { 'usher.dev/tenant': 'globex' }; }));
+    h.watch.emit(
+      PATHS.namespaces,
+      'MODIFIED',
+      bumped(acme, (ns) => {
+        if (ns.metadata) ns.metadata.labels = { 'usher.dev/tenant': 'globex' };
+      }),
+    );
     expect(h.enqueued.sort()).toEqual(['acme/jane', 'acme/sam']);
     h.enqueued.length = 0;
     h.watch.emit(PATHS.namespaces, 'ADDED', namespace('globex'));
@@ -178,7 +217,10 @@ describe('invitationsOfUser', () => {
   it('names each invitation once, from the new and the old version, skipping memberships without one', () => {
     const old = user('u', membership('a', 'x'), membership('b', 'y'));
     const changed = user('u', membership('a', 'x'), { scope: 'Instance' });
-    expect(invitationsOfUser(changed, old)).toEqual([{ namespace: 'a', name: 'x' }, { namespace: 'b', name: 'y' }]);
+    expect(invitationsOfUser(changed, old)).toEqual([
+      { namespace: 'a', name: 'x' },
+      { namespace: 'b', name: 'y' },
+    ]);
     expect(invitationsOfUser(changed)).toEqual([{ namespace: 'a', name: 'x' }]);
   });
 });

@@ -13,7 +13,10 @@ const DAY = 86_400_000;
 const SELECTOR = 'a'.repeat(32);
 const LINK = `https://usher.example/accept/${SELECTOR}.${'v'.repeat(43)}`;
 
-const config: UsherConfig = parseConfig('usher:\n  baseUrl: https://usher.example\n  tenancy:\n    instanceNamespaces: [usher-system]\n', { source: 'test', env: {} });
+const config: UsherConfig = parseConfig('usher:\n  baseUrl: https://usher.example\n  tenancy:\n    instanceNamespaces: [usher-system]\n', {
+  source: 'test',
+  env: {},
+});
 const withMail: UsherConfig = {
   ...config,
   mail: { host: 'smtp', port: 25, tls: 'none', allowSelfSigned: false, from: 'x@example.com', pool: { maxConnections: 1 }, rateLimitPerSecond: 0 },
@@ -57,31 +60,118 @@ const stalled = (status: UserInvitationStatus) => status.conditions?.find((c) =>
 describe('decide', () => {
   it.each<[string, Partial<Observed>, { phase?: string; actions: string[]; reason: string; message?: RegExp; requeue?: number }]>([
     ['a new invitation gets a token', {}, { phase: 'Pending', actions: ['issue'], reason: 'Issuing' }],
-    ['an issued invitation without mail waits for manual sharing until expiry', { records: [record()], link: LINK }, { phase: 'Pending', actions: [], reason: 'LinkReady', message: /share the link in status.link/, requeue: 6 * DAY }],
-    ['with mail configured, an unsent token is mailed', { config: withMail, records: [record()], link: LINK }, { phase: 'Pending', actions: ['sendMail'], reason: 'Sending' }],
-    ['a mailed token is Sent', { config: withMail, records: [record({ mail: { attempts: 1, sentAt: '2026-11-24T12:00:01Z' } })], link: LINK }, { phase: 'Sent', actions: [], reason: 'Sent', requeue: 6 * DAY }],
-    ['a transient mail failure waits for its retry', { config: withMail, records: [record({ mail: { attempts: 1, lastError: '421 busy', nextAttemptAt: '2026-11-25T12:00:30Z' } })], link: LINK }, { phase: 'Pending', actions: [], reason: 'MailRetrying', requeue: 30_000 }],
-    ['a due retry sends again', { config: withMail, records: [record({ mail: { attempts: 1, lastError: '421 busy', nextAttemptAt: '2026-11-25T11:59:00Z' } })], link: LINK }, { phase: 'Pending', actions: ['sendMail'], reason: 'Sending' }],
-    ['a permanent mail refusal fails', { config: withMail, records: [record({ mail: { attempts: 1, failedPermanently: true, lastError: '550 no such user' } })], link: LINK }, { phase: 'Failed', actions: [], reason: 'MailRejected', message: /550 no such user/ }],
-    ['a crash mid-send (attempt started, not recorded) sends again', { config: withMail, records: [record({ mail: { attempts: 1, attemptStartedAt: '2026-11-25T11:59:59Z' } })], link: LINK }, { phase: 'Pending', actions: ['sendMail'], reason: 'Sending' }],
-    ['a past expiry is Expired and stalls with the reissue command', { records: [record({ expiresAt: '2026-11-25T11:59:59Z' })], link: LINK }, { phase: 'Expired', actions: [], reason: 'Expired', message: /kubectl annotate userinvitation jane -n acme-ns --overwrite usher.dev\/reissue-requested-at=/ }],
-    ['a used record is Accepted', { records: [record({ usedAt: '2026-11-25T10:00:00Z', user: 'jane-doe-1' })], link: LINK }, { phase: 'Accepted', actions: [], reason: 'Accepted' }],
-    ['a record without its link (crash before status) is replaced', { records: [record()], link: undefined }, { phase: 'Pending', actions: ['deleteRecord', 'issue'], reason: 'Reissuing' }],
-    ['a changed email needs a new token', { invitation: invitation({ email: 'other@example.com' }), records: [record()], link: LINK }, { phase: 'Pending', actions: ['deleteRecord', 'issue'], reason: 'Reissuing' }],
-    ['an unlabelled namespace may not invite', { namespaceTenant: undefined }, { phase: 'Failed', actions: [], reason: 'Forbidden', message: /has no usher.dev\/tenant label/ }],
-    ['another tenant is forbidden and the live link revoked', { namespaceTenant: 'globex', records: [record()], link: LINK }, { phase: 'Failed', actions: ['deleteRecord'], reason: 'Forbidden', message: /belongs to tenant globex/ }],
-    ['instance scope from an ordinary namespace is forbidden', { invitation: invitation({ scope: 'Instance', tenant: undefined }) }, { phase: 'Failed', actions: [], reason: 'Forbidden', message: /usher.tenancy.instanceNamespaces/ }],
-    ['no group or role is invalid', { invitation: invitation({ groups: [] }) }, { phase: 'Failed', actions: [], reason: 'InvalidSpec', message: /spec.groups, spec.roles/ }],
-    ['expireAfter beyond the maximum is invalid', { invitation: invitation({ expireAfter: 'P400D' }) }, { phase: 'Failed', actions: [], reason: 'InvalidSpec', message: /spec.expireAfter: P400D is longer than the maximum P90D/ }],
+    [
+      'an issued invitation without mail waits for manual sharing until expiry',
+      { records: [record()], link: LINK },
+      { phase: 'Pending', actions: [], reason: 'LinkReady', message: /share the link in status.link/, requeue: 6 * DAY },
+    ],
+    [
+      'with mail configured, an unsent token is mailed',
+      { config: withMail, records: [record()], link: LINK },
+      { phase: 'Pending', actions: ['sendMail'], reason: 'Sending' },
+    ],
+    [
+      'a mailed token is Sent',
+      { config: withMail, records: [record({ mail: { attempts: 1, sentAt: '2026-11-24T12:00:01Z' } })], link: LINK },
+      { phase: 'Sent', actions: [], reason: 'Sent', requeue: 6 * DAY },
+    ],
+    [
+      'a transient mail failure waits for its retry',
+      { config: withMail, records: [record({ mail: { attempts: 1, lastError: '421 busy', nextAttemptAt: '2026-11-25T12:00:30Z' } })], link: LINK },
+      { phase: 'Pending', actions: [], reason: 'MailRetrying', requeue: 30_000 },
+    ],
+    [
+      'a due retry sends again',
+      { config: withMail, records: [record({ mail: { attempts: 1, lastError: '421 busy', nextAttemptAt: '2026-11-25T11:59:00Z' } })], link: LINK },
+      { phase: 'Pending', actions: ['sendMail'], reason: 'Sending' },
+    ],
+    [
+      'a permanent mail refusal fails',
+      { config: withMail, records: [record({ mail: { attempts: 1, failedPermanently: true, lastError: '550 no such user' } })], link: LINK },
+      { phase: 'Failed', actions: [], reason: 'MailRejected', message: /550 no such user/ },
+    ],
+    [
+      'a crash mid-send (attempt started, not recorded) sends again',
+      { config: withMail, records: [record({ mail: { attempts: 1, attemptStartedAt: '2026-11-25T11:59:59Z' } })], link: LINK },
+      { phase: 'Pending', actions: ['sendMail'], reason: 'Sending' },
+    ],
+    [
+      'a past expiry is Expired and stalls with the reissue command',
+      { records: [record({ expiresAt: '2026-11-25T11:59:59Z' })], link: LINK },
+      {
+        phase: 'Expired',
+        actions: [],
+        reason: 'Expired',
+        message: /kubectl annotate userinvitation jane -n acme-ns --overwrite usher.dev\/reissue-requested-at=/,
+      },
+    ],
+    [
+      'a used record is Accepted',
+      { records: [record({ usedAt: '2026-11-25T10:00:00Z', user: 'jane-doe-1' })], link: LINK },
+      { phase: 'Accepted', actions: [], reason: 'Accepted' },
+    ],
+    [
+      'a record without its link (crash before status) is replaced',
+      { records: [record()], link: undefined },
+      { phase: 'Pending', actions: ['deleteRecord', 'issue'], reason: 'Reissuing' },
+    ],
+    [
+      'a changed email needs a new token',
+      { invitation: invitation({ email: 'other@example.com' }), records: [record()], link: LINK },
+      { phase: 'Pending', actions: ['deleteRecord', 'issue'], reason: 'Reissuing' },
+    ],
+    [
+      'an unlabelled namespace may not invite',
+      { namespaceTenant: undefined },
+      { phase: 'Failed', actions: [], reason: 'Forbidden', message: /has no usher.dev\/tenant label/ },
+    ],
+    [
+      'another tenant is forbidden and the live link revoked',
+      { namespaceTenant: 'globex', records: [record()], link: LINK },
+      { phase: 'Failed', actions: ['deleteRecord'], reason: 'Forbidden', message: /belongs to tenant globex/ },
+    ],
+    [
+      'instance scope from an ordinary namespace is forbidden',
+      { invitation: invitation({ scope: 'Instance', tenant: undefined }) },
+      { phase: 'Failed', actions: [], reason: 'Forbidden', message: /usher.tenancy.instanceNamespaces/ },
+    ],
+    [
+      'no group or role is invalid',
+      { invitation: invitation({ groups: [] }) },
+      { phase: 'Failed', actions: [], reason: 'InvalidSpec', message: /spec.groups, spec.roles/ },
+    ],
+    [
+      'expireAfter beyond the maximum is invalid',
+      { invitation: invitation({ expireAfter: 'P400D' }) },
+      { phase: 'Failed', actions: [], reason: 'InvalidSpec', message: /spec.expireAfter: P400D is longer than the maximum P90D/ },
+    ],
     ['direct creation makes a User', { invitation: invitation({ createUserDirectly: true }) }, { actions: ['ensureUser'], reason: 'CreatingUser' }],
-    ['a link that no longer verifies (a rewritten link Secret) is never mailed: a new token replaces it', { config: withMail, invitation: invitation({}, { issuance: 1 }), records: [record()], link: undefined }, { phase: 'Pending', actions: ['deleteRecord', 'issue'], reason: 'Reissuing' }],
-    ['a link lost after its mail went out changes nothing', { config: withMail, invitation: invitation({}, { issuance: 1 }), records: [record({ mail: { attempts: 1, sentAt: '2026-11-24T12:00:01Z' } })], link: undefined }, { phase: 'Sent', actions: [], reason: 'Sent', requeue: 6 * DAY }],
-    ['an address not in Unicode NFC (the Kelvin sign) is invalid', { invitation: invitation({ email: '\u212Aim@example.com' }) }, { phase: 'Failed', actions: [], reason: 'InvalidSpec', message: /spec.email: .* is not in Unicode normal form C/ }],
+    [
+      'a link that no longer verifies (a rewritten link Secret) is never mailed: a new token replaces it',
+      { config: withMail, invitation: invitation({}, { issuance: 1 }), records: [record()], link: undefined },
+      { phase: 'Pending', actions: ['deleteRecord', 'issue'], reason: 'Reissuing' },
+    ],
+    [
+      'a link lost after its mail went out changes nothing',
+      {
+        config: withMail,
+        invitation: invitation({}, { issuance: 1 }),
+        records: [record({ mail: { attempts: 1, sentAt: '2026-11-24T12:00:01Z' } })],
+        link: undefined,
+      },
+      { phase: 'Sent', actions: [], reason: 'Sent', requeue: 6 * DAY },
+    ],
+    [
+      'an address not in Unicode NFC (the Kelvin sign) is invalid',
+      { invitation: invitation({ email: '\u212Aim@example.com' }) },
+      { phase: 'Failed', actions: [], reason: 'InvalidSpec', message: /spec.email: .* is not in Unicode normal form C/ },
+    ],
   ])('%s', (_name, observed, want) => {
     const plan = decide(observe(observed));
     expect(kinds(plan.actions)).toEqual(want.actions);
     if (want.phase) expect(plan.status.phase).toBe(want.phase);
-    const condition = plan.status.phase === 'Failed' || plan.status.phase === 'Expired' ? stalled(plan.status) : plan.status.conditions?.find((c) => c.status === 'True');
+    const condition =
+      plan.status.phase === 'Failed' || plan.status.phase === 'Expired' ? stalled(plan.status) : plan.status.conditions?.find((c) => c.status === 'True');
     expect(condition?.reason).toBe(want.reason);
     if (want.message) expect(condition?.message).toMatch(want.message);
     if (want.requeue !== undefined) expect(plan.requeueAfterMs).toBe(want.requeue);
@@ -92,8 +182,18 @@ describe('decide', () => {
     ['no mail server', { records: [record()], link: LINK }, 'False', 'NoMailServer'],
     ['sending', { config: withMail, records: [record()], link: LINK }, 'Unknown', 'Sending'],
     ['sent', { config: withMail, records: [record({ mail: { attempts: 2, sentAt: '2026-11-25T11:00:00Z' } })], link: LINK }, 'True', 'Sent'],
-    ['retrying', { config: withMail, records: [record({ mail: { attempts: 1, lastError: '421 busy', nextAttemptAt: '2026-11-25T12:01:00Z' } })], link: LINK }, 'False', 'MailRetrying'],
-    ['rejected', { config: withMail, records: [record({ mail: { attempts: 1, failedPermanently: true, lastError: '550 no' } })], link: LINK }, 'False', 'MailRejected'],
+    [
+      'retrying',
+      { config: withMail, records: [record({ mail: { attempts: 1, lastError: '421 busy', nextAttemptAt: '2026-11-25T12:01:00Z' } })], link: LINK },
+      'False',
+      'MailRetrying',
+    ],
+    [
+      'rejected',
+      { config: withMail, records: [record({ mail: { attempts: 1, failedPermanently: true, lastError: '550 no' } })], link: LINK },
+      'False',
+      'MailRejected',
+    ],
   ])('reports MailDelivered when %s', (_name, observed, status, reason) => {
     const condition = decide(observe(observed)).status.conditions?.find((c) => c.type === 'MailDelivered');
     expect(condition).toMatchObject({ status, reason });
@@ -101,7 +201,14 @@ describe('decide', () => {
 
   it('issues with the default lifetime, or the invitation own expireAfter', () => {
     const byDefault = decide(observe({})).actions[0];
-    expect(byDefault).toMatchObject({ kind: 'issue', issuance: 1, issuedAt: '2026-11-25T12:00:00Z', expiresAt: '2026-12-02T12:00:00Z', email: 'jane.doe@example.com', reason: 'Issued' });
+    expect(byDefault).toMatchObject({
+      kind: 'issue',
+      issuance: 1,
+      issuedAt: '2026-11-25T12:00:00Z',
+      expiresAt: '2026-12-02T12:00:00Z',
+      email: 'jane.doe@example.com',
+      reason: 'Issued',
+    });
     const custom = decide(observe({ invitation: invitation({ expireAfter: 'P30D' }) })).actions[0];
     expect(custom).toMatchObject({ kind: 'issue', expiresAt: '2026-12-25T12:00:00Z' });
   });
@@ -139,7 +246,9 @@ describe('decide', () => {
     const expired = decide(observe({ invitation: invitation({}, first.status), records: [record()], link: LINK, now: later }));
     expect(ready(expired.status)?.status).toBe('False');
     expect(ready(expired.status)?.lastTransitionTime).toBe(later.toISOString().replace(/\.\d{3}Z$/, 'Z'));
-    expect(expired.status.conditions?.find((c) => c.type === 'Reconciling')?.lastTransitionTime).toBe(first.status.conditions?.find((c) => c.type === 'Reconciling')?.lastTransitionTime);
+    expect(expired.status.conditions?.find((c) => c.type === 'Reconciling')?.lastTransitionTime).toBe(
+      first.status.conditions?.find((c) => c.type === 'Reconciling')?.lastTransitionTime,
+    );
   });
 
   it('shows * as the tenant of an instance invitation, and discloses links in a Secret when configured', () => {
@@ -157,7 +266,10 @@ describe('decide', () => {
       apiVersion: 'usher.dev/v1alpha1',
       kind: 'User',
       metadata: { name: 'jane-doe-1' },
-      spec: { email: 'jane.doe@example.com', memberships: [{ scope: 'Tenant', tenant: 'acme', invitation: { namespace: 'acme-ns', name: 'jane', uid: 'uid-1' } }] },
+      spec: {
+        email: 'jane.doe@example.com',
+        memberships: [{ scope: 'Tenant', tenant: 'acme', invitation: { namespace: 'acme-ns', name: 'jane', uid: 'uid-1' } }],
+      },
     };
     const plan = decide(observe({ invitation: invitation({ createUserDirectly: true }), user }));
     expect(plan.actions).toEqual([]);

@@ -31,7 +31,9 @@ const record: InvitationRecord = {
   expiresAt: '2026-12-07T12:00:00Z',
 };
 
-function world(edit: { record?: Partial<InvitationRecord>; invitation?: (i: UserInvitation) => UserInvitation | undefined; tenant?: string | undefined } = {}): LinkWorld {
+function world(
+  edit: { record?: Partial<InvitationRecord>; invitation?: (i: UserInvitation) => UserInvitation | undefined; tenant?: string | undefined } = {},
+): LinkWorld {
   return {
     record: { ...record, ...edit.record },
     invitation: edit.invitation ? edit.invitation(structuredClone(invitation)) : invitation,
@@ -55,7 +57,11 @@ describe('linkState', () => {
     ['a newer issuance is in status', { invitation: (i) => ({ ...i, status: { issuance: 3 } }) }, 'revoked'],
     ['its issuance is not in status yet (not disclosed)', { invitation: (i) => ({ ...i, status: { issuance: 1 } }) }, 'revoked'],
     ['the invitation now creates the User directly', { invitation: (i) => ({ ...i, spec: { ...i.spec, createUserDirectly: true } }) }, 'revoked'],
-    ['a reissue is requested and not handled yet', { invitation: (i) => ({ ...i, metadata: { ...i.metadata, annotations: { 'usher.dev/reissue-requested-at': 'now' } } }) }, 'revoked'],
+    [
+      'a reissue is requested and not handled yet',
+      { invitation: (i) => ({ ...i, metadata: { ...i.metadata, annotations: { 'usher.dev/reissue-requested-at': 'now' } } }) },
+      'revoked',
+    ],
     ['its namespace lost its tenant label', { tenant: undefined }, 'revoked'],
     ['its namespace now belongs to another tenant', { tenant: 'globex' }, 'revoked'],
     ['the spec became invalid for this platform', { invitation: (i) => ({ ...i, spec: { ...i.spec, groups: [], roles: [] } }) }, 'revoked'],

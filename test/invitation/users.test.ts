@@ -76,8 +76,22 @@ describe('finding a User', () => {
 
 describe('withMembership', () => {
   it('changes only the memberships of an existing User, whatever `extra` says', () => {
-    const existing: User = { ...user('jane', 'jane@example.com'), spec: { email: 'jane@example.com', firstName: 'Jane', authentication: 'Password', credentialsSecret: { namespace: 'usher-system', name: 'c' }, memberships: [] } };
-    const next = withMembership(existing, 'JANE@example.com', { scope: 'Instance', invitation: { namespace: 'a', name: 'b', uid: 'u' } }, { firstName: 'Mallory', authentication: 'External' });
+    const existing: User = {
+      ...user('jane', 'jane@example.com'),
+      spec: {
+        email: 'jane@example.com',
+        firstName: 'Jane',
+        authentication: 'Password',
+        credentialsSecret: { namespace: 'usher-system', name: 'c' },
+        memberships: [],
+      },
+    };
+    const next = withMembership(
+      existing,
+      'JANE@example.com',
+      { scope: 'Instance', invitation: { namespace: 'a', name: 'b', uid: 'u' } },
+      { firstName: 'Mallory', authentication: 'External' },
+    );
     expect(next.spec).toEqual({ ...existing.spec, memberships: [{ scope: 'Instance', invitation: { namespace: 'a', name: 'b', uid: 'u' } }] });
   });
 });

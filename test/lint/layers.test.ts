@@ -6,7 +6,11 @@ import tseslint from 'typescript-eslint';
 import { describe, expect, it } from 'vitest';
 import { layers } from '../../eslint.layers.js';
 
-const eslint = new ESLint({ cwd: new URL('../..', import.meta.url).pathname, overrideConfigFile: true, overrideConfig: [{ files: ['**/*.ts'], languageOptions: { parser: tseslint.parser } }, ...layers] });
+const eslint = new ESLint({
+  cwd: new URL('../..', import.meta.url).pathname,
+  overrideConfigFile: true,
+  overrideConfig: [{ files: ['**/*.ts'], languageOptions: { parser: tseslint.parser } }, ...layers],
+});
 
 async function problems(file: string, code: string): Promise<string[]> {
   const [result] = await eslint.lintText(code, { filePath: file });
@@ -30,7 +34,10 @@ describe('the layers', () => {
 
   it.each([
     ['src/runtime/x.ts', "import { Backoff } from './backoff.ts';\nimport { pino } from 'pino';\nimport { createHash } from 'node:crypto';"],
-    ['src/invitation/x.ts', "import type { UserInvitation } from '../api/types.ts';\nimport { parseDuration } from '../config/duration.ts';\nimport { createHash } from 'node:crypto';"],
+    [
+      'src/invitation/x.ts',
+      "import type { UserInvitation } from '../api/types.ts';\nimport { parseDuration } from '../config/duration.ts';\nimport { createHash } from 'node:crypto';",
+    ],
     ['src/accept/x.ts', "import { decide } from '../invitation/decide.ts';\nimport { isConflict } from '../runtime/client.ts';"],
     ['src/controller/x.ts', "import { decide } from '../invitation/decide.ts';\nimport { Informer } from '../runtime/informer.ts';"],
   ])('%s may: %s', async (file, code) => {

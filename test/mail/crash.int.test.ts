@@ -18,10 +18,14 @@ const ns = `crash-${Math.random().toString(16).slice(2, 8)}`;
 
 async function startOperator(configPath: string): Promise<ChildProcess> {
   // One replica, so no Lease to wait for after the kill: this test is about mail, not failover.
-  return spawn(join(root, 'node_modules', '.bin', 'node'), [join(root, 'src', 'main.ts'), '--config', configPath, '--kubeconfig', inject('kubeconfigs').operator], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, LOG_LEVEL: 'warn', USHER_LEADER_ELECTION: 'false', USHER_METRICS_PORT: String(await freePort()) },
-  });
+  return spawn(
+    join(root, 'node_modules', '.bin', 'node'),
+    [join(root, 'src', 'main.ts'), '--config', configPath, '--kubeconfig', inject('kubeconfigs').operator],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, LOG_LEVEL: 'warn', USHER_LEADER_ELECTION: 'false', USHER_METRICS_PORT: String(await freePort()) },
+    },
+  );
 }
 
 describe('a crash around the send', () => {
@@ -63,7 +67,12 @@ describe('a crash around the send', () => {
       onMessage = resolve;
     });
     await kubectlOk(['apply', '-n', ns, '-f', '-'], {
-      input: JSON.stringify({ apiVersion: 'usher.dev/v1alpha1', kind: 'UserInvitation', metadata: { name: 'crash' }, spec: { email: 'crash@example.com', tenant: 'acme', groups: ['g'] } }),
+      input: JSON.stringify({
+        apiVersion: 'usher.dev/v1alpha1',
+        kind: 'UserInvitation',
+        metadata: { name: 'crash' },
+        spec: { email: 'crash@example.com', tenant: 'acme', groups: ['g'] },
+      }),
     });
     await received;
     first.kill('SIGKILL');

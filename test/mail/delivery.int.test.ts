@@ -42,7 +42,12 @@ async function stopOperators(): Promise<void> {
 }
 
 async function invite(name: string, email: string, extra: Record<string, unknown> = {}): Promise<void> {
-  const body = { apiVersion: 'usher.dev/v1alpha1', kind: 'UserInvitation', metadata: { name }, spec: { email, tenant: 'acme', groups: ['data-engineers'], roles: [{ name: 'developer', namespaces: ['company.team'] }], ...extra } };
+  const body = {
+    apiVersion: 'usher.dev/v1alpha1',
+    kind: 'UserInvitation',
+    metadata: { name },
+    spec: { email, tenant: 'acme', groups: ['data-engineers'], roles: [{ name: 'developer', namespaces: ['company.team'] }], ...extra },
+  };
   await kubectlOk(['apply', '-n', ns, '-f', '-'], { input: JSON.stringify(body) });
 }
 

@@ -178,7 +178,9 @@ describe('loadTemplates', () => {
   test('a missing file is named, with the files a folder needs', () => {
     const dir = folder();
     unlinkSync(join(dir, 'invitation.txt'));
-    expect(() => loadTemplates(dir)).toThrow(`mail template ${join(dir, 'invitation.txt')} cannot be read (a templates folder needs invitation.subject.txt, invitation.html, invitation.txt)`);
+    expect(() => loadTemplates(dir)).toThrow(
+      `mail template ${join(dir, 'invitation.txt')} cannot be read (a templates folder needs invitation.subject.txt, invitation.html, invitation.txt)`,
+    );
   });
 
   test.each([
@@ -193,7 +195,6 @@ describe('loadTemplates', () => {
     const dir = folder(file, content);
     expect(() => loadTemplates(dir)).toThrow(message);
   });
-
 });
 
 describe('escapeHtml', () => {

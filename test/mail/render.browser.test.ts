@@ -17,10 +17,7 @@ const invitation: InvitationMailInput = {
   scope: 'Tenant',
   tenant: 'acme',
   groups: ['data-engineers', 'on-call', 'reviewers'],
-  roles: [
-    { name: 'developer', namespaces: ['company.team', 'company.data'] },
-    { name: 'viewer' },
-  ],
+  roles: [{ name: 'developer', namespaces: ['company.team', 'company.data'] }, { name: 'viewer' }],
   link: LINK,
   expiresAt: new Date(NOW.getTime() + 7 * 86_400_000),
   now: NOW,
@@ -33,7 +30,16 @@ beforeAll(async () => {
   mkdirSync(OUT, { recursive: true });
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }, 30_000);
 afterAll(async () => {
@@ -111,7 +117,7 @@ test('instance scope without groups: the whole-instance wording, no empty access
   const { page } = await open(800, instance.html);
   try {
     expect(await page.getByText('with access to the whole instance').isVisible()).toBe(true);
-    expect(await page.getByText('You\'re invited to join Acme Cloud').filter({ visible: true }).count()).toBe(1);
+    expect(await page.getByText("You're invited to join Acme Cloud").filter({ visible: true }).count()).toBe(1);
     expect(await page.getByText('platform-admin').isVisible()).toBe(true);
     expect(await page.getByText('Groups', { exact: true }).count()).toBe(0);
     expect(await page.getByRole('link', { name: 'Accept invitation' }).isVisible()).toBe(true);

@@ -2,8 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { checkTemplate, parseTemplate, renderTemplate, TemplateError, type TemplateContext } from '../../src/mail/template.ts';
 
 const identity = (value: string): string => value;
-const render = (text: string, context: TemplateContext, escape = identity): string =>
-  renderTemplate(parseTemplate(text, 'test.txt'), context, escape);
+const render = (text: string, context: TemplateContext, escape = identity): string => renderTemplate(parseTemplate(text, 'test.txt'), context, escape);
 
 describe('renderTemplate', () => {
   test('replaces {{name}} and passes every value through the escaper, never the template text', () => {
@@ -85,12 +84,18 @@ describe('checkTemplate', () => {
   test('finds an unknown name in a branch the sample would not take', () => {
     const template = parseTemplate('{{#if on}}ok{{else}}{{typo}}{{/if}}', 'x.html');
     expect(renderTemplate(template, { on: true }, identity)).toBe('ok');
-    expect(() => { checkTemplate(template, { on: true }); }).toThrow('x.html:1: unknown placeholder {{typo}}');
+    expect(() => {
+      checkTemplate(template, { on: true });
+    }).toThrow('x.html:1: unknown placeholder {{typo}}');
   });
 
   test('looks inside lists using the sample’s first item', () => {
     const template = parseTemplate('{{#each roles}}{{nmae}}{{/each}}', 'x.html');
-    expect(() => { checkTemplate(template, { roles: [{ name: 'dev' }] }); }).toThrow('unknown placeholder {{nmae}}');
-    expect(() => { checkTemplate(parseTemplate('{{#each roles}}{{name}}{{/each}}', 'x.html'), { roles: [{ name: 'dev' }] }); }).not.toThrow();
+    expect(() => {
+      checkTemplate(template, { roles: [{ name: 'dev' }] });
+    }).toThrow('unknown placeholder {{nmae}}');
+    expect(() => {
+      checkTemplate(parseTemplate('{{#each roles}}{{name}}{{/each}}', 'x.html'), { roles: [{ name: 'dev' }] });
+    }).not.toThrow();
   });
 });

@@ -90,9 +90,20 @@ describe('delivery', () => {
   });
 
   test('takes the operator’s pino logger as it is', async () => {
-    const smtp = await server({ onRcptTo: (_address, _session, callback) => { callback(smtpError(550, 'No such user here')); } });
+    const smtp = await server({
+      onRcptTo: (_address, _session, callback) => {
+        callback(smtpError(550, 'No such user here'));
+      },
+    });
     const lines: string[] = [];
-    const log = pino({ level: 'debug' }, { write: (line: string) => { lines.push(line); } });
+    const log = pino(
+      { level: 'debug' },
+      {
+        write: (line: string) => {
+          lines.push(line);
+        },
+      },
+    );
     await mailer(mailConfig(smtp.port), log).send(message);
     expect(lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toMatchObject([
       { level: 40, msg: 'invitation mail not sent', permanent: true, code: 550, response: '550 No such user here' },
@@ -197,12 +208,20 @@ describe('failures are classified', () => {
   });
 
   test('421 on connect is transient, with the code', async () => {
-    const smtp = await server({ onConnect: (_session, callback) => { callback(smtpError(421, 'Too busy, try again later')); } });
+    const smtp = await server({
+      onConnect: (_session, callback) => {
+        callback(smtpError(421, 'Too busy, try again later'));
+      },
+    });
     expect(await mailer(mailConfig(smtp.port)).send(message)).toEqual({ ok: false, permanent: false, code: 421, response: '421 Too busy, try again later' });
   });
 
   test('450 on RCPT is transient, with the code', async () => {
-    const smtp = await server({ onRcptTo: (_address, _session, callback) => { callback(smtpError(450, 'Mailbox busy')); } });
+    const smtp = await server({
+      onRcptTo: (_address, _session, callback) => {
+        callback(smtpError(450, 'Mailbox busy'));
+      },
+    });
     expect(await mailer(mailConfig(smtp.port)).send(message)).toEqual({ ok: false, permanent: false, code: 450, response: '450 Mailbox busy' });
     expect(smtp.received).toHaveLength(0);
   });
@@ -211,7 +230,11 @@ describe('failures are classified', () => {
     [550, 'No such user here'],
     [553, 'Mailbox name not allowed'],
   ])('%d on RCPT is permanent, with the response text', async (code, text) => {
-    const smtp = await server({ onRcptTo: (_address, _session, callback) => { callback(smtpError(code, text)); } });
+    const smtp = await server({
+      onRcptTo: (_address, _session, callback) => {
+        callback(smtpError(code, text));
+      },
+    });
     const log = recordingLog();
     expect(await mailer(mailConfig(smtp.port), log).send(message)).toEqual({ ok: false, permanent: true, code, response: `${code} ${text}` });
     expect(log.lines).toMatchObject([{ level: 'warn', obj: { permanent: true, code } }]);
@@ -222,14 +245,20 @@ describe('failures are classified', () => {
     const smtp = await server({
       onData: (stream, _session, callback) => {
         stream.resume();
-        stream.on('end', () => { callback(smtpError(554, 'Message rejected as spam')); });
+        stream.on('end', () => {
+          callback(smtpError(554, 'Message rejected as spam'));
+        });
       },
     });
     expect(await mailer(mailConfig(smtp.port)).send(message)).toEqual({ ok: false, permanent: true, code: 554, response: '554 Message rejected as spam' });
   });
 
   test('5xx for the sender is the operator’s configuration, so transient', async () => {
-    const smtp = await server({ onMailFrom: (_address, _session, callback) => { callback(smtpError(553, 'Sender address not allowed')); } });
+    const smtp = await server({
+      onMailFrom: (_address, _session, callback) => {
+        callback(smtpError(553, 'Sender address not allowed'));
+      },
+    });
     expect(await mailer(mailConfig(smtp.port)).send(message)).toEqual({ ok: false, permanent: false, code: 553, response: '553 Sender address not allowed' });
   });
 
@@ -251,7 +280,11 @@ describe('failures are classified', () => {
   test('classifySendError: 503 and errors without a reply are transient', () => {
     expect(classifySendError({ responseCode: 503, response: '503 Bad sequence', command: 'RCPT TO' })).toMatchObject({ permanent: false, code: 503 });
     expect(classifySendError({ responseCode: 552, response: '552 Too big', command: 'DATA' })).toMatchObject({ permanent: true, code: 552 });
-    expect(classifySendError(Object.assign(new Error('socket hang up'), { code: 'ESOCKET' }))).toEqual({ ok: false, permanent: false, response: 'socket hang up' });
+    expect(classifySendError(Object.assign(new Error('socket hang up'), { code: 'ESOCKET' }))).toEqual({
+      ok: false,
+      permanent: false,
+      response: 'socket hang up',
+    });
     expect(classifySendError('weird')).toEqual({ ok: false, permanent: false, response: 'weird' });
   });
 });

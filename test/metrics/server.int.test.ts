@@ -24,7 +24,8 @@ beforeAll(async () => {
   informer = new Informer<UserInvitation>({
     kubeConfig: kc,
     path: `/apis/${GROUP}/${VERSION}/namespaces/${ns()}/${INVITATION_PLURAL}`,
-    list: async () => (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns(), plural: INVITATION_PLURAL })) as { items: UserInvitation[] },
+    list: async () =>
+      (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns(), plural: INVITATION_PLURAL })) as { items: UserInvitation[] },
   });
   metrics = new UsherMetrics({ invitationsByPhase: () => countByPhase(informer.list()), workqueueDepth: () => depth });
   server = await startMetricsServer({ metrics, port: 0, host: '127.0.0.1', ready: () => informer.hasSynced() });
@@ -66,7 +67,12 @@ async function eventually(check: () => Promise<void>, timeoutMs = 10_000): Promi
 }
 
 async function invite(name: string): Promise<void> {
-  const body: UserInvitation = { apiVersion: API_VERSION, kind: INVITATION_KIND, metadata: { name }, spec: { email: `${name}@example.com`, tenant: 'acme', groups: ['g'] } };
+  const body: UserInvitation = {
+    apiVersion: API_VERSION,
+    kind: INVITATION_KIND,
+    metadata: { name },
+    spec: { email: `${name}@example.com`, tenant: 'acme', groups: ['g'] },
+  };
   await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns(), plural: INVITATION_PLURAL, body });
 }
 

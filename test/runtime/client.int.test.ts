@@ -49,7 +49,10 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 describe('mergePatchOptions against the API server', () => {
   it('merge-patches a UserInvitation’s status through patchNamespacedCustomObjectStatus', async () => {
     await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns(), plural: INVITATION_PLURAL, body: invitation('patched') });
-    const patched = (await custom.patchNamespacedCustomObjectStatus({ ...target('patched'), body: { status: { phase: 'Pending' } } }, mergePatchOptions())) as UserInvitation;
+    const patched = (await custom.patchNamespacedCustomObjectStatus(
+      { ...target('patched'), body: { status: { phase: 'Pending' } } },
+      mergePatchOptions(),
+    )) as UserInvitation;
     expect(patched.status?.phase).toBe('Pending');
     // Read back independently: stored, and the spec untouched (a merge patch, not a replace).
     const stored = JSON.parse(await kubectlOk(['get', 'userinvitation', 'patched', '-n', ns(), '-o', 'json'])) as UserInvitation;

@@ -71,7 +71,14 @@ describe('mergePatchOptions', () => {
 });
 
 describe('apiErrorOf', () => {
-  const status = (code: number, reason: string, message: string): Record<string, unknown> => ({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message });
+  const status = (code: number, reason: string, message: string): Record<string, unknown> => ({
+    kind: 'Status',
+    apiVersion: 'v1',
+    status: 'Failure',
+    code,
+    reason,
+    message,
+  });
 
   it('reads an ApiException whose body is the Status as raw JSON text (undeclared status codes)', () => {
     const err = new ApiException(404, 'Unknown API Status Code!', JSON.stringify(status(404, 'NotFound', 'configmaps "x" not found')), {});
@@ -126,52 +133,69 @@ describe('loadKubeConfig', () => {
   const dir = mkdtempSync(join(tmpdir(), 'usher-kubeconfig-'));
   const file = (name: string, server: string): string => {
     const path = join(dir, name);
-    writeFileSync(path, `apiVersion: v1
+    writeFileSync(
+      path,
+      `apiVersion: v1
 kind: Config
 clusters: [{name: c, cluster: {server: '${server}'}}]
 users: [{name: u, user: {token: t}}]
 contexts: [{name: ctx, context: {cluster: c, user: u}}]
 current-context: ctx
-`);
+`,
+    );
     return path;
   };
   const explicit = file('explicit', 'https://explicit.test');
   const fromEnv = file('env', 'https://env.test');
   const home = join(dir, 'home');
   mkdirSync(join(home, '.kube'), { recursive: true });
-  writeFileSync(join(home, '.kube', 'config'), `apiVersion: v1
+  writeFileSync(
+    join(home, '.kube', 'config'),
+    `apiVersion: v1
 kind: Config
 clusters: [{name: c, cluster: {server: 'https://home.test'}}]
 users: [{name: u, user: {token: t}}]
 contexts: [{name: ctx, context: {cluster: c, user: u}}]
 current-context: ctx
-`);
+`,
+  );
   const sa = join(dir, 'pod');
   mkdirSync(join(sa, 'var/run/secrets/kubernetes.io/serviceaccount'), { recursive: true });
   writeFileSync(join(sa, 'var/run/secrets/kubernetes.io/serviceaccount/token'), 'sa-token');
   writeFileSync(join(sa, 'var/run/secrets/kubernetes.io/serviceaccount/namespace'), 'usher-system');
 
-  afterEach(() => { vi.unstubAllEnvs(); });
-  afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
   const inPod = { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' };
 
   it('prefers an explicit path to everything else', () => {
-    expect(loadKubeConfig(explicit, { KUBECONFIG: fromEnv, ...inPod }, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server).toBe('https://explicit.test');
+    expect(loadKubeConfig(explicit, { KUBECONFIG: fromEnv, ...inPod }, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server).toBe(
+      'https://explicit.test',
+    );
     expect(loadKubeConfig(explicit).getCurrentCluster()?.server).toBe('https://explicit.test');
   });
 
   it('then KUBECONFIG', () => {
-    expect(loadKubeConfig(undefined, { KUBECONFIG: fromEnv, ...inPod }, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server).toBe('https://env.test');
+    expect(loadKubeConfig(undefined, { KUBECONFIG: fromEnv, ...inPod }, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server).toBe(
+      'https://env.test',
+    );
   });
 
   it('merges the files a KUBECONFIG list names', () => {
     const other = join(dir, 'other');
-    writeFileSync(other, `apiVersion: v1
+    writeFileSync(
+      other,
+      `apiVersion: v1
 kind: Config
 clusters: [{name: c2, cluster: {server: 'https://other.test'}}]
 users: [{name: u2, user: {token: t}}]
 contexts: [{name: ctx2, context: {cluster: c2, user: u2}}]
-`);
+`,
+    );
     const kc = loadKubeConfig(undefined, { KUBECONFIG: [fromEnv, '', other].join(delimiter) }, { homeDir: home });
     expect(kc.getClusters().map((c) => c.server)).toEqual(['https://env.test', 'https://other.test']);
     expect(kc.getCurrentCluster()?.server).toBe('https://env.test');
@@ -185,7 +209,8 @@ contexts: [{name: ctx2, context: {cluster: c2, user: u2}}]
   });
 
   it('builds the in-cluster address as client-node does (IPv6 in brackets, http on 80/8080/8001)', () => {
-    const server = (env: Record<string, string>): string | undefined => loadKubeConfig(undefined, env, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server;
+    const server = (env: Record<string, string>): string | undefined =>
+      loadKubeConfig(undefined, env, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server;
     expect(server({ KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '6443' })).toBe('https://[fd00::1]:6443');
     expect(server({ KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '8080' })).toBe('http://10.0.0.1:8080');
     expect(server({ KUBERNETES_SERVICE_HOST: '10.0.0.1' })).toBe('https://10.0.0.1:443');
@@ -194,7 +219,9 @@ contexts: [{name: ctx2, context: {cluster: c2, user: u2}}]
   it('then ~/.kube/config', () => {
     expect(loadKubeConfig(undefined, {}, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server).toBe('https://home.test');
     // In a pod's environment but without its service account files.
-    expect(loadKubeConfig(undefined, inPod, { homeDir: home, inClusterPathPrefix: join(dir, 'nowhere') }).getCurrentCluster()?.server).toBe('https://home.test');
+    expect(loadKubeConfig(undefined, inPod, { homeDir: home, inClusterPathPrefix: join(dir, 'nowhere') }).getCurrentCluster()?.server).toBe(
+      'https://home.test',
+    );
   });
 
   it('reads the environment it is given, not process.env', () => {
@@ -202,7 +229,13 @@ contexts: [{name: ctx2, context: {cluster: c2, user: u2}}]
     vi.stubEnv('KUBERNETES_SERVICE_HOST', '10.0.0.1');
     vi.stubEnv('KUBERNETES_SERVICE_PORT', '443');
     expect(loadKubeConfig(undefined, {}, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server).toBe('https://home.test');
-    expect(loadKubeConfig(undefined, { KUBERNETES_SERVICE_HOST: '10.9.9.9', KUBERNETES_SERVICE_PORT: '443' }, { homeDir: home, inClusterPathPrefix: sa }).getCurrentCluster()?.server).toBe('https://10.9.9.9:443');
+    expect(
+      loadKubeConfig(
+        undefined,
+        { KUBERNETES_SERVICE_HOST: '10.9.9.9', KUBERNETES_SERVICE_PORT: '443' },
+        { homeDir: home, inClusterPathPrefix: sa },
+      ).getCurrentCluster()?.server,
+    ).toBe('https://10.9.9.9:443');
   });
 
   it('fails rather than guess when there is none', () => {

@@ -39,7 +39,12 @@ const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolv
 describe('EventRecorder', () => {
   it('sends one events.k8s.io/v1 Event in the object’s namespace, regarding it, stamped with the reporting controller and instance', () => {
     const api = fakeApi();
-    new EventRecorder({ api, reportingController: 'usher.dev/usher', reportingInstance: 'usher-0' }).record(invitation, 'Normal', 'Issued', 'Issued invitation link #1.');
+    new EventRecorder({ api, reportingController: 'usher.dev/usher', reportingInstance: 'usher-0' }).record(
+      invitation,
+      'Normal',
+      'Issued',
+      'Issued invitation link #1.',
+    );
     expect(api.sent).toHaveLength(1);
     const { namespace, body } = api.sent[0] ?? { namespace: '', body: {} as EventsV1Event };
     expect(namespace).toBe('acme');
@@ -54,7 +59,14 @@ describe('EventRecorder', () => {
       type: 'Normal',
       note: 'Issued invitation link #1.',
     });
-    expect(body.regarding).toEqual({ apiVersion: 'usher.dev/v1alpha1', kind: 'UserInvitation', name: 'jane-doe', namespace: 'acme', uid: 'u-1', resourceVersion: '42' });
+    expect(body.regarding).toEqual({
+      apiVersion: 'usher.dev/v1alpha1',
+      kind: 'UserInvitation',
+      name: 'jane-doe',
+      namespace: 'acme',
+      uid: 'u-1',
+      resourceVersion: '42',
+    });
     expect(body.eventTime).toBeInstanceOf(V1MicroTime);
     // Named after the object, unique per call: hex milliseconds and 4 random hex digits.
     expect(body.metadata?.name).toMatch(/^jane-doe\.[0-9a-f]+[0-9a-f]{4}$/);
@@ -82,16 +94,25 @@ describe('EventRecorder', () => {
 
   it('records an Event about a cluster-scoped object in the default namespace', () => {
     const api = fakeApi();
-    new EventRecorder({ api, reportingController: 'c', reportingInstance: 'i' }).record({ apiVersion: 'usher.dev/v1alpha1', kind: 'User', metadata: { name: 'sam' } }, 'Normal', 'R', 'm');
+    new EventRecorder({ api, reportingController: 'c', reportingInstance: 'i' }).record(
+      { apiVersion: 'usher.dev/v1alpha1', kind: 'User', metadata: { name: 'sam' } },
+      'Normal',
+      'R',
+      'm',
+    );
     expect(api.sent[0]?.namespace).toBe('default');
     expect(api.sent[0]?.body.regarding).toMatchObject({ kind: 'User', name: 'sam', namespace: 'default' });
   });
 
   it('is best effort: a refused Event is logged with its reason, never thrown', async () => {
     const log = recordingLog();
-    const api = fakeApi(() => Promise.reject(new ApiException(403, 'Forbidden', { kind: 'Status', code: 403, reason: 'Forbidden', message: 'events.events.k8s.io is forbidden' }, {})));
+    const api = fakeApi(() =>
+      Promise.reject(new ApiException(403, 'Forbidden', { kind: 'Status', code: 403, reason: 'Forbidden', message: 'events.events.k8s.io is forbidden' }, {})),
+    );
     const recorder = new EventRecorder({ api, reportingController: 'c', reportingInstance: 'i', log });
-    expect(() => { recorder.record(invitation, 'Normal', 'Accepted', 'm'); }).not.toThrow();
+    expect(() => {
+      recorder.record(invitation, 'Normal', 'Accepted', 'm');
+    }).not.toThrow();
     await settle();
     expect(log.warnings).toEqual([[{ err: 'events.events.k8s.io is forbidden', reason: 'Accepted' }, 'could not record event']]);
   });
@@ -103,7 +124,9 @@ describe('EventRecorder', () => {
         throw new Error('no cluster');
       },
     };
-    expect(() => { new EventRecorder({ api, reportingController: 'c', reportingInstance: 'i', log }).record(invitation, 'Normal', 'R', 'm'); }).not.toThrow();
+    expect(() => {
+      new EventRecorder({ api, reportingController: 'c', reportingInstance: 'i', log }).record(invitation, 'Normal', 'R', 'm');
+    }).not.toThrow();
     await settle();
     expect(log.warnings).toEqual([[{ err: 'no cluster', reason: 'R' }, 'could not record event']]);
   });

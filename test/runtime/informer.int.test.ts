@@ -38,7 +38,11 @@ function watchConfigMaps(options: Partial<InformerOptions<V1ConfigMap>> & { api?
   const { api = core, label, ...rest } = options;
   let lists = 0;
   const logs: { level: string; msg: string }[] = [];
-  const record = (level: string) => (_obj: object, msg?: string): void => { logs.push({ level, msg: msg ?? '' }); };
+  const record =
+    (level: string) =>
+    (_obj: object, msg?: string): void => {
+      logs.push({ level, msg: msg ?? '' });
+    };
   const log: Logger = { debug: record('debug'), info: record('info'), warn: record('warn'), error: record('error') };
   const informer = new Informer<V1ConfigMap>({
     kubeConfig: kc,
@@ -109,7 +113,12 @@ describe('Informer against the API server', () => {
     await informer.start();
     expect(informer.hasSynced()).toBe(true);
     expect(informer.get(ns(), 'sync-1')?.data).toEqual({ a: '1' });
-    expect(informer.list(ns()).map((cm) => cm.metadata?.name).sort()).toEqual(['sync-1', 'sync-2']);
+    expect(
+      informer
+        .list(ns())
+        .map((cm) => cm.metadata?.name)
+        .sort(),
+    ).toEqual(['sync-1', 'sync-2']);
     expect(events.sort()).toEqual(['add sync-1', 'add sync-2']);
     // The server sends managedFields; the cache does not keep them.
     expect(informer.get(ns(), 'sync-1')?.metadata?.managedFields).toBeUndefined();
@@ -118,7 +127,9 @@ describe('Informer against the API server', () => {
     await createConfigMap('sync-3', { k: 'v' }, { sync: 'yes' });
     await replaceData('sync-1', { a: '2' });
     await deleteConfigMap('sync-2');
-    await eventually(() => { expect(events).toEqual(['add sync-3', 'update sync-1', 'delete sync-2']); });
+    await eventually(() => {
+      expect(events).toEqual(['add sync-3', 'update sync-1', 'delete sync-2']);
+    });
     expect(informer.get(ns(), 'sync-1')?.data).toEqual({ a: '2' });
     expect(informer.get(ns(), 'sync-2')).toBeUndefined();
     expect(informer.get(ns(), 'sync-3')?.metadata?.managedFields).toBeUndefined();
@@ -133,14 +144,20 @@ describe('Informer against the API server', () => {
     events.length = 0;
     await replaceData('sel-out', { k: 'v' }, { team: 'usher' });
     await replaceData('sel-in', { k: 'v' }, { team: 'gone' });
-    await eventually(() => { expect(events).toEqual(['add sel-out', 'delete sel-in']); });
+    await eventually(() => {
+      expect(events).toEqual(['add sel-out', 'delete sel-in']);
+    });
     expect(informer.list(ns()).map((cm) => cm.metadata?.name)).toEqual(['sel-out']);
   });
 
   describe('when the connection fails', () => {
     let proxy: CuttableProxy;
-    beforeAll(async () => { proxy = await CuttableProxy.start(new URL(kc.getCurrentCluster()?.server ?? '')); });
-    afterAll(async () => { await proxy.close(); });
+    beforeAll(async () => {
+      proxy = await CuttableProxy.start(new URL(kc.getCurrentCluster()?.server ?? ''));
+    });
+    afterAll(async () => {
+      await proxy.close();
+    });
 
     it('backs off, reconnects, and sees what happened meanwhile, resuming without a relist', async () => {
       const viaProxy = withServer(kc, proxy.url);
@@ -148,22 +165,30 @@ describe('Informer against the API server', () => {
       const { informer, events, logs } = watched;
       await createConfigMap('cut-before', { k: 'v' }, { cut: 'yes' });
       await informer.start();
-      await eventually(() => { expect(events).toEqual(['add cut-before']); });
+      await eventually(() => {
+        expect(events).toEqual(['add cut-before']);
+      });
 
       proxy.cut();
       // Changes made while the informer cannot reach the server.
       await createConfigMap('cut-during', { k: 'v' }, { cut: 'yes' });
       await replaceData('cut-before', { k: 'changed' }, { cut: 'yes' });
-      await eventually(() => { expect(logs.filter((l) => l.msg === 'watch failed; resuming after backoff').length).toBeGreaterThanOrEqual(2); });
+      await eventually(() => {
+        expect(logs.filter((l) => l.msg === 'watch failed; resuming after backoff').length).toBeGreaterThanOrEqual(2);
+      });
       expect(events).toEqual(['add cut-before']);
 
       proxy.restore();
-      await eventually(() => { expect(events).toEqual(['add cut-before', 'add cut-during', 'update cut-before']); });
+      await eventually(() => {
+        expect(events).toEqual(['add cut-before', 'add cut-during', 'update cut-before']);
+      });
       expect(informer.get(ns(), 'cut-before')?.data).toEqual({ k: 'changed' });
       expect(watched.lists()).toBe(1);
       // And it keeps watching.
       await deleteConfigMap('cut-during');
-      await eventually(() => { expect(events.at(-1)).toBe('delete cut-during'); });
+      await eventually(() => {
+        expect(events.at(-1)).toBe('delete cut-during');
+      });
     });
 
     it('retries the initial list while the server is unreachable and syncs once it is back', async () => {
@@ -172,8 +197,12 @@ describe('Informer against the API server', () => {
       const viaProxy = withServer(kc, proxy.url);
       const watched = watchConfigMaps({ kubeConfig: viaProxy, api: viaProxy.makeApiClient(CoreV1Api), label: 'down=yes' });
       let synced = false;
-      const started = watched.informer.start().then(() => { synced = true; });
-      await eventually(() => { expect(watched.lists()).toBeGreaterThanOrEqual(2); });
+      const started = watched.informer.start().then(() => {
+        synced = true;
+      });
+      await eventually(() => {
+        expect(watched.lists()).toBeGreaterThanOrEqual(2);
+      });
       expect(synced).toBe(false);
       expect(watched.logs.some((l) => l.msg === 'list failed')).toBe(true);
       proxy.restore();
@@ -196,16 +225,22 @@ describe('Informer against the API server', () => {
     expect(events.sort()).toEqual(['add restart-new', 'delete restart-drop', 'update restart-keep']);
     // Watching again.
     await createConfigMap('restart-after', { k: 'v' }, { restart: 'yes' });
-    await eventually(() => { expect(events).toContain('add restart-after'); });
+    await eventually(() => {
+      expect(events).toContain('add restart-after');
+    });
   });
 
   it('resumes without a relist when the server ends each watch (timeoutSeconds)', async () => {
     const watch = countingWatch();
     const watched = watchConfigMaps({ watch, watchTimeoutSeconds: 1, label: 'short=yes' });
     await watched.informer.start();
-    await eventually(() => { expect(watch.count).toBeGreaterThanOrEqual(3); });
+    await eventually(() => {
+      expect(watch.count).toBeGreaterThanOrEqual(3);
+    });
     await createConfigMap('short-1', { k: 'v' }, { short: 'yes' });
-    await eventually(() => { expect(watched.events).toEqual(['add short-1']); });
+    await eventually(() => {
+      expect(watched.events).toEqual(['add short-1']);
+    });
     expect(watched.lists()).toBe(1);
   });
 
@@ -213,11 +248,15 @@ describe('Informer against the API server', () => {
     const watch = countingWatch();
     const watched = watchConfigMaps({ watch, watchdogMs: 500, label: 'quiet=yes' });
     await watched.informer.start();
-    await eventually(() => { expect(watch.count).toBeGreaterThanOrEqual(3); });
+    await eventually(() => {
+      expect(watch.count).toBeGreaterThanOrEqual(3);
+    });
     expect(watched.logs.filter((l) => l.msg === 'watch silent for too long; restarting it').length).toBeGreaterThanOrEqual(2);
     expect(watched.lists()).toBe(1);
     await createConfigMap('quiet-1', { k: 'v' }, { quiet: 'yes' });
-    await eventually(() => { expect(watched.events).toEqual(['add quiet-1']); });
+    await eventually(() => {
+      expect(watched.events).toEqual(['add quiet-1']);
+    });
   });
 
   // client-node's Watch gives up on a stream after 30 s without data, and the
@@ -230,9 +269,13 @@ describe('Informer against the API server', () => {
     const listed = Number(watched.informer.lastResourceVersion());
     // Other ConfigMaps changing move the server's resourceVersion on, which only a bookmark brings to this watch.
     let n = 0;
-    const churn = setInterval(() => { void createConfigMap(`churn-${n++}`); }, 5000);
+    const churn = setInterval(() => {
+      void createConfigMap(`churn-${n++}`);
+    }, 5000);
     try {
-      await eventually(() => { expect(Number(watched.informer.lastResourceVersion())).toBeGreaterThan(listed); }, 100_000);
+      await eventually(() => {
+        expect(Number(watched.informer.lastResourceVersion())).toBeGreaterThan(listed);
+      }, 100_000);
     } finally {
       clearInterval(churn);
     }
@@ -254,7 +297,9 @@ describe('Informer against the API server', () => {
     expect(watched.lists()).toBeGreaterThanOrEqual(2);
     // Events still flow between resyncs.
     await createConfigMap('resync-3', { k: 'v' }, { resync: 'yes' });
-    await eventually(() => { expect(watched.events).toContain('add resync-3'); });
+    await eventually(() => {
+      expect(watched.events).toContain('add resync-3');
+    });
   });
 });
 
@@ -280,7 +325,9 @@ class CuttableProxy {
 
   private constructor(target: URL) {
     this.#target = target;
-    this.#server = createServer((client) => { this.#accept(client); });
+    this.#server = createServer((client) => {
+      this.#accept(client);
+    });
   }
 
   static async start(target: URL): Promise<CuttableProxy> {
@@ -304,7 +351,11 @@ class CuttableProxy {
 
   async close(): Promise<void> {
     this.cut();
-    await new Promise<void>((resolve) => { this.#server.close(() => { resolve(); }); });
+    await new Promise<void>((resolve) => {
+      this.#server.close(() => {
+        resolve();
+      });
+    });
   }
 
   #accept(client: Socket): void {
@@ -313,9 +364,14 @@ class CuttableProxy {
       return;
     }
     const upstream = connect(Number(this.#target.port), this.#target.hostname);
-    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+    for (const [from, to] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
       this.#sockets.add(from);
-      from.on('error', () => { to.destroy(); });
+      from.on('error', () => {
+        to.destroy();
+      });
       from.on('close', () => {
         this.#sockets.delete(from);
         to.destroy();

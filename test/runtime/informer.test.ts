@@ -46,8 +46,18 @@ class FakeWatch implements WatchLike {
       done(err ?? null);
     };
     // Like the real one: aborting the request ends the watch with an AbortError.
-    controller.signal.addEventListener('abort', () => { end(new DOMException('This operation was aborted', 'AbortError')); });
-    this.calls.push({ path, params, emit: (type, o) => { if (!ended) callback(type, o); }, end, controller });
+    controller.signal.addEventListener('abort', () => {
+      end(new DOMException('This operation was aborted', 'AbortError'));
+    });
+    this.calls.push({
+      path,
+      params,
+      emit: (type, o) => {
+        if (!ended) callback(type, o);
+      },
+      end,
+      controller,
+    });
     return Promise.resolve(controller);
   }
 
@@ -92,8 +102,12 @@ function harness(lists: (ListResult<Obj> | Error)[], options: Partial<InformerOp
 }
 
 describe('Informer', () => {
-  beforeEach(() => { vi.useFakeTimers(); });
-  afterEach(() => { vi.useRealTimers(); });
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
 
   it('lists into the cache, emits adds, resolves start() and then watches from the list’s resourceVersion with bookmarks', async () => {
     const { informer, watch, events } = harness([listOf('10', obj('a', '5'), obj('b', '7'))], { labelSelector: 'x=y', fieldSelector: 'metadata.name!=z' });
@@ -103,7 +117,12 @@ describe('Informer', () => {
     expect(events).toEqual(['add a@5', 'add b@7']);
     expect(informer.get('ns', 'a')?.metadata.resourceVersion).toBe('5');
     expect(informer.get('other', 'a')).toBeUndefined();
-    expect(informer.list().map((o) => o.metadata.name).sort()).toEqual(['a', 'b']);
+    expect(
+      informer
+        .list()
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual(['a', 'b']);
     expect(informer.list('ns')).toHaveLength(2);
     expect(informer.list('other')).toEqual([]);
     await settle();
@@ -197,7 +216,12 @@ describe('Informer', () => {
       expect(first.controller.signal.aborted).toBe(true);
       expect(list).toHaveBeenCalledTimes(2);
       expect(events).toEqual(['delete c', 'update b@1->2', 'add d@1']);
-      expect(informer.list().map((o) => o.metadata.name).sort()).toEqual(['a', 'b', 'd']);
+      expect(
+        informer
+          .list()
+          .map((o) => o.metadata.name)
+          .sort(),
+      ).toEqual(['a', 'b', 'd']);
       expect(watch.calls).toHaveLength(2);
       expect(watch.last.params.resourceVersion).toBe('50');
       // Events still buffered on the old stream are ignored.
@@ -284,7 +308,9 @@ describe('Informer', () => {
     it('retries a failing initial list until it succeeds; start() resolves then', async () => {
       const { informer, list } = harness([new Error('connection refused'), new Error('again'), listOf('10', obj('a', '1'))]);
       let synced = false;
-      void informer.start().then(() => { synced = true; });
+      void informer.start().then(() => {
+        synced = true;
+      });
       await settle();
       expect(list).toHaveBeenCalledTimes(1);
       await vi.advanceTimersByTimeAsync(400);
@@ -317,7 +343,11 @@ describe('Informer', () => {
 
     it('logs failures through the given logger and goes on', async () => {
       const lines: { level: string; msg?: string; obj: object }[] = [];
-      const record = (level: string) => (obj: object, msg?: string): void => { lines.push({ level, obj, ...(msg ? { msg } : {}) }); };
+      const record =
+        (level: string) =>
+        (obj: object, msg?: string): void => {
+          lines.push({ level, obj, ...(msg ? { msg } : {}) });
+        };
       const log: Logger = { debug: record('debug'), info: record('info'), warn: record('warn'), error: record('error') };
       const { informer, watch } = harness([listOf('10')], { log });
       await informer.start();
@@ -331,7 +361,9 @@ describe('Informer', () => {
 
     it('a throwing handler neither stops the other handlers nor the cache', async () => {
       const { informer, watch, events } = harness([listOf('10')]);
-      informer.on('add', () => { throw new Error('handler bug'); });
+      informer.on('add', () => {
+        throw new Error('handler bug');
+      });
       const after: string[] = [];
       informer.on('add', (o) => after.push(o.metadata.name));
       await informer.start();
@@ -556,10 +588,10 @@ describe('Informer', () => {
 
   describe('relist hook', () => {
     it('runs after every full relist, once the cache is replaced and the differences were emitted, saying when the list was requested', async () => {
-      const { informer, watch, events } = harness(
-        [listOf('10', obj('a', '1')), listOf('50', obj('b', '1')), listOf('60', obj('b', '1'))],
-        { resyncPeriodMs: 60_000, watchdogMs: 0 },
-      );
+      const { informer, watch, events } = harness([listOf('10', obj('a', '1')), listOf('50', obj('b', '1')), listOf('60', obj('b', '1'))], {
+        resyncPeriodMs: 60_000,
+        watchdogMs: 0,
+      });
       const relists: { requestedAt: number; resync: boolean; events: string[]; cached: string[] }[] = [];
       informer.onRelisted((info) => {
         relists.push({ ...info, events: [...events], cached: informer.list().map((o) => o.metadata.name) });
@@ -623,8 +655,12 @@ describe('object keys', () => {
 });
 
 describe('Backoff', () => {
-  beforeEach(() => { vi.useFakeTimers(); });
-  afterEach(() => { vi.useRealTimers(); });
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
 
   it('doubles from 800 ms to a 30 s cap, jittered between half and all of each step', () => {
     const low = new Backoff({ random: () => 0 });

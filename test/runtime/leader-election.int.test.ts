@@ -141,7 +141,9 @@ describe('LeaderElector against the API server', () => {
     child.process.kill('SIGKILL');
     const tookOver = await until('pod-b to take over', () => b.elector.isLeader(), DEFAULT_TIMINGS.leaseDurationMs + 10_000);
     const takeover = tookOver - killed;
-    process.stdout.write(`leader election: takeover after SIGKILL of the leader took ${seconds(takeover)} (leaseDuration ${seconds(DEFAULT_TIMINGS.leaseDurationMs)}, retryPeriod ${seconds(DEFAULT_TIMINGS.retryPeriodMs)})\n`);
+    process.stdout.write(
+      `leader election: takeover after SIGKILL of the leader took ${seconds(takeover)} (leaseDuration ${seconds(DEFAULT_TIMINGS.leaseDurationMs)}, retryPeriod ${seconds(DEFAULT_TIMINGS.retryPeriodMs)})\n`,
+    );
     // The last renewal came at most one retry period before the kill, and pod-b saw it at most one
     // (jittered) attempt later; it then waits leaseDuration and wins at its next attempt.
     const { leaseDurationMs, retryPeriodMs } = DEFAULT_TIMINGS;
@@ -163,7 +165,12 @@ describe('LeaderElector against the API server', () => {
     await leases.replaceNamespacedLease({
       namespace: ns(),
       name: lease,
-      body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: current.metadata, spec: { holderIdentity: 'intruder', leaseDurationSeconds: 15, acquireTime: now, renewTime: now, leaseTransitions: 1 } },
+      body: {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: current.metadata,
+        spec: { holderIdentity: 'intruder', leaseDurationSeconds: 15, acquireTime: now, renewTime: now, leaseTransitions: 1 },
+      },
     });
     const overwritten = performance.now();
     const stopped = await until('pod-a to stop leading', () => !a.elector.isLeader(), FAST.renewDeadlineMs);
@@ -182,7 +189,11 @@ describe('LeaderElector against the API server', () => {
     const a = candidate(lease, 'pod-a', FAST);
     await until('pod-a to lead', () => a.elector.isLeader(), 10_000);
     await leases.deleteNamespacedLease({ namespace: ns(), name: lease });
-    await until('the lease to be created again', async () => (await readLease(lease).catch(() => undefined))?.spec?.holderIdentity === 'pod-a', 3 * FAST.retryPeriodMs);
+    await until(
+      'the lease to be created again',
+      async () => (await readLease(lease).catch(() => undefined))?.spec?.holderIdentity === 'pod-a',
+      3 * FAST.retryPeriodMs,
+    );
     // Past a whole renew deadline: the recreation counted as a renewal.
     await new Promise((r) => setTimeout(r, FAST.renewDeadlineMs + FAST.retryPeriodMs));
     expect(a.elector.isLeader()).toBe(true);
@@ -226,7 +237,9 @@ describe('LeaderElector against the API server', () => {
     const revoked = performance.now();
     const stopped = await until('pod-a to stop leading', () => !a.elector.isLeader(), FAST.leaseDurationMs);
     const after = stopped - revoked;
-    process.stdout.write(`leader election: the leader stopped ${seconds(after)} after it lost the right to renew (renewDeadline ${seconds(FAST.renewDeadlineMs)})\n`);
+    process.stdout.write(
+      `leader election: the leader stopped ${seconds(after)} after it lost the right to renew (renewDeadline ${seconds(FAST.renewDeadlineMs)})\n`,
+    );
     // The last successful renewal was at most one retry period before the revocation.
     expect(after).toBeGreaterThan(FAST.renewDeadlineMs - FAST.retryPeriodMs - 300);
     expect(after).toBeLessThan(FAST.renewDeadlineMs + 300);

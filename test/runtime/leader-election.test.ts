@@ -12,7 +12,15 @@ function options(extra: Partial<LeaderElectorOptions>): LeaderElectorOptions {
     contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
     currentContext: 'x',
   });
-  return { kubeConfig, namespace: 'usher-system', name: 'usher-leader', identity: 'pod-a', onStartedLeading: () => undefined, onStoppedLeading: () => undefined, ...extra };
+  return {
+    kubeConfig,
+    namespace: 'usher-system',
+    name: 'usher-leader',
+    identity: 'pod-a',
+    onStartedLeading: () => undefined,
+    onStoppedLeading: () => undefined,
+    ...extra,
+  };
 }
 
 describe('LeaderElector timings', () => {

@@ -73,7 +73,8 @@ class MemoryResource implements ResourceApi<Obj> {
   delete(namespace: string | undefined, name: string, preconditions: Preconditions | undefined): Promise<unknown> {
     return this.#call('delete', () => {
       const current = this.#existing(namespace, name);
-      if (preconditions?.uid !== undefined && preconditions.uid !== current.metadata.uid) throw status(409, 'Conflict', 'Precondition failed: UID in precondition');
+      if (preconditions?.uid !== undefined && preconditions.uid !== current.metadata.uid)
+        throw status(409, 'Conflict', 'Precondition failed: UID in precondition');
       this.objects.delete(`${namespace ?? ''}/${name}`);
       return {};
     });
@@ -112,7 +113,10 @@ function memory(): { resource: MemoryResource; client: TypedClient<Obj> } {
   return { resource, client: new TypedClient('Thing', resource) };
 }
 
-const thing = (name: string, data = 'x', resourceVersion?: string): Obj => ({ metadata: { name, namespace: 'ns', ...(resourceVersion ? { resourceVersion } : {}) }, data });
+const thing = (name: string, data = 'x', resourceVersion?: string): Obj => ({
+  metadata: { name, namespace: 'ns', ...(resourceVersion ? { resourceVersion } : {}) },
+  data,
+});
 
 /** Resolves with what the promise rejected with; fails the test if it resolved. */
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
@@ -256,14 +260,23 @@ function fakeServer(respond: (seen: Seen) => [number, unknown] = () => [200, {}]
       const seen = { method: request.getHttpMethod(), url: request.getUrl(), body: typeof raw === 'string' ? (JSON.parse(raw) as unknown) : undefined };
       requests.push(seen);
       const [code, answer] = respond(seen);
-      return Promise.resolve(new ResponseContext(code, { 'content-type': 'application/json' }, new SelfDecodingBody(Promise.resolve(Buffer.from(JSON.stringify(answer))))));
+      return Promise.resolve(
+        new ResponseContext(code, { 'content-type': 'application/json' }, new SelfDecodingBody(Promise.resolve(Buffer.from(JSON.stringify(answer))))),
+      );
     },
   });
   const configuration = createConfiguration({ baseServer: new ServerConfiguration('https://k8s.test', {}), httpApi });
   return { requests, core: new CoreV1Api(configuration), custom: new CustomObjectsApi(configuration) };
 }
 
-const statusBody = (code: number, reason: string): Record<string, unknown> => ({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message: reason });
+const statusBody = (code: number, reason: string): Record<string, unknown> => ({
+  kind: 'Status',
+  apiVersion: 'v1',
+  status: 'Failure',
+  code,
+  reason,
+  message: reason,
+});
 
 describe('secretsClient', () => {
   it('reads, creates, replaces and deletes a Secret in its namespace; a list without one spans all namespaces', async () => {
@@ -353,7 +366,11 @@ describe('customObjectsClient', () => {
   });
 
   it('reads 404 and the two 409s the same way as for Secrets', async () => {
-    const answers: Record<string, [number, unknown]> = { GET: [404, statusBody(404, 'NotFound')], POST: [409, statusBody(409, 'AlreadyExists')], PUT: [409, statusBody(409, 'Conflict')] };
+    const answers: Record<string, [number, unknown]> = {
+      GET: [404, statusBody(404, 'NotFound')],
+      POST: [409, statusBody(409, 'AlreadyExists')],
+      PUT: [409, statusBody(409, 'Conflict')],
+    };
     const { custom } = fakeServer(({ method }) => answers[method] ?? [500, {}]);
     const things = customObjectsClient<Obj>(custom, 'Thing', resource);
     expect(await things.getOrUndefined(undefined, 'a')).toBeUndefined();

@@ -18,9 +18,11 @@ interface Logged {
 
 function recordingLog(): Logger & { lines: Logged[] } {
   const lines: Logged[] = [];
-  const at = (level: string) => (obj: object, msg?: string): void => {
-    lines.push({ level, obj: obj as Record<string, unknown>, msg });
-  };
+  const at =
+    (level: string) =>
+    (obj: object, msg?: string): void => {
+      lines.push({ level, obj: obj as Record<string, unknown>, msg });
+    };
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
@@ -53,8 +55,12 @@ const conflict = (): ApiException<unknown> =>
   new ApiException(409, 'Conflict', { kind: 'Status', code: 409, reason: 'Conflict', message: 'the object has been modified' }, {});
 
 describe('WorkerRunner', () => {
-  beforeEach(() => { vi.useFakeTimers(); });
-  afterEach(() => { vi.useRealTimers(); });
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
 
   it('syncs every key added, once however often it was added while waiting, and forgets its backoff on success', async () => {
     const { runner, started, outcomes } = harness(() => Promise.resolve({}));
@@ -105,7 +111,11 @@ describe('WorkerRunner', () => {
   });
 
   it('logs a 409 (a cache that was behind) at debug, anything else at warn, both with the API’s code', async () => {
-    const errors = [conflict(), new ApiException(409, 'Conflict', { kind: 'Status', code: 409, reason: 'AlreadyExists', message: 'exists' }, {}), new ApiException(500, 'Internal', { kind: 'Status', code: 500, message: 'etcd' }, {})];
+    const errors = [
+      conflict(),
+      new ApiException(409, 'Conflict', { kind: 'Status', code: 409, reason: 'AlreadyExists', message: 'exists' }, {}),
+      new ApiException(500, 'Internal', { kind: 'Status', code: 500, message: 'etcd' }, {}),
+    ];
     const { runner, log } = harness(() => Promise.reject(errors.shift() ?? new Error('done')), { queue: new WorkQueue({ baseDelayMs: 10 }) });
     runner.start();
     runner.add('k');
@@ -141,11 +151,14 @@ describe('WorkerRunner', () => {
 
   it('takes a requeue in the past as now, and addAfter() for a key from outside', async () => {
     let first = true;
-    const { runner, started } = harness(() => {
-      const result = first ? { requeueAfterMs: -5000 } : {};
-      first = false;
-      return Promise.resolve(result);
-    }, { requeueSlackMs: 0 });
+    const { runner, started } = harness(
+      () => {
+        const result = first ? { requeueAfterMs: -5000 } : {};
+        first = false;
+        return Promise.resolve(result);
+      },
+      { requeueSlackMs: 0 },
+    );
     runner.start();
     runner.add('a');
     await settle();
@@ -220,7 +233,13 @@ describe('WorkerRunner', () => {
   it('stop() takes no new keys, drops waiting and delayed ones, and resolves only once the syncs in flight are done', async () => {
     let release: (() => void) | undefined;
     const { runner, started, outcomes } = harness((key) =>
-      key === 'slow' ? new Promise((resolve) => { release = () => { resolve({ requeueAfterMs: 10 }); }; }) : Promise.resolve({}),
+      key === 'slow'
+        ? new Promise((resolve) => {
+            release = () => {
+              resolve({ requeueAfterMs: 10 });
+            };
+          })
+        : Promise.resolve({}),
     );
     runner.start();
     runner.add('slow');

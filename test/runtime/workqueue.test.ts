@@ -4,7 +4,14 @@ import { WorkQueue } from '../../src/runtime/workqueue.ts';
 
 /** Resolves with what the promise settled to, or 'pending' if it has not settled after the microtasks run. */
 async function peek<T>(promise: Promise<T>): Promise<T | 'pending'> {
-  return Promise.race([promise, new Promise<'pending'>((resolve) => { setImmediate(() => { resolve('pending'); }); })]);
+  return Promise.race([
+    promise,
+    new Promise<'pending'>((resolve) => {
+      setImmediate(() => {
+        resolve('pending');
+      });
+    }),
+  ]);
 }
 
 describe('WorkQueue', () => {
@@ -153,8 +160,12 @@ describe('WorkQueue', () => {
   });
 
   describe('delays', () => {
-    beforeEach(() => { vi.useFakeTimers(); });
-    afterEach(() => { vi.useRealTimers(); });
+    beforeEach(() => {
+      vi.useFakeTimers();
+    });
+    afterEach(() => {
+      vi.useRealTimers();
+    });
 
     it('addAfter() adds the key once the delay has passed', async () => {
       const q = new WorkQueue();
@@ -244,8 +255,12 @@ describe('WorkQueue', () => {
   });
 
   describe('rate limiting', () => {
-    beforeEach(() => { vi.useFakeTimers(); });
-    afterEach(() => { vi.useRealTimers(); });
+    beforeEach(() => {
+      vi.useFakeTimers();
+    });
+    afterEach(() => {
+      vi.useRealTimers();
+    });
 
     /** Advances time until the key is queued; returns how long that took. */
     async function delayOf(q: WorkQueue, key: string): Promise<number> {

@@ -109,7 +109,9 @@ async function waitFor<T>(what: string, read: () => Promise<T | undefined>, time
 /** The link in status once the controller disclosed it and the page's caches have its record. */
 async function linkOf(u: Running, namespace: string, name: string, as?: Actor): Promise<string> {
   const link = await waitFor(`status.link of ${namespace}/${name}`, async () => {
-    const result = as ? await as.kubectl(['get', 'userinvitation', name, '-n', namespace, '-o', 'jsonpath={.status.link}']) : await kubectl(['get', 'userinvitation', name, '-n', namespace, '-o', 'jsonpath={.status.link}']);
+    const result = as
+      ? await as.kubectl(['get', 'userinvitation', name, '-n', namespace, '-o', 'jsonpath={.status.link}'])
+      : await kubectl(['get', 'userinvitation', name, '-n', namespace, '-o', 'jsonpath={.status.link}']);
     return result.code === 0 && result.stdout.startsWith('http') ? result.stdout : undefined;
   });
   await waitFor('the page to open the link', async () => ((await new Session().get(link)).status === 200 ? true : undefined), 10_000);
@@ -117,7 +119,9 @@ async function linkOf(u: Running, namespace: string, name: string, as?: Actor): 
 }
 
 async function recordsOf(uid: string): Promise<InvitationRecord[]> {
-  const list = JSON.parse(await kubectlOk(['get', 'secrets', '-n', USHER_NAMESPACE, '-l', `usher.dev/invitation-uid=${uid}`, '-o', 'json'])) as { items: SecretLike[] };
+  const list = JSON.parse(await kubectlOk(['get', 'secrets', '-n', USHER_NAMESPACE, '-l', `usher.dev/invitation-uid=${uid}`, '-o', 'json'])) as {
+    items: SecretLike[];
+  };
   return list.items.flatMap((s) => recordFromSecret(s) ?? []);
 }
 
@@ -153,9 +157,13 @@ describe.skipIf(skipRbac)('a tenant admin (get/create on invitations in their na
     const link = await linkOf(u, platform, 'ops-lead');
     expect((await acceptWithPassword(link, { firstName: 'Olivia', lastName: 'Lead', password: OWNER_PASSWORD })).status).toBe(200);
     // And an SSO account, created directly.
-    await kubectlOk(['create', '-f', '-'], { input: invitationDoc(platform, 'sam-sso', { email: ssoUser, scope: 'Instance', groups: ['sre'], createUserDirectly: true }) });
-    await waitFor('the External User', async () => (await readUser(userNameFor(ssoUser)))?.spec.memberships?.length ? true : undefined);
-    await waitFor('the page to see both Users', () => Promise.resolve(u.store.cached.user(userNameFor(owner)) && u.store.cached.user(userNameFor(ssoUser)) ? true : undefined));
+    await kubectlOk(['create', '-f', '-'], {
+      input: invitationDoc(platform, 'sam-sso', { email: ssoUser, scope: 'Instance', groups: ['sre'], createUserDirectly: true }),
+    });
+    await waitFor('the External User', async () => ((await readUser(userNameFor(ssoUser)))?.spec.memberships?.length ? true : undefined));
+    await waitFor('the page to see both Users', () =>
+      Promise.resolve(u.store.cached.user(userNameFor(owner)) && u.store.cached.user(userNameFor(ssoUser)) ? true : undefined),
+    );
   });
 
   afterAll(async () => {
@@ -165,7 +173,10 @@ describe.skipIf(skipRbac)('a tenant admin (get/create on invitations in their na
   it('cannot take over a Password account: a new password is refused, the page asks for the existing one; names, sign-in and credentials are unchanged', async () => {
     const before = await accountOf(owner);
     expect(before.user?.spec.authentication).toBe('Password');
-    expect((await tenantAdmin.kubectl(['create', '-f', '-'], invitationDoc(acme, 'takeover', { email: owner, tenant: 'acme', roles: [{ name: 'developer' }] }))).code).toBe(0);
+    expect(
+      (await tenantAdmin.kubectl(['create', '-f', '-'], invitationDoc(acme, 'takeover', { email: owner, tenant: 'acme', roles: [{ name: 'developer' }] })))
+        .code,
+    ).toBe(0);
     const link = await linkOf(u, acme, 'takeover', tenantAdmin);
 
     const session = new Session();
@@ -174,7 +185,13 @@ describe.skipIf(skipRbac)('a tenant admin (get/create on invitations in their na
     expect(shown.body).toContain('You already have an account');
     expect(shown.body).not.toContain('autocomplete="new-password"');
     // The new-account form, posted anyway.
-    const asNew = await session.post(link, { csrf: csrfOf(shown.body), intent: 'password', firstName: 'Mallory', password: ATTACKER_PASSWORD, confirm: ATTACKER_PASSWORD });
+    const asNew = await session.post(link, {
+      csrf: csrfOf(shown.body),
+      intent: 'password',
+      firstName: 'Mallory',
+      password: ATTACKER_PASSWORD,
+      confirm: ATTACKER_PASSWORD,
+    });
     expect(asNew.status).toBe(422);
     expect(asNew.body).toContain('sign in with its password');
     // A sign-in with the attacker's password: one generic refusal.
@@ -191,7 +208,9 @@ describe.skipIf(skipRbac)('a tenant admin (get/create on invitations in their na
   it('cannot take over an External (SSO) account: without SSO on the page there is no way in; the account is unchanged', async () => {
     const before = await accountOf(ssoUser);
     expect(before.user?.spec.authentication).toBe('External');
-    expect((await tenantAdmin.kubectl(['create', '-f', '-'], invitationDoc(acme, 'sso-takeover', { email: ssoUser, tenant: 'acme', groups: ['devs'] }))).code).toBe(0);
+    expect(
+      (await tenantAdmin.kubectl(['create', '-f', '-'], invitationDoc(acme, 'sso-takeover', { email: ssoUser, tenant: 'acme', groups: ['devs'] }))).code,
+    ).toBe(0);
     const link = await linkOf(u, acme, 'sso-takeover', tenantAdmin);
 
     const session = new Session();
@@ -242,17 +261,27 @@ describe.skipIf(skipRbac)('a tenant admin (get/create on invitations in their na
     expect(res.body).toContain('Welcome aboard, Olivia!');
     const after = await accountOf(owner);
     expect(after.credentials).toEqual(before.credentials);
-    expect(after.user?.spec).toEqual({ ...before.user?.spec, memberships: [...(before.user?.spec.memberships ?? []), membershipOf(await invitation(acme, 'takeover'))] });
+    expect(after.user?.spec).toEqual({
+      ...before.user?.spec,
+      memberships: [...(before.user?.spec.memberships ?? []), membershipOf(await invitation(acme, 'takeover'))],
+    });
     await waitFor('phase Accepted', async () => ((await invitation(acme, 'takeover')).status?.phase === 'Accepted' ? true : undefined));
   });
 
   it('createUserDirectly for an existing Password account adds the membership and leaves its credentials alone', async () => {
     const before = await accountOf(owner);
-    await kubectlOk(['create', '-f', '-'], { input: invitationDoc(platform, 'direct-again', { email: owner, scope: 'Instance', groups: ['auditors'], createUserDirectly: true }) });
+    await kubectlOk(['create', '-f', '-'], {
+      input: invitationDoc(platform, 'direct-again', { email: owner, scope: 'Instance', groups: ['auditors'], createUserDirectly: true }),
+    });
     await waitFor('UserCreated', async () => ((await invitation(platform, 'direct-again')).status?.phase === 'UserCreated' ? true : undefined));
     const after = await accountOf(owner);
     expect(after.credentials).toEqual(before.credentials);
-    expect(after.user?.spec).toMatchObject({ firstName: 'Olivia', lastName: 'Lead', authentication: 'Password', credentialsSecret: before.user?.spec.credentialsSecret });
+    expect(after.user?.spec).toMatchObject({
+      firstName: 'Olivia',
+      lastName: 'Lead',
+      authentication: 'Password',
+      credentialsSecret: before.user?.spec.credentialsSecret,
+    });
     expect(after.user?.spec.memberships).toHaveLength((before.user?.spec.memberships?.length ?? 0) + 1);
   });
 });
@@ -283,7 +312,11 @@ describe.skipIf(skipRbac)('a namespace editor (Secrets in a tenant namespace, no
     expect(record.namespace).toBe(USHER_NAMESPACE);
     const listed = JSON.parse((await editor.kubectl(['get', 'secrets', '-n', acme, '-o', 'json'])).stdout) as { items: SecretLike[] };
     expect(listed.items.filter((s) => s.type === 'usher.dev/invitation-record')).toEqual([]);
-    for (const verb of [['get', 'secret', record.name], ['delete', 'secret', record.name], ['get', 'secrets']]) {
+    for (const verb of [
+      ['get', 'secret', record.name],
+      ['delete', 'secret', record.name],
+      ['get', 'secrets'],
+    ]) {
       const result = await editor.kubectl([...verb, '-n', USHER_NAMESPACE]);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toContain('Forbidden');
@@ -308,7 +341,11 @@ describe.skipIf(skipRbac)('a namespace editor (Secrets in a tenant namespace, no
     forge('an edited issuance', { issuance: 7 });
     forge('an edited email', { email: `mallory+${suffix}@example.com` });
     // The real selector with the editor's verifier: the real record still answers for that selector.
-    attempts.push({ what: 'the real selector with another verifier', token: `${record.selector}.${issueToken(randomBytes).verifier}`, record: { ...record, name: `copied-${suffix}`, namespace: acme, verifierHash: hashVerifier('x') } });
+    attempts.push({
+      what: 'the real selector with another verifier',
+      token: `${record.selector}.${issueToken(randomBytes).verifier}`,
+      record: { ...record, name: `copied-${suffix}`, namespace: acme, verifierHash: hashVerifier('x') },
+    });
     for (const attempt of attempts) {
       const created = await editor.kubectl(['create', '-f', '-'], JSON.stringify(secretFromRecord(attempt.record)));
       expect(created.code, `${attempt.what}: ${created.stderr}`).toBe(0);
@@ -329,12 +366,22 @@ describe.skipIf(skipRbac)('a namespace editor (Secrets in a tenant namespace, no
   });
 
   it('a record copied from another namespace’s invitation into this one opens nothing either', async () => {
-    await kubectlOk(['create', '-f', '-'], { input: invitationDoc(platform, 'other-ns', { email: `other+${suffix}@example.com`, scope: 'Instance', groups: ['ops'] }) });
+    await kubectlOk(['create', '-f', '-'], {
+      input: invitationDoc(platform, 'other-ns', { email: `other+${suffix}@example.com`, scope: 'Instance', groups: ['ops'] }),
+    });
     const otherLink = await linkOf(u, platform, 'other-ns');
     const other = await invitation(platform, 'other-ns');
     const [otherRecord] = await recordsOf(other.metadata.uid ?? '');
     // Rebound to jane-doe in the editor's namespace, verifier kept (the editor would know the link).
-    const copy = { ...(otherRecord as InvitationRecord), name: `rebound-${suffix}`, namespace: acme, invitationNamespace: acme, invitationName: 'jane-doe', invitationUid: jane.metadata.uid ?? '', email };
+    const copy = {
+      ...(otherRecord as InvitationRecord),
+      name: `rebound-${suffix}`,
+      namespace: acme,
+      invitationNamespace: acme,
+      invitationName: 'jane-doe',
+      invitationUid: jane.metadata.uid ?? '',
+      email,
+    };
     expect((await editor.kubectl(['create', '-f', '-'], JSON.stringify(secretFromRecord(copy)))).code).toBe(0);
     const token = otherLink.slice(otherLink.lastIndexOf('/') + 1);
     const shown = await new Session().get(`${u.url}/accept/${token}`);
@@ -402,9 +449,17 @@ describe.skipIf(skipRbac)('an anonymous visitor', () => {
   it('1,000 requests with unknown or malformed tokens cost the API server nothing', async () => {
     await new Promise((r) => setTimeout(r, 300));
     const before = u.proxy.requests.length;
-    const urls = Array.from({ length: 1000 }, (_, i) => (i % 4 === 0 ? `${u.url}/accept/not-a-token-${i}` : `${u.url}/accept/${issueToken(randomBytes).token}`));
+    const urls = Array.from({ length: 1000 }, (_, i) =>
+      i % 4 === 0 ? `${u.url}/accept/not-a-token-${i}` : `${u.url}/accept/${issueToken(randomBytes).token}`,
+    );
     for (let i = 0; i < urls.length; i += 50) {
-      const batch = await Promise.all(urls.slice(i, i + 50).map((url, j) => (j % 2 ? fetch(url, { method: 'POST', body: 'csrf=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }) : fetch(url))));
+      const batch = await Promise.all(
+        urls
+          .slice(i, i + 50)
+          .map((url, j) =>
+            j % 2 ? fetch(url, { method: 'POST', body: 'csrf=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }) : fetch(url),
+          ),
+      );
       for (const res of batch) expect([403, 404]).toContain(res.status);
     }
     expect(u.proxy.requests.slice(before)).toEqual([]);
@@ -431,7 +486,9 @@ describe.skipIf(skipRbac)('a flood from one client behind the Ingress', () => {
     try {
       // What the Ingress controller sends: the client's own header, with the address it saw appended.
       const viaIngress = (client: string, spoofed?: string): Promise<Response> =>
-        fetch(`http://127.0.0.1:${port}/accept/${issueToken(randomBytes).token}`, { headers: { 'x-forwarded-for': spoofed ? `${spoofed}, ${client}` : client } });
+        fetch(`http://127.0.0.1:${port}/accept/${issueToken(randomBytes).token}`, {
+          headers: { 'x-forwarded-for': spoofed ? `${spoofed}, ${client}` : client },
+        });
       const flood: number[] = [];
       for (let i = 0; i < 8; i++) flood.push((await viaIngress('203.0.113.7', `198.51.100.${i}`)).status);
       expect(flood.slice(0, 5)).toEqual([404, 404, 404, 404, 404]);

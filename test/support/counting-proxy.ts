@@ -30,7 +30,15 @@ export async function countingProxy(kubeconfigPath: string): Promise<CountingPro
     if (/[?&]watch=(true|1)/.test(url)) state.watches++;
     else state.requests.push(`${req.method ?? 'GET'} ${url.split('?')[0] ?? url}`);
     const upstream = httpsRequest(
-      { host: target.hostname, port: target.port, path: url, method: req.method, headers: { ...req.headers, host: target.host }, ca, rejectUnauthorized: ca !== undefined },
+      {
+        host: target.hostname,
+        port: target.port,
+        path: url,
+        method: req.method,
+        headers: { ...req.headers, host: target.host },
+        ca,
+        rejectUnauthorized: ca !== undefined,
+      },
       (up) => {
         res.writeHead(up.statusCode ?? 502, up.headers);
         up.pipe(res);

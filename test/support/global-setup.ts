@@ -29,8 +29,14 @@ export async function setup(project: TestProject): Promise<void> {
     // enough, and nothing in them can lean on admin rights. linkDisclosure=Secret gives the
     // controller the link-Secret rights (Secrets in every namespace) that some tests need.
     if (plane.local) {
-      const sets = ['serviceAccount.name=usher', 'accept.serviceAccount.name=usher-accept', 'config.security.invitations.linkDisclosure=Secret'].flatMap((s) => ['--set', s]);
-      const rbac = execFileSync(await ensureHelm(), ['template', 'usher-harness', join(project.config.root, 'charts', 'usher'), '-n', 'usher-system', ...sets, '--show-only', 'templates/rbac.yaml'], { encoding: 'utf8' });
+      const sets = ['serviceAccount.name=usher', 'accept.serviceAccount.name=usher-accept', 'config.security.invitations.linkDisclosure=Secret'].flatMap(
+        (s) => ['--set', s],
+      );
+      const rbac = execFileSync(
+        await ensureHelm(),
+        ['template', 'usher-harness', join(project.config.root, 'charts', 'usher'), '-n', 'usher-system', ...sets, '--show-only', 'templates/rbac.yaml'],
+        { encoding: 'utf8' },
+      );
       kubectl(['create', 'namespace', 'usher-system']);
       kubectl(['apply', '-f', '-'], rbac);
     }

@@ -78,7 +78,11 @@ async function goBuild(opts: { moduleDir: string; packages: string[]; outDir: st
   log(`[${label}] compiling up to ${total} packages with ${process.env.GOMAXPROCS ?? 'all'} cores; a first build takes several minutes`);
 
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('go', ['build', '-v', '-trimpath', '-ldflags=-s -w', '-o', `${outDir}/`, ...packages], { cwd: moduleDir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('go', ['build', '-v', '-trimpath', '-ldflags=-s -w', '-o', `${outDir}/`, ...packages], {
+      cwd: moduleDir,
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let compiled = 0;
     let lastReport = Date.now();
     let pending = '';

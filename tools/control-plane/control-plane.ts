@@ -116,10 +116,14 @@ async function waitFor(what: string, deadlineMs: number, probe: () => Promise<bo
 async function httpsGetOk(url: string, token: string, caFile: string): Promise<boolean> {
   const { request } = await import('node:https');
   return new Promise((resolve) => {
-    const req = request(url, { headers: { Authorization: `Bearer ${token}` }, ca: existsSync(caFile) ? readFileSync(caFile) : undefined, rejectUnauthorized: existsSync(caFile) }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
+    const req = request(
+      url,
+      { headers: { Authorization: `Bearer ${token}` }, ca: existsSync(caFile) ? readFileSync(caFile) : undefined, rejectUnauthorized: existsSync(caFile) },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
     req.on('error', () => {
       resolve(false);
     });
@@ -161,7 +165,11 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
     // Controller-manager first, then the API server, then etcd: each depends on the next.
     for (const child of [...children].reverse()) {
       if (child.exitCode !== null || child.signalCode !== null) continue;
-      const exited = new Promise<void>((r) => child.once('exit', () => { r(); }));
+      const exited = new Promise<void>((r) =>
+        child.once('exit', () => {
+          r();
+        }),
+      );
       child.kill('SIGTERM');
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
@@ -193,7 +201,12 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
   // in the pids file and removes the folder.
   const guard = spawn(
     'sh',
-    ['-c', 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; [ -f "$DIR/pids" ] && kill -9 $(cat "$DIR/pids") 2>/dev/null; rm -rf "$DIR"', 'guard', String(process.pid)],
+    [
+      '-c',
+      'while kill -0 "$1" 2>/dev/null; do sleep 1; done; [ -f "$DIR/pids" ] && kill -9 $(cat "$DIR/pids") 2>/dev/null; rm -rf "$DIR"',
+      'guard',
+      String(process.pid),
+    ],
     { detached: true, stdio: 'ignore', env: { ...process.env, DIR: dir } },
   );
   guard.unref();
@@ -254,12 +267,19 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
     const caFile = join(certDir, 'apiserver.crt');
     await waitFor('kube-apiserver', 120_000, () => httpsGetOk(`${server}/readyz`, tokens.admin, caFile), [etcd, apiserver]);
 
-    const restartApiServer = async ({ downMs = 0, signal = 'SIGTERM' }: { downMs?: number; signal?: 'SIGTERM' | 'SIGKILL' } = {}): Promise<{ stopMs: number; startMs: number }> => {
+    const restartApiServer = async ({ downMs = 0, signal = 'SIGTERM' }: { downMs?: number; signal?: 'SIGTERM' | 'SIGKILL' } = {}): Promise<{
+      stopMs: number;
+      startMs: number;
+    }> => {
       if (stopped) throw new Error('the control plane is stopped');
       const old = apiserver;
       const stopping = Date.now();
       if (old.exitCode === null && old.signalCode === null) {
-        const exited = new Promise<void>((r) => old.once('exit', () => { r(); }));
+        const exited = new Promise<void>((r) =>
+          old.once('exit', () => {
+            r();
+          }),
+        );
         old.kill(signal);
         const timer = setTimeout(() => {
           old.kill('SIGKILL');
