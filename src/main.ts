@@ -24,6 +24,7 @@ import { createInvitationMailer } from './mail/invitation-mailer.ts';
 import { UsherMetrics, withMailMetrics } from './metrics/metrics.ts';
 import { startMetricsServer } from './metrics/server.ts';
 import { OptionsError, parseRuntimeOptions, type RuntimeOptions } from './options.ts';
+import { PooledAuthentication } from './runtime/pooled-client.ts';
 
 function readOptions(): RuntimeOptions {
   try {
@@ -59,6 +60,8 @@ async function main(): Promise<void> {
   const runsController = component !== 'accept';
   const config = readConfig(options.configPath, options.env);
   const kubeConfig = loadKubeConfig(options.kubeconfig.path, options.kubeconfig.env);
+  // One pool of keep-alive connections to the API server for the whole process.
+  const auth = new PooledAuthentication(kubeConfig);
   const metrics = new UsherMetrics();
   const mailer = config.mail ? createInvitationMailer(config.mail, log.child({ component: 'mail' })) : undefined;
   if (!config.mail) log.info('no mail server configured: invitation links are shown in status for manual sharing');
@@ -68,6 +71,7 @@ async function main(): Promise<void> {
     config,
     log,
     metrics,
+    auth,
     ...(options.podName !== undefined ? { instance: options.podName } : {}),
     ...(mailer ? { mailer: withMailMetrics(mailer, metrics) } : {}),
   });
@@ -77,7 +81,7 @@ async function main(): Promise<void> {
   let stopping = false;
   // Ready means "can serve": a standby serves the acceptance page, so its readiness must not
   // wait for a Lease it may never get (a rollout would stall on it).
-  const accept = runsPage ? createAcceptServer({ kubeConfig, config, log }) : undefined;
+  const accept = runsPage ? createAcceptServer({ kubeConfig, config, log, auth }) : undefined;
   const metricsServer = await startMetricsServer({
     metrics,
     port: options.metricsPort,
@@ -94,6 +98,7 @@ async function main(): Promise<void> {
   const elector = election
     ? new LeaderElector({
         kubeConfig,
+        auth,
         namespace: election.namespace,
         name: election.name,
         identity: election.identity,

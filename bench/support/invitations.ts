@@ -11,6 +11,7 @@ import type { InvitationMailer } from '../../src/controller/ports.ts';
 import { secretFromRecord, type InvitationRecord } from '../../src/invitation/record.ts';
 import { issueToken, linkFor } from '../../src/invitation/token.ts';
 import { recordName } from '../../src/invitation/naming.ts';
+import { isoSeconds } from '../../src/invitation/time.ts';
 
 export const TENANT = 'bench';
 
@@ -80,10 +81,6 @@ export function createInvitations(
   });
 }
 
-function iso(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 export interface PlainClient {
   core: CoreV1Api;
   custom: CustomObjectsApi;
@@ -146,7 +143,7 @@ export async function deliverPlain(client: PlainClient, invitation: UserInvitati
   record = await write({ ...record, mail: { attempts: 1, attemptStartedAt: new Date().toISOString() } }, false);
   const result = await mailer.sendInvitation(current, link, new Date(record.expiresAt));
   if (!result.ok) throw new Error(`mail not sent: ${result.response}`);
-  record = await write({ ...record, mail: { attempts: 1, sentAt: iso(new Date()) } }, false);
+  record = await write({ ...record, mail: { attempts: 1, sentAt: isoSeconds(new Date()) } }, false);
   await writeStatus(current, [record], link);
 }
 
@@ -176,7 +173,7 @@ export async function seedSettled(client: Omit<PlainClient, 'mailer'>, body: Use
     issuance: issue.issuance,
     issuedAt: issue.issuedAt,
     expiresAt: issue.expiresAt,
-    mail: { attempts: 1, sentAt: iso(now) },
+    mail: { attempts: 1, sentAt: isoSeconds(now) },
   };
   const secret = await core.createNamespacedSecret({ namespace: config.namespace, body: secretFromRecord(record) });
   const link = linkFor(config.baseUrl, token.token);

@@ -35,6 +35,7 @@ import type { InvitationRecord } from '../invitation/record.ts';
 import type { Found } from './lookup.ts';
 import { type AcceptStore } from './store.ts';
 import { credentialsSecretName, userNameCandidates, userNameFor } from '../invitation/naming.ts';
+import { isoSeconds } from '../invitation/time.ts';
 
 /** How long a claim holds off other attempts; the writes after it take well under a second. */
 export const CLAIM_TTL_MS = 60_000;
@@ -252,7 +253,7 @@ async function markUsed(deps: AcceptDeps, claimed: ClaimedRecord, claimId: strin
     if (record.usedAt) return 'alreadyAccepted';
     // Our claim lapsed and another attempt took over: it finishes, not us.
     if (record.acceptanceClaim?.id !== claimId) return 'busy';
-    const used: InvitationRecord = { ...withoutClaim(record), usedAt: iso(deps.now()), user: userName };
+    const used: InvitationRecord = { ...withoutClaim(record), usedAt: isoSeconds(deps.now()), user: userName };
     try {
       await deps.store.replaceRecord(used);
       return 'marked';
@@ -276,9 +277,4 @@ function withoutClaim(record: ClaimedRecord): InvitationRecord {
   const copy = { ...record };
   delete copy.acceptanceClaim;
   return copy;
-}
-
-/** Seconds precision, as the controller writes its timestamps. */
-function iso(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

@@ -87,6 +87,8 @@ export interface KubeAcceptStoreOptions {
   credentialsNamespace: string;
   log: Logger;
   resyncPeriodMs?: number;
+  /** The process's one connection pool (shared with the controller); a new one when absent. */
+  auth?: PooledAuthentication;
 }
 
 /** The index of the record informer: records by their public selector, the page's whole lookup of a token. */
@@ -107,7 +109,7 @@ export class KubeAcceptStore implements AcceptStore {
   constructor(options: KubeAcceptStoreOptions) {
     this.options = options;
     const { kubeConfig, namespace } = options;
-    const auth = new PooledAuthentication(kubeConfig);
+    const auth = options.auth ?? new PooledAuthentication(kubeConfig);
     const core = makePooledApiClient(kubeConfig, CoreV1Api, auth);
     const custom = makePooledApiClient(kubeConfig, CustomObjectsApi, auth);
     this.secretClient = secretsClient(core);

@@ -14,6 +14,7 @@ import { KubeCluster } from './kube-store.ts';
 import type { InvitationMailer } from './ports.ts';
 import { Reconciler } from './reconciler.ts';
 import { setUpWatches } from './watches.ts';
+import type { PooledAuthentication } from '../runtime/pooled-client.ts';
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -25,6 +26,8 @@ export interface ControllerOptions {
   metrics?: UsherMetrics;
   /** This replica's name in the Events it records (the pod's name). */
   instance?: string;
+  /** The process's one connection pool (shared with the page and leader election); a new one when absent. */
+  auth?: PooledAuthentication;
 }
 
 export interface ControllerStats {
@@ -42,7 +45,7 @@ export class Controller {
 
   constructor(options: ControllerOptions) {
     this.options = options;
-    this.cluster = new KubeCluster(options.kubeConfig, options.config, options.log, options.instance);
+    this.cluster = new KubeCluster(options.kubeConfig, options.config, options.log, options.instance, options.auth);
     this.reconciler = new Reconciler({
       reader: this.cluster,
       writer: this.cluster,

@@ -55,11 +55,19 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
   private readonly userOverlay: Overlay<User>;
   private readonly config: UsherConfig;
 
-  /** `instance` names this replica in the Events it records (the pod's name in a cluster). */
-  constructor(kubeConfig: KubeConfig, config: UsherConfig, log: Logger, instance = `usher-${randomBytes(3).toString('hex')}`) {
+  /**
+   * `instance` names this replica in the Events it records (the pod's name in a
+   * cluster); `auth` is the process's one pool of keep-alive connections (see
+   * PooledAuthentication), shared with the page and leader election.
+   */
+  constructor(
+    kubeConfig: KubeConfig,
+    config: UsherConfig,
+    log: Logger,
+    instance = `usher-${randomBytes(3).toString('hex')}`,
+    auth: PooledAuthentication = new PooledAuthentication(kubeConfig),
+  ) {
     this.config = config;
-    // One pool of keep-alive connections for every request (see PooledAuthentication).
-    const auth = new PooledAuthentication(kubeConfig);
     const core = makePooledApiClient(kubeConfig, CoreV1Api, auth);
     const custom = makePooledApiClient(kubeConfig, CustomObjectsApi, auth);
     this.secretClient = secretsClient(core);

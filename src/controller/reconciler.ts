@@ -13,6 +13,7 @@ import { isConflict } from '../runtime/client.ts';
 import { decide, type Action, type Observed } from '../invitation/decide.ts';
 import type { ClusterReader, ClusterWriter, InvitationMailer } from './ports.ts';
 import { recordName } from '../invitation/naming.ts';
+import { isoSeconds } from '../invitation/time.ts';
 
 export interface ReconcileResult {
   requeueAfterMs?: number;
@@ -184,12 +185,7 @@ export class Reconciler {
     let mail: MailState;
     if (result.ok) {
       // Success and permanent refusal change the phase, and the phase change records the Event.
-      mail = {
-        attempts,
-        sentAt: now()
-          .toISOString()
-          .replace(/\.\d{3}Z$/, 'Z'),
-      };
+      mail = { attempts, sentAt: isoSeconds(now()) };
     } else if (result.permanent) {
       mail = { attempts, failedPermanently: true, lastError: result.response };
     } else {

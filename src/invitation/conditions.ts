@@ -2,6 +2,7 @@
 // lastTransitionTime moves only when the status value changes, so a reconcile
 // that finds nothing new computes a status equal to the stored one.
 import type { Condition, ConditionStatus } from '../api/types.ts';
+import { isoSeconds } from './time.ts';
 
 export const READY = 'Ready';
 export const RECONCILING = 'Reconciling';
@@ -23,7 +24,7 @@ export function mergeConditions(
 ): Condition[] {
   return desired.map((want) => {
     const had = existing?.find((c) => c.type === want.type);
-    const lastTransitionTime = had && had.status === want.status ? had.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const lastTransitionTime = had && had.status === want.status ? had.lastTransitionTime : isoSeconds(now);
     return {
       type: want.type,
       status: want.status,

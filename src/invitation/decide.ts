@@ -20,6 +20,7 @@ import { selectorOfLink } from './token.ts';
 import { MAIL_DELIVERED, mergeConditions, readiness, type DesiredCondition } from './conditions.ts';
 import { linkSecretNameFor } from './naming.ts';
 import { createsUserDirectly, hasExpired, isForAddress, isUsed, msUntilExpiry, pendingReissue } from './link-state.ts';
+import { isoSeconds } from './time.ts';
 
 export interface Observed {
   invitation: UserInvitation;
@@ -52,10 +53,6 @@ export interface Plan {
 }
 
 const SECOND = 1000;
-
-function iso(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
 export function membershipOf(invitation: UserInvitation): Membership {
   const { spec, metadata } = invitation;
@@ -266,7 +263,7 @@ function newToken(f: Facts): Plan {
     conditions: readiness('progressing', reason === 'Issued' ? 'Issuing' : 'Reissuing', `Issuing a new invitation link for ${email}.`),
     actions: [
       ...o.records.map((r): Action => ({ kind: 'deleteRecord', name: r.name, why: 'superseded by a new token' })),
-      { kind: 'issue', issuance, issuedAt: iso(o.now), expiresAt: iso(new Date(o.now.getTime() + expireAfterMs(o))), email, reason },
+      { kind: 'issue', issuance, issuedAt: isoSeconds(o.now), expiresAt: isoSeconds(new Date(o.now.getTime() + expireAfterMs(o))), email, reason },
     ],
     ...(reissue !== undefined ? { handlesReissue: reissue } : {}),
   });

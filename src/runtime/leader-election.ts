@@ -17,7 +17,7 @@
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { apiErrorOf } from './client.ts';
-import { makePooledApiClient } from './pooled-client.ts';
+import { makePooledApiClient, type PooledAuthentication } from './pooled-client.ts';
 
 export interface LeaderElectionTimings {
   /** How long a standby waits, after it last saw the Lease change, before it takes the Lease over. */
@@ -43,6 +43,8 @@ export interface LeaderElectorOptions extends Partial<LeaderElectionTimings> {
   kubeConfig: KubeConfig;
   /** The client to use instead of a pooled CoordinationV1Api made from kubeConfig (tests inject failures here). */
   coordinationApi?: CoordinationV1Api;
+  /** The process's one connection pool (undici opens as many connections as needed, so a busy controller does not hold up renewals). */
+  auth?: PooledAuthentication;
   /** Namespace and name of the Lease (the chart's Role grants access to this name only). */
   namespace: string;
   name: string;
@@ -95,7 +97,7 @@ export class LeaderElector {
     if (renewDeadlineMs <= retryPeriodMs * (1 + JITTER)) throw new Error(`leader election: renewDeadline must be greater than retryPeriod × ${1 + JITTER}`);
     if (leaseDurationMs % 1000 !== 0) throw new Error('leader election: leaseDuration must be whole seconds (Lease.spec.leaseDurationSeconds)');
     if (!options.identity) throw new Error('leader election: identity must not be empty');
-    this.api = options.coordinationApi ?? makePooledApiClient(options.kubeConfig, CoordinationV1Api);
+    this.api = options.coordinationApi ?? makePooledApiClient(options.kubeConfig, CoordinationV1Api, options.auth);
   }
 
   /** Whether this replica leads right now. */
