@@ -14,6 +14,7 @@
 //   so it has stopped before anyone else may take over.
 // - stop() gives the Lease up as client-go's ReleaseOnCancel does (empty
 //   holder, leaseDurationSeconds 1), so a successor need not wait out the lease.
+import { setTimeout as delay } from 'node:timers/promises';
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { apiErrorOf } from './client.ts';
@@ -327,19 +328,6 @@ function leaseWith(lease: V1Lease, spec: V1LeaseSpec): V1Lease {
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
+  // node:timers/promises rejects on abort; here an abort only ends the wait early.
+  return delay(ms, undefined, { signal }).catch(() => undefined);
 }
