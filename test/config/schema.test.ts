@@ -1,8 +1,8 @@
 // RawConfig is derived from configSchema (FromSchema): these are compile-time
 // checks (`npm run typecheck` fails when they do not hold) that the derived
 // type is the file's shape, with the schema's `required` keys required.
-import { describe, expectTypeOf, it } from 'vitest';
-import type { RawConfig } from '../../src/config/schema.ts';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { checkShape, type RawConfig } from '../../src/config/schema.ts';
 
 type Usher = NonNullable<RawConfig['usher']>;
 
@@ -49,5 +49,32 @@ describe('RawConfig, derived from configSchema', () => {
     expectTypeOf<NonNullable<Usher['accept']>['trustProxy']>().toEqualTypeOf<string[] | number | undefined>();
     expectTypeOf<NonNullable<Usher['tenancy']>>().toEqualTypeOf<{ namespaceLabel?: string; instanceNamespaces?: string[] }>();
     expectTypeOf<NonNullable<NonNullable<Usher['accept']>['rateLimit']>>().toEqualTypeOf<{ perClientPerMinute?: number; perTokenPerMinute?: number }>();
+  });
+
+  it('and a document of that type is one the schema accepts at run time (type and validation agree)', () => {
+    const full: Required<RawConfig> = {
+      usher: {
+        baseUrl: 'https://join.example.com',
+        namespace: 'usher-system',
+        security: { invitations: { expireAfter: 'P7D', maxExpireAfter: 'P90D', linkDisclosure: 'Secret', requireGroupOrRole: true } },
+        tenancy: { namespaceLabel: 'usher.dev/tenant', instanceNamespaces: ['platform'] },
+        mail: {
+          host: 'smtp.example.com',
+          port: 587,
+          tls: 'starttls',
+          from: 'Platform <no-reply@example.com>',
+          auth: { user: 'u', passwordEnv: 'SMTP_PASSWORD' },
+        },
+        accept: {
+          port: 8080,
+          trustProxy: 1,
+          rateLimit: { perClientPerMinute: 60 },
+          oidc: { issuer: 'https://login.example.com', clientId: 'usher', clientSecretEnv: 'X' },
+        },
+        controller: { workers: 4, resyncPeriod: 'PT10M' },
+      },
+    };
+    expect(checkShape(full)).toEqual([]);
+    expect(checkShape({ usher: { ...full.usher, accept: { trustProxy: 'all' } } }).map((p) => p.path.join('.'))).toContain('usher.accept.trustProxy');
   });
 });
