@@ -15,6 +15,7 @@ import type { InvitationMailer } from './ports.ts';
 import { Reconciler } from './reconciler.ts';
 import { setUpWatches } from './watches.ts';
 import type { PooledAuthentication } from '../runtime/pooled-client.ts';
+import type { InvitationRecord } from '../invitation/record.ts';
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -76,8 +77,10 @@ export class Controller {
       enqueue: (namespace, name) => {
         this.runner.add(objectKey(namespace, name));
       },
-      invitationDeleted: () => {
-        if (this.running) void this.removeOrphanRecords();
+      invitationDeleted: (uid) => {
+        // Only that invitation's records, found by index: a namespace deleted with thousands of
+        // invitations must not rescan every record once per invitation.
+        if (this.running) void this.removeRecords(this.cluster.records(uid));
       },
     });
   }
@@ -92,7 +95,7 @@ export class Controller {
     await this.cluster.start();
     this.options.log.info({ invitations: this.cluster.invitations.list().length }, 'caches synced, starting workers');
     this.running = true;
-    await this.removeOrphanRecords();
+    await this.removeRecords(this.cluster.orphanRecords());
     this.runner.start();
   }
 
@@ -100,11 +103,11 @@ export class Controller {
    * Deletes the records of invitations that are gone. Records live in Usher's
    * namespace, so no ownerReference can take them with their invitation; a
    * record without its invitation opens nothing (the page checks the binding),
-   * this only keeps the namespace clean. Runs at start (deletions while Usher
-   * was down) and on every invitation deletion.
+   * this only keeps the namespace clean. At start: every orphan (deletions while
+   * Usher was down); on an invitation's deletion: its own records.
    */
-  private async removeOrphanRecords(): Promise<void> {
-    for (const record of this.cluster.orphanRecords()) {
+  private async removeRecords(records: readonly InvitationRecord[]): Promise<void> {
+    for (const record of records) {
       try {
         await this.cluster.deleteRecord(record.name);
         this.options.log.info(
@@ -114,7 +117,7 @@ export class Controller {
       } catch (err) {
         this.options.log.warn(
           { record: record.name, err: apiErrorOf(err).message },
-          'could not delete an orphaned invitation record; retrying at the next deletion or restart',
+          'could not delete an orphaned invitation record; retrying at the next restart',
         );
       }
     }

@@ -20,17 +20,7 @@ import { freePort } from '../../tools/control-plane/control-plane.ts';
 import { kubectl, kubectlOk } from '../support/cluster.ts';
 import { recordName } from '../../src/invitation/naming.ts';
 
-/** Debian's Chromium, headless, with nothing that reaches out to the network on its own. */
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+export { CHROMIUM_ARGS } from '../support/chromium.ts';
 /** Where the browser tests leave their screenshots (gitignored). */
 export const SCREENSHOTS = join(import.meta.dirname, '..', '..', 'test-results', 'accept');
 

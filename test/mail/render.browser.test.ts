@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { renderInvitationMail, type InvitationMailInput } from '../../src/mail/message.ts';
+import { CHROMIUM_ARGS } from '../support/chromium.ts';
 
 const OUT = fileURLToPath(new URL('../../test-results/mail/', import.meta.url));
 const LINK = 'https://usher.example.com/accept/inv_7Hk2pQ9xLmN4vR8sT1wZ?tenant=acme&issuance=1';
@@ -30,16 +31,7 @@ beforeAll(async () => {
   mkdirSync(OUT, { recursive: true });
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
   });
 }, 30_000);
 afterAll(async () => {
