@@ -28,7 +28,7 @@
 // its own record. It never leaves a used record without a User.
 import { randomBytes } from 'node:crypto';
 import type { Membership, User, UserInvitation, UserSpec } from '../api/types.ts';
-import { userMatches, withMembership } from '../invitation/users.ts';
+import { ACCEPTING_CLAIM_ANNOTATION, ACCEPTING_RECORD_ANNOTATION, userMatches, withMembership } from '../invitation/users.ts';
 import { membershipOf } from '../invitation/decide.ts';
 import { isConflict, isConflictOrAlreadyExists, isNotFound } from '../runtime/client.ts';
 import type { InvitationRecord } from '../invitation/record.ts';
@@ -40,9 +40,7 @@ import { isoSeconds } from '../invitation/time.ts';
 /** How long a claim holds off other attempts; the writes after it take well under a second. */
 export const CLAIM_TTL_MS = 60_000;
 const MAX_ATTEMPTS = 5;
-/** On a User being created by an acceptance that has not finished: the record's name, and the claim. */
-export const ACCEPTING_RECORD_ANNOTATION = 'usher.dev/accepting-record';
-export const ACCEPTING_CLAIM_ANNOTATION = 'usher.dev/accepting-claim';
+export { ACCEPTING_CLAIM_ANNOTATION, ACCEPTING_RECORD_ANNOTATION } from '../invitation/users.ts';
 
 /** The record as stored, plus the claim this module adds to its payload (other readers ignore it). */
 export interface ClaimedRecord extends InvitationRecord {

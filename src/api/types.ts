@@ -23,6 +23,7 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   ownerReferences?: OwnerReference[];
+  finalizers?: string[];
 }
 
 export interface OwnerReference {
@@ -107,7 +108,30 @@ export interface UserSpec {
   lastName?: string;
   authentication?: 'Password' | 'External';
   credentialsSecret?: { namespace: string; name: string };
+  /**
+   * Whether the person proved they receive mail at this address: they accepted
+   * a link Usher mailed there, or an SSO provider vouched for it. False for
+   * createUserDirectly and for links an admin shared by hand. Set once, at creation.
+   */
+  emailVerified?: boolean;
   memberships?: Membership[];
+}
+
+/** Where the User's account lives at the identity provider (usher.identity). */
+export interface UserIdentityStatus {
+  provider: string;
+  /** The account's id there (Keycloak's user id). */
+  id: string;
+  username: string;
+  /** Whether Usher created the account (it may disable or delete it) or joined one that existed. */
+  managed: boolean;
+}
+
+export interface UserStatus {
+  observedGeneration?: number;
+  identity?: UserIdentityStatus;
+  /** Provisioned (the account exists at the identity provider with this User's access), and Ready/Reconciling/Stalled for kstatus. */
+  conditions?: Condition[];
 }
 
 export interface User {
@@ -115,4 +139,5 @@ export interface User {
   kind: typeof USER_KIND;
   metadata: ObjectMeta;
   spec: UserSpec;
+  status?: UserStatus;
 }

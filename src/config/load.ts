@@ -8,7 +8,7 @@ import { getSystemErrorMessage } from 'node:util';
 import { CORE_SCHEMA, load, YAMLException } from 'js-yaml';
 import { parseDuration } from './duration.ts';
 import { checkShape, formatPath, type RawConfig } from './schema.ts';
-import type { AcceptConfig, MailConfig, UsherConfig } from './types.ts';
+import type { AcceptConfig, IdentityConfig, MailConfig, UsherConfig } from './types.ts';
 
 /** The configuration cannot be used; the message lists every problem, one per line, each naming the file and key. */
 export class ConfigError extends Error {
@@ -137,7 +137,46 @@ function convert(raw: Pruned<RawConfig>, io: Io, problems: string[]): UsherConfi
     },
   };
   if (usher.mail !== undefined) config.mail = mail(usher.mail, io, problems);
+  const identityConfig = identity(usher.identity ?? {}, io, problems);
+  if (identityConfig !== undefined) config.identity = identityConfig;
   return config;
+}
+
+type RawIdentity = NonNullable<NonNullable<Pruned<RawConfig>['usher']>['identity']>;
+
+function identity(raw: RawIdentity, io: Io, problems: string[]): IdentityConfig | undefined {
+  const at = 'usher.identity';
+  const provider = raw.provider ?? 'none';
+  if (provider === 'none') {
+    if (raw.keycloak !== undefined) problems.push(`${at}.keycloak: is set but ${at}.provider is none; set ${at}.provider: keycloak to use it`);
+    return undefined;
+  }
+  if (raw.keycloak === undefined) {
+    problems.push(`${at}.keycloak: is required when ${at}.provider is keycloak (url, realm, clientId and clientSecretFile or clientSecretEnv)`);
+    return undefined;
+  }
+  const { url = '', realm = '', clientId = '', clientSecretFile, clientSecretEnv, caFile } = raw.keycloak;
+  const source = { at: `${at}.keycloak`, fileKey: 'clientSecretFile', envKey: 'clientSecretEnv', what: "the secret of Usher's Keycloak client" };
+  const clientSecret = secret(source, clientSecretFile, clientSecretEnv, io, problems);
+  const parsed = URL.parse(url);
+  if (url !== '' && (parsed === null || !/^https?:$/.test(parsed.protocol) || parsed.search !== '' || parsed.hash !== '')) {
+    problems.push(`${at}.keycloak.url: ${JSON.stringify(url)} is not an http(s) URL such as https://login.example.com`);
+  } else if (parsed && /\/realms(\/|$)/.test(parsed.pathname)) {
+    problems.push(`${at}.keycloak.url: ${JSON.stringify(url)} includes /realms; give Keycloak's base URL and the realm in ${at}.keycloak.realm`);
+  }
+  if (caFile !== undefined) {
+    try {
+      io.readFile(caFile);
+    } catch (error) {
+      problems.push(`${at}.keycloak.caFile: cannot read ${caFile}: ${osError(error)}`);
+    }
+  }
+  if (clientSecret === undefined) return undefined;
+  return {
+    provider: 'keycloak',
+    keycloak: { url: url.replace(/\/+$/, ''), realm, clientId, clientSecret, ...(caFile !== undefined ? { caFile } : {}) },
+    onUserDelete: raw.onUserDelete ?? 'Disable',
+  };
 }
 
 function mail(raw: RawMail, io: Io, problems: string[]): MailConfig {

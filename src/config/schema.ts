@@ -93,6 +93,21 @@ export const configSchema = object({
         ],
       },
     }),
+    identity: object({
+      provider: { enum: ['none', 'keycloak'] },
+      onUserDelete: { enum: ['Disable', 'Delete'] },
+      keycloak: object(
+        {
+          url: { type: 'string', description: 'an http(s) URL such as https://login.example.com (Keycloak\'s base, without /realms)' },
+          realm: text,
+          clientId: text,
+          clientSecretFile: text,
+          clientSecretEnv: text,
+          caFile: text,
+        },
+        ['url', 'realm', 'clientId'],
+      ),
+    }),
     controller: object({
       workers: { type: 'integer', minimum: 1 },
       resyncPeriod: duration,

@@ -64,6 +64,26 @@ export interface AcceptConfig {
   trustProxy: string[] | number;
 }
 
+export interface KeycloakConfig {
+  /** Keycloak's base URL, without /realms and without a trailing slash. */
+  url: string;
+  realm: string;
+  /** A confidential client of that realm with a service account (client-credentials grant). */
+  clientId: string;
+  /** Read from clientSecretFile or clientSecretEnv. */
+  clientSecret: string;
+  /** PEM file of the CA that signed Keycloak's certificate, when it is not a public one. */
+  caFile?: string;
+}
+
+/** Where accepted people get their account (usher.identity); absent for provider none. */
+export interface IdentityConfig {
+  provider: 'keycloak';
+  keycloak: KeycloakConfig;
+  /** What deleting a User does to the account Usher created for it (default Disable). */
+  onUserDelete: 'Disable' | 'Delete';
+}
+
 export interface UsherConfig {
   /** Where the acceptance page is reachable from the invitee's browser, without a trailing slash. */
   baseUrl: string;
@@ -94,6 +114,8 @@ export interface UsherConfig {
   /** Absent when no mail server is configured: links are then shared by hand. */
   mail?: MailConfig;
   accept: AcceptConfig;
+  /** Absent for provider none: acceptance ends in the User resource and its password hash. */
+  identity?: IdentityConfig;
   controller: {
     workers: number;
     /** Full relist of every watched resource at this period, a safety net for missed events. */

@@ -8,6 +8,10 @@ import { API_VERSION, USER_KIND, type Membership, type User, type UserSpec } fro
 import { normalizeEmail } from './email.ts';
 import { userNameCandidates, userNameFor } from './naming.ts';
 
+/** On a User being created by an acceptance that has not finished: the record's name, and the claim. */
+export const ACCEPTING_RECORD_ANNOTATION = 'usher.dev/accepting-record';
+export const ACCEPTING_CLAIM_ANNOTATION = 'usher.dev/accepting-claim';
+
 /** Whether a User found by name really is this address's (and not a collision or a legacy name of another address). */
 export function userMatches(user: User | undefined, email: string): user is User {
   return user !== undefined && normalizeEmail(user.spec.email) === normalizeEmail(email);

@@ -522,3 +522,53 @@ describe('loadConfig', () => {
     expect(loadConfig(file, {}).baseUrl).toBe('http://localhost:8080');
   });
 });
+
+describe('parseConfig: usher.identity', () => {
+  const keycloak = (extra = '') =>
+    `usher:\n  identity:\n    provider: keycloak\n    keycloak:\n      url: https://login.example.com/\n      realm: platform\n      clientId: usher\n      clientSecretEnv: KC_SECRET\n${extra}`;
+
+  it('is absent for provider none, the default', () => {
+    expect(parse('')).not.toHaveProperty('identity');
+    expect(parse('usher:\n  identity:\n    provider: none\n')).not.toHaveProperty('identity');
+  });
+
+  it('reads the Keycloak client and defaults onUserDelete to Disable', () => {
+    expect(parse(keycloak(), { env: { KC_SECRET: 's3cret\n' } }).identity).toEqual({
+      provider: 'keycloak',
+      keycloak: { url: 'https://login.example.com', realm: 'platform', clientId: 'usher', clientSecret: 's3cret' },
+      onUserDelete: 'Disable',
+    });
+  });
+
+  it('reads the CA file and takes onUserDelete: Delete', () => {
+    const yaml = keycloak('      caFile: /ca.pem\n').replace('  identity:\n', '  identity:\n    onUserDelete: Delete\n');
+    const config = parse(yaml, { env: { KC_SECRET: 's' }, readFile: files({ '/ca.pem': '-----BEGIN CERTIFICATE-----\n' }) });
+    expect(config.identity?.keycloak.caFile).toBe('/ca.pem');
+    expect(config.identity?.onUserDelete).toBe('Delete');
+  });
+
+  it.each([
+    ['no secret', keycloak().replace('      clientSecretEnv: KC_SECRET\n', ''), {}, "usher.identity.keycloak: needs clientSecretFile or clientSecretEnv (where the secret of Usher's Keycloak client is)"],
+    ['an unset secret variable', keycloak(), {}, 'usher.identity.keycloak.clientSecretEnv: the environment variable KC_SECRET is not set'],
+    ['no keycloak section', 'usher:\n  identity:\n    provider: keycloak\n', {}, 'usher.identity.keycloak: is required when usher.identity.provider is keycloak'],
+    [
+      'a keycloak section without the provider',
+      keycloak().replace('    provider: keycloak\n', ''),
+      { KC_SECRET: 's' },
+      'usher.identity.keycloak: is set but usher.identity.provider is none; set usher.identity.provider: keycloak to use it',
+    ],
+    ['a URL with /realms', keycloak().replace('https://login.example.com/', 'https://login.example.com/realms/platform'), { KC_SECRET: 's' }, 'includes /realms'],
+    ['a URL that is none', keycloak().replace('https://login.example.com/', 'login.example.com'), { KC_SECRET: 's' }, 'usher.identity.keycloak.url: "login.example.com" is not an http(s) URL'],
+    ['a typo', keycloak('      realms: x\n'), { KC_SECRET: 's' }, 'usher.identity.keycloak.realms: unknown key (did you mean "realm"?)'],
+    ['an unknown provider', 'usher:\n  identity:\n    provider: dex\n', {}, 'usher.identity.provider: must be one of none, keycloak, not "dex"'],
+    ['an unreadable CA file', keycloak('      caFile: /nope.pem\n'), { KC_SECRET: 's' }, 'usher.identity.keycloak.caFile: cannot read /nope.pem'],
+  ])('refuses %s, naming the key', (_name, yaml, env, expected) => {
+    const error = errorOf(yaml, { env, readFile: files({}) });
+    expect(error.problems.join('\n')).toContain(expected);
+  });
+
+  it('never prints the client secret', () => {
+    const error = errorOf(keycloak().replace('https://login.example.com/', 'nope'), { env: { KC_SECRET: 'very-secret-value' } });
+    expect(error.message).not.toContain('very-secret-value');
+  });
+});
