@@ -152,8 +152,11 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** Builds (once) the Go commands of one module into a cache folder and returns that folder. */
-async function ensureBuilt(opts: { name: string; moduleDir: string; packages: string[]; outputs: string[]; log: Log }): Promise<string> {
+/**
+ * Builds (once) the Go commands of one module into a cache folder and returns that folder
+ * (also for the Go test helpers elsewhere under tools/, such as tools/kstatus).
+ */
+export async function ensureBuilt(opts: { name: string; moduleDir: string; packages: string[]; outputs: string[]; log: Log }): Promise<string> {
   const dir = join(cacheRoot(), 'bin', `${opts.name}-${moduleHash(opts.moduleDir)}`);
   if (opts.outputs.every((o) => isExecutable(join(dir, o)))) return dir;
   return withLock(`${dir}.lock`, async () => {
