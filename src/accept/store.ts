@@ -26,11 +26,11 @@ import {
   secretFromRecord,
   type InvitationRecord,
 } from '../invitation/record.ts';
-import { credentialsSecretName } from '../invitation/naming.ts';
+import { credentialsSecretName, PASSWORD_HASH_KEY } from '../invitation/naming.ts';
 
 export const CREDENTIALS_TYPE = 'usher.dev/credentials';
 export const CREDENTIALS_COMPONENT = 'credentials';
-export const PASSWORD_HASH_KEY = 'password-hash';
+export { PASSWORD_HASH_KEY } from '../invitation/naming.ts';
 export const USER_LABEL = 'usher.dev/user';
 /** Tells the sign-in side how to prepare a typed password before verifying it against the hash. */
 export const NORMALIZATION_ANNOTATION = 'usher.dev/password-normalization';

@@ -98,7 +98,7 @@ export const configSchema = object({
       onUserDelete: { enum: ['Disable', 'Delete'] },
       keycloak: object(
         {
-          url: { type: 'string', description: 'an http(s) URL such as https://login.example.com (Keycloak\'s base, without /realms)' },
+          url: { type: 'string', description: "an http(s) URL such as https://login.example.com (Keycloak's base, without /realms)" },
           realm: text,
           clientId: text,
           clientSecretFile: text,

@@ -13,9 +13,11 @@ import { countByPhase, type UsherMetrics } from '../metrics/metrics.ts';
 import { KubeCluster } from './kube-store.ts';
 import type { InvitationMailer } from './ports.ts';
 import { Reconciler } from './reconciler.ts';
-import { setUpWatches } from './watches.ts';
+import { setUpUserWatches, setUpWatches } from './watches.ts';
 import type { PooledAuthentication } from '../runtime/pooled-client.ts';
 import type { InvitationRecord } from '../invitation/record.ts';
+import type { IdentityProvider } from '../identity/provider.ts';
+import { IdentityReconciler } from './identity-reconciler.ts';
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -29,6 +31,8 @@ export interface ControllerOptions {
   instance?: string;
   /** The process's one connection pool (shared with the page and leader election); a new one when absent. */
   auth?: PooledAuthentication;
+  /** Where accepted people get their account (usher.identity); without it Users end at the User resource. */
+  identity?: IdentityProvider;
 }
 
 export interface ControllerStats {
@@ -40,12 +44,15 @@ export class Controller {
   readonly cluster: KubeCluster;
   readonly queue: WorkQueue;
   private readonly runner: WorkerRunner;
+  /** Users → their identity provider accounts (only with usher.identity). */
+  private readonly userRunner: WorkerRunner | undefined;
   private readonly reconciler: Reconciler;
   private readonly options: ControllerOptions;
   private running = false;
 
   constructor(options: ControllerOptions) {
     this.options = options;
+    const identityProvider = options.config.identity ? options.identity : undefined;
     this.cluster = new KubeCluster(options.kubeConfig, options.config, options.log, options.instance, options.auth);
     this.reconciler = new Reconciler({
       reader: this.cluster,
@@ -54,6 +61,7 @@ export class Controller {
       log: options.log.child({ component: 'reconciler' }),
       ...(options.mailer ? { mailer: options.mailer } : {}),
       ...(options.mailBackoffMs ? { mailBackoffMs: options.mailBackoffMs } : {}),
+      ...(identityProvider ? { accounts: { exists: async (email: string) => (await identityProvider.findByEmail(email)) !== undefined } } : {}),
     });
     const { metrics } = options;
     this.runner = new WorkerRunner({
@@ -73,6 +81,25 @@ export class Controller {
         : {}),
     });
     this.queue = this.runner.queue;
+    const identityConfig = options.config.identity;
+    if (options.identity && identityConfig) {
+      const identity = new IdentityReconciler({
+        store: this.cluster,
+        provider: options.identity,
+        config: identityConfig,
+        log: options.log.child({ component: 'identity' }),
+      });
+      const userRunner = new WorkerRunner({
+        workers: options.config.controller.workers,
+        sync: (name) => identity.reconcile(name),
+        log: options.log,
+        keyField: 'user',
+      });
+      setUpUserWatches(this.cluster, (name) => {
+        userRunner.add(name);
+      });
+      this.userRunner = userRunner;
+    }
     setUpWatches(this.cluster, {
       enqueue: (namespace, name) => {
         this.runner.add(objectKey(namespace, name));
@@ -90,6 +117,11 @@ export class Controller {
     return { reconciles: this.runner.stats.syncs, errors: this.runner.stats.errors };
   }
 
+  /** User reconciles against the identity provider started and failed so far (zero without usher.identity). */
+  get identityStats(): ControllerStats {
+    return { reconciles: this.userRunner?.stats.syncs ?? 0, errors: this.userRunner?.stats.errors ?? 0 };
+  }
+
   /** Fills the caches, then starts the workers. Resolves once caches are synced. */
   async start(): Promise<void> {
     await this.cluster.start();
@@ -97,6 +129,7 @@ export class Controller {
     this.running = true;
     await this.removeRecords(this.cluster.orphanRecords());
     this.runner.start();
+    this.userRunner?.start();
   }
 
   /**
@@ -126,7 +159,7 @@ export class Controller {
   /** Stops taking new keys and waits for in-flight reconciles to finish (graceful shutdown). */
   async stop(): Promise<void> {
     this.running = false;
-    await this.runner.stop();
+    await Promise.all([this.runner.stop(), this.userRunner?.stop()]);
     this.cluster.stop();
   }
 

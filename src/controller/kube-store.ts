@@ -7,9 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig, type KubernetesObject, type V1Namespace, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { GROUP, INVITATION_PLURAL, USER_PLURAL, VERSION, type User, type UserInvitation, type UserInvitationStatus } from '../api/types.ts';
+import { GROUP, INVITATION_PLURAL, USER_PLURAL, VERSION, type User, type UserInvitation, type UserInvitationStatus, type UserStatus } from '../api/types.ts';
 import type { UsherConfig } from '../config/types.ts';
-import type { ClusterReader, ClusterWriter } from './ports.ts';
+import type { ClusterReader, ClusterWriter, UserStore } from './ports.ts';
 import {
   COMPONENT_LABEL,
   INVITATION_UID_LABEL,
@@ -26,7 +26,7 @@ import { Informer, objectKey, splitObjectKey, type ObjectLike } from '../runtime
 import { Overlay } from '../runtime/overlay.ts';
 import { makePooledApiClient, PooledAuthentication } from '../runtime/pooled-client.ts';
 import { customObjectsClient, namespacesClient, secretsClient, type TypedClient } from '../runtime/typed-client.ts';
-import { linkSecretNameFor } from '../invitation/naming.ts';
+import { credentialsSecretName, linkSecretNameFor, PASSWORD_HASH_KEY } from '../invitation/naming.ts';
 
 export const LINK_COMPONENT = 'invitation-link';
 const LINK_KEY = 'link';
@@ -36,7 +36,7 @@ const BY_INVITATION_UID = 'invitationUid';
 
 const keyOf = (obj: ObjectLike): string => objectKey(obj.metadata?.namespace, obj.metadata?.name ?? '');
 
-export class KubeCluster implements ClusterReader, ClusterWriter {
+export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
   readonly invitations: Informer<UserInvitation>;
   /** Invitation records, in Usher's namespace only. */
   readonly secrets: Informer<V1Secret>;
@@ -247,6 +247,31 @@ export class KubeCluster implements ClusterReader, ClusterWriter {
     const saved = user.metadata.resourceVersion ? await this.userClient.replace(user) : await this.userClient.create(user);
     this.userOverlay.wrote(saved.metadata.name, saved, saved.metadata.resourceVersion);
     return saved;
+  }
+
+  // ---- UserStore (the identity controller)
+
+  record(name: string): InvitationRecord | undefined {
+    const key = objectKey(this.config.namespace, name);
+    const secret = this.secretOverlay.resolve(key, this.secrets.get(this.config.namespace, name));
+    return secret ? recordFromSecret(secret) : undefined;
+  }
+
+  async passwordHash(userName: string): Promise<string | undefined> {
+    // Read when an account is created, once per person: not worth a cache of every password hash.
+    const secret = await this.secretClient.getOrUndefined(this.config.accept.credentialsNamespace, credentialsSecretName(userName));
+    const raw = secret?.data?.[PASSWORD_HASH_KEY];
+    return raw ? Buffer.from(raw, 'base64').toString('utf8') : undefined;
+  }
+
+  async writeUserStatus(user: User, status: UserStatus): Promise<User> {
+    const written = await this.userClient.replaceStatus({ ...user, status });
+    this.userOverlay.wrote(written.metadata.name, written, written.metadata.resourceVersion);
+    return written;
+  }
+
+  userEvent(user: User, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    this.recorder.record(user, type, reason, message);
   }
 
   event(invitation: UserInvitation, type: 'Normal' | 'Warning', reason: string, message: string): void {

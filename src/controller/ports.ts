@@ -2,7 +2,7 @@
 // mailer it sends through. The Kubernetes store (kube-store.ts) and the mail
 // adapter (src/mail) implement them; tests use in-memory fakes. Adapters
 // import these interfaces from here, never the reconciler.
-import type { User, UserInvitation, UserInvitationStatus } from '../api/types.ts';
+import type { User, UserInvitation, UserInvitationStatus, UserStatus } from '../api/types.ts';
 import type { InvitationRecord } from '../invitation/record.ts';
 
 /** What the reconciler reads: caches, never the API server. */
@@ -29,6 +29,20 @@ export interface ClusterWriter {
   /** Create (no resourceVersion) or update (optimistic) a User. */
   saveUser(user: User): Promise<User>;
   event(invitation: UserInvitation, type: 'Normal' | 'Warning', reason: string, message: string): void;
+}
+
+/** What the identity controller reads (caches) and changes about Users. */
+export interface UserStore {
+  user(name: string): User | undefined;
+  /** An invitation record by its Secret's name (Usher's namespace), from the cache. */
+  record(name: string): InvitationRecord | undefined;
+  /** The User's argon2id hash from its credentials Secret (usher.accept.credentialsNamespace), read from the API server. */
+  passwordHash(userName: string): Promise<string | undefined>;
+  /** Create (no resourceVersion) or update (optimistic) a User. */
+  saveUser(user: User): Promise<User>;
+  /** Optimistic: fails with a conflict when user.metadata.resourceVersion is stale. */
+  writeUserStatus(user: User, status: UserStatus): Promise<User>;
+  userEvent(user: User, type: 'Normal' | 'Warning', reason: string, message: string): void;
 }
 
 export interface InvitationMailer {

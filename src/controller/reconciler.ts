@@ -30,7 +30,16 @@ export interface ReconcilerDeps {
   randomBytes?: (size: number) => Uint8Array;
   /** Delay before the next mail attempt after `attempts` transient failures. */
   mailBackoffMs?: (attempts: number) => number;
+  /** With usher.identity: whether the identity provider has an account for an address. */
+  accounts?: AccountLookup;
 }
+
+export interface AccountLookup {
+  exists(email: string): Promise<boolean>;
+}
+
+/** How often an open invitation's address is looked up at the identity provider, at most. */
+export const ACCOUNT_CHECK_INTERVAL_MS = 60_000;
 
 /** decide() converges in a few rounds; more means a bug, not a slow world. */
 export const MAX_ROUNDS = 8;
@@ -42,6 +51,8 @@ export function defaultMailBackoffMs(attempts: number): number {
 
 export class Reconciler {
   private readonly deps: ReconcilerDeps;
+  /** When each open record's address was last looked up at the identity provider (by record name). */
+  private readonly accountChecks = new Map<string, number>();
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -72,6 +83,7 @@ export class Reconciler {
       };
       const plan = decide(observed);
       if (plan.actions.length === 0) {
+        await this.checkAccount(records, now());
         await this.writeStatusIfChanged(invitation, plan.status);
         return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
       }
@@ -93,6 +105,40 @@ export class Reconciler {
     throw new Error(
       `reconcile of ${namespace}/${name} did not converge after ${MAX_ROUNDS} rounds: decide() still asks for ${asked.map(describeAction).join(', ')} (a bug, not a slow world)`,
     );
+  }
+
+  /**
+   * Notes in the open record whether the identity provider already has an
+   * account for the address, so that the page asks the person to sign in to it
+   * instead of offering a new password. At most once a minute per record; the
+   * record is written only when the answer changes. A provider that is down
+   * leaves the note as it is: the identity controller never overwrites an
+   * account it did not create, whatever the page did (docs/security.md).
+   */
+  private async checkAccount(records: readonly InvitationRecord[], now: Date): Promise<void> {
+    const { accounts, writer, log } = this.deps;
+    if (!accounts) return;
+    for (const name of this.accountChecks.keys()) if (!records.some((r) => r.name === name)) this.accountChecks.delete(name);
+    const open = records.find((r) => !r.usedAt && Date.parse(r.expiresAt) > now.getTime());
+    if (!open) return;
+    const last = this.accountChecks.get(open.name);
+    if (last !== undefined && now.getTime() - last < ACCOUNT_CHECK_INTERVAL_MS) return;
+    let exists: boolean;
+    try {
+      exists = await accounts.exists(open.email);
+    } catch (err) {
+      log.warn({ record: open.name, err: err instanceof Error ? err.message : String(err) }, 'could not look the address up at the identity provider');
+      return;
+    }
+    this.accountChecks.set(open.name, now.getTime());
+    if ((open.accountExists ?? false) === exists) return;
+    try {
+      await writer.updateRecord({ ...open, accountExists: exists });
+    } catch (err) {
+      // Someone wrote the record meanwhile (the page, a mail attempt): look again next time.
+      if (!isConflict(err)) throw err;
+      this.accountChecks.delete(open.name);
+    }
   }
 
   /**
@@ -244,7 +290,7 @@ function describeAction(action: Action): string {
 }
 
 /** Deep equality of two statuses as JSON (key order aside). */
-export function sameStatus(a: UserInvitationStatus, b: UserInvitationStatus): boolean {
+export function sameStatus<T extends object>(a: T, b: T): boolean {
   return canonical(a) === canonical(b);
 }
 

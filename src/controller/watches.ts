@@ -10,6 +10,9 @@
 //   Namespace added, labels changed   → the invitations in it           (Watches: the tenant label decides what they may do)
 //   User, any event                   → the invitations it has a membership from
 //                                       (a deleted User behind a UserCreated invitation is made again at once)
+//
+// and, with usher.identity, the identity controller's (setUpUserWatches):
+//   User added or changed             → itself (its account at the identity provider)
 import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { User, UserInvitation } from '../api/types.ts';
 import { recordFromSecret } from '../invitation/record.ts';
@@ -72,6 +75,19 @@ export function setUpWatches(informers: WatchedInformers, targets: WatchTargets)
   informers.namespaces.on('update', (namespace, old) => {
     if (labelsChanged(namespace, old)) enqueueNamespace(namespace);
   });
+}
+
+/**
+ * The identity controller's watches (usher.identity): a User, added or changed
+ * (a membership, a deletion under way with its finalizer), is reconciled with
+ * its account. Its own status writes come back as updates, which find nothing to do.
+ */
+export function setUpUserWatches(informers: Pick<WatchedInformers, 'users'>, enqueue: (name: string) => void): void {
+  for (const type of ['add', 'update'] as const) {
+    informers.users.on(type, (user) => {
+      enqueue(user.metadata.name);
+    });
+  }
 }
 
 /** The invitation a record Secret is bound to (none for a Secret that is no record). */

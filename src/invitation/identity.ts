@@ -137,7 +137,7 @@ export function planAccount(observed: AccountObserved): AccountPlan {
       return { steps, provisioned: waiting('WaitingForPassword', 'The password hash is not written yet.'), requeueAfterMs: WAIT_MS };
     }
     steps.push({ kind: 'create', withPassword: password, access: want });
-    return { steps, provisioned: ready('Created', 'Created the account with the User\u2019s access.'), account: { managed: true } };
+    return { steps, provisioned: ready('Created', syncedMessage(true)), account: { managed: true } };
   }
 
   // Someone else's account: joined only if the person signed in to it (accepted through SSO).
@@ -157,10 +157,9 @@ export function planAccount(observed: AccountObserved): AccountPlan {
   }
 
   if (!sameAccess(account, want)) steps.push({ kind: 'setAccess', access: want });
-  const how = managed ? 'the account Usher created' : 'the existing account the person signed in to';
   return {
     steps,
-    provisioned: ready(managed ? 'Created' : 'Joined', `Groups and roles of ${how} match the User.`),
+    provisioned: ready(managed ? 'Created' : 'Joined', syncedMessage(managed)),
     account: { managed, id: account.id, username: account.username },
   };
 }
@@ -203,6 +202,12 @@ function sameAccess(account: AccountView, want: Access): boolean {
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
   const set = new Set(a);
   return set.size === new Set(b).size && b.every((x) => set.has(x));
+}
+
+/** The same words whether the account was made in this reconcile or found in sync later: a status that does not change is not rewritten. */
+function syncedMessage(managed: boolean): string {
+  const which = managed ? 'The account Usher created' : 'The existing account the person signed in to';
+  return `${which} has the User\u2019s groups and roles.`;
 }
 
 function ready(reason: string, message: string): DesiredCondition {

@@ -14,6 +14,9 @@ export function linkSecretNameFor(invitationName: string): string {
 }
 
 /** The Secret holding a User's password hash, in the credentials namespace. */
+/** The key of a credentials Secret that holds the argon2id PHC string. */
+export const PASSWORD_HASH_KEY = 'password-hash';
+
 export function credentialsSecretName(userName: string): string {
   return `usher-credentials-${userName}`;
 }

@@ -55,6 +55,12 @@ export interface InvitationRecord {
   /** Name of the User the acceptance created or joined. */
   user?: string;
   mail?: MailState;
+  /**
+   * With usher.identity: an account with this address already exists at the
+   * identity provider (made by anyone). The page then accepts only by signing
+   * in to it (SSO), so it is never given a password by an invitation.
+   */
+  accountExists?: boolean;
 }
 
 /** The stored payload: everything but the Secret's own identity. */
