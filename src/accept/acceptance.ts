@@ -139,10 +139,18 @@ async function provisionUser(
   const { store } = deps;
   const names = { ...(as.firstName ? { firstName: as.firstName } : {}), ...(as.lastName ? { lastName: as.lastName } : {}) };
   const name = userNameFor(record.email);
+  // Proven by a link Usher mailed to the address, or by the SSO provider (the callback checks email_verified);
+  // a link an admin shared by hand proves nothing about the mailbox.
+  const emailVerified = as.kind === 'newExternal' || record.mail?.sentAt !== undefined;
   const spec: Partial<UserSpec> =
     as.kind === 'newPassword'
-      ? { ...names, authentication: 'Password', credentialsSecret: { namespace: deps.credentialsNamespace, name: credentialsSecretName(name) } }
-      : { ...names, authentication: 'External' };
+      ? {
+          ...names,
+          authentication: 'Password',
+          credentialsSecret: { namespace: deps.credentialsNamespace, name: credentialsSecretName(name) },
+          emailVerified,
+        }
+      : { ...names, authentication: 'External', emailVerified };
   const annotations = { [ACCEPTING_RECORD_ANNOTATION]: record.name, [ACCEPTING_CLAIM_ANNOTATION]: claimId };
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const existing = await freshUser(store, record.email);

@@ -126,7 +126,9 @@ const FIELD_ORDER: readonly Field[] = ['firstName', 'lastName', 'password', 'con
  * an existing account the person must sign in as (with its password, or
  * through SSO only when it signs in through SSO).
  */
-export type AccountMode = { account: 'new'; sso: boolean } | { account: 'existingPassword'; sso: boolean } | { account: 'existingExternal'; sso: boolean };
+export type AccountMode =
+  /** passwords: whether a new account may choose a password (without an identity provider, SSO replaces passwords). */
+  { account: 'new'; sso: boolean; passwords: boolean } | { account: 'existingPassword'; sso: boolean } | { account: 'existingExternal'; sso: boolean };
 
 export function invitationPage(view: InvitationView, form: FormState, mode: AccountMode): RenderedPage {
   const errors = form.errors ?? {};
@@ -134,7 +136,7 @@ export function invitationPage(view: InvitationView, form: FormState, mode: Acco
   let section: SafeHtml;
   if (mode.account === 'existingPassword') section = signInForm(view, form, mode.sso);
   else if (mode.account === 'existingExternal') section = mode.sso ? ssoForm(view, form, true) : noSsoForExternal(view);
-  else section = mode.sso ? ssoForm(view, form, false) : passwordForm(view, form, invalid);
+  else section = mode.passwords ? passwordForm(view, form, invalid, mode.sso) : ssoForm(view, form, false);
   const body = html`${hero('brand', ICONS.invite, 'You’re invited', html`<strong class="email">${emailHtml(view.email)}</strong> is invited to join ${target(view)}.`)}
 ${grants(view)}
 ${section}`;
@@ -195,7 +197,7 @@ ${form.formError && html`<div class="alert" role="alert"><p>${form.formError}</p
 </section>`;
 }
 
-function passwordForm(view: InvitationView, form: FormState, invalid: readonly Field[]): SafeHtml {
+function passwordForm(view: InvitationView, form: FormState, invalid: readonly Field[], sso: boolean): SafeHtml {
   const errors = form.errors ?? {};
   const values = form.values ?? {};
   const first = invalid[0];
@@ -226,6 +228,7 @@ ${field('lastName', 'Last name (optional)', html`type="text" autocomplete="famil
 ${field('password', 'Password', raw(`type="password" autocomplete="new-password" required minlength="${MIN_LENGTH}"`), `At least ${MIN_LENGTH} characters. A short sentence or a few unrelated words work well; no special characters needed.`)}
 ${field('confirm', 'Confirm password', raw(`type="password" autocomplete="new-password" required minlength="${MIN_LENGTH}"`))}
 <button class="button" type="submit" name="intent" value="password">Accept invitation</button>
+${sso && html`<p class="hint">Or accept with your organization account:</p><button class="button button-secondary" type="submit" name="intent" value="sso" formnovalidate>Continue with SSO</button>`}
 </form>
 </section>`;
 }

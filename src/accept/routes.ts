@@ -82,7 +82,14 @@ export function registerRoutes(app: FastifyInstance, ctx: Context): void {
   const accountMode = (found: Found, user: User | undefined): AccountMode => {
     const sso = ctx.oidc !== undefined;
     // A provisional User of this very link is a crashed attempt's: the link's holder may finish it.
-    if (!user || isProvisionalFor(user, found.record.name)) return { account: 'new', sso };
+    const fresh = !user || isProvisionalFor(user, found.record.name);
+    if (ctx.config.identity) {
+      // The identity provider holds the account: whoever has one there (made by Usher or anyone
+      // else, as the controller noted in the record) signs in to it; only a new person picks a password.
+      if (!fresh || found.record.accountExists === true) return { account: 'existingExternal', sso };
+      return { account: 'new', sso, passwords: true };
+    }
+    if (fresh) return { account: 'new', sso, passwords: !sso };
     return user.spec.authentication === 'Password' ? { account: 'existingPassword', sso } : { account: 'existingExternal', sso };
   };
 
@@ -151,7 +158,9 @@ export function registerRoutes(app: FastifyInstance, ctx: Context): void {
       return send(reply, outcomePage(outcome, found, ctx, user.spec.firstName), 'assets');
     }
 
-    if (ctx.oidc) return formPage(request, reply, found, mode, { formError: 'This platform uses single sign-on: continue with SSO to accept.' });
+    if (mode.account !== 'new' || !mode.passwords) {
+      return formPage(request, reply, found, mode, { formError: 'This platform uses single sign-on: continue with SSO to accept.' });
+    }
     const checked = checkSubmission(request.body, found.record.email);
     if (!checked.ok) return formPage(request, reply, found, mode, { errors: checked.errors, values: checked.values });
     const { submission } = checked;

@@ -29,17 +29,23 @@ export interface ParseOptions {
   readFile?: (path: string) => string;
   /** The file name that messages start with. */
   source?: string;
+  /**
+   * Which part of Usher reads the file. The acceptance page alone never talks
+   * to the identity provider, so it neither needs nor reads the secret of
+   * Usher's client there (its Deployment has no such Secret mounted).
+   */
+  component?: 'accept' | 'controller' | 'all';
 }
 
 /** Loads and checks the configuration file at `path` (passwordEnv / clientSecretEnv looked up in `env`); throws ConfigError. */
-export function loadConfig(path: string, env: NodeJS.ProcessEnv): UsherConfig {
+export function loadConfig(path: string, env: NodeJS.ProcessEnv, component?: ParseOptions['component']): UsherConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     throw new ConfigError(path, [`cannot read the file: ${osError(error)}`]);
   }
-  return parseConfig(text, { env, source: path });
+  return parseConfig(text, { env, source: path, ...(component ? { component } : {}) });
 }
 
 /** Checks configuration YAML (an empty text means all defaults); throws ConfigError. */
@@ -62,7 +68,7 @@ export function parseConfig(yamlText: string, opts: ParseOptions): UsherConfig {
     // their problems reported now) without tripping over it.
     doc = prune(doc, problem.path);
   }
-  const io = { env: opts.env, readFile: opts.readFile ?? ((p: string) => readFileSync(p, 'utf8')) };
+  const io = { env: opts.env, readFile: opts.readFile ?? ((p: string) => readFileSync(p, 'utf8')), component: opts.component ?? 'all' };
   const config = convert(doc as Pruned<RawConfig>, io, problems);
   if (problems.length > 0) throw new ConfigError(source, problems);
   return config;
@@ -92,6 +98,7 @@ const DEFAULTS = {
 interface Io {
   env: NodeJS.ProcessEnv;
   readFile: (path: string) => string;
+  component: NonNullable<ParseOptions['component']>;
 }
 
 /**
@@ -138,7 +145,17 @@ function convert(raw: Pruned<RawConfig>, io: Io, problems: string[]): UsherConfi
   };
   if (usher.mail !== undefined) config.mail = mail(usher.mail, io, problems);
   const identityConfig = identity(usher.identity ?? {}, io, problems);
-  if (identityConfig !== undefined) config.identity = identityConfig;
+  if (identityConfig !== undefined) {
+    config.identity = identityConfig;
+    if (!config.accept.oidc && usher.accept?.oidc === undefined) {
+      problems.push(
+        'usher.accept.oidc: is required when usher.identity.provider is keycloak: people who already have an account there accept by signing in to it ' +
+          `(issuer ${identityConfig.keycloak.url}/realms/${identityConfig.keycloak.realm})`,
+      );
+    }
+    // Where the accepted person signs in, unless the file says: the realm's account console.
+    config.accept.loginUrl ??= `${identityConfig.keycloak.url}/realms/${encodeURIComponent(identityConfig.keycloak.realm)}/account`;
+  }
   return config;
 }
 
@@ -157,7 +174,8 @@ function identity(raw: RawIdentity, io: Io, problems: string[]): IdentityConfig 
   }
   const { url = '', realm = '', clientId = '', clientSecretFile, clientSecretEnv, caFile } = raw.keycloak;
   const source = { at: `${at}.keycloak`, fileKey: 'clientSecretFile', envKey: 'clientSecretEnv', what: "the secret of Usher's Keycloak client" };
-  const clientSecret = secret(source, clientSecretFile, clientSecretEnv, io, problems);
+  // The acceptance page never calls the provider: its pod has no such secret to read ('' stands for "not needed here").
+  const clientSecret = io.component === 'accept' ? '' : secret(source, clientSecretFile, clientSecretEnv, io, problems);
   const parsed = URL.parse(url);
   if (url !== '' && (parsed === null || !/^https?:$/.test(parsed.protocol) || parsed.search !== '' || parsed.hash !== '')) {
     problems.push(`${at}.keycloak.url: ${JSON.stringify(url)} is not an http(s) URL such as https://login.example.com`);

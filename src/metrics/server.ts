@@ -14,8 +14,12 @@ export interface MetricsServerOptions {
   port: number;
   /** Address to listen on; default all interfaces, as a pod needs. */
   host?: string;
-  /** Whether this replica is ready; /readyz answers 503 until it returns true. */
-  ready: () => boolean | Promise<boolean>;
+  /**
+   * Whether this replica is ready; /readyz answers 503 until it returns true.
+   * A string means not ready and says why (it becomes the 503's body, which
+   * `kubectl describe pod` shows in the probe's failure event).
+   */
+  ready: () => boolean | string | Promise<boolean | string>;
 }
 
 export interface MetricsServer {
@@ -70,10 +74,12 @@ async function handle(options: MetricsServerOptions, req: IncomingMessage, res: 
     case '/healthz':
       reply(res, 200, 'ok\n');
       return;
-    case '/readyz':
-      if (await options.ready()) reply(res, 200, 'ok\n');
-      else reply(res, 503, 'not ready\n');
+    case '/readyz': {
+      const ready = await options.ready();
+      if (ready === true) reply(res, 200, 'ok\n');
+      else reply(res, 503, `not ready${typeof ready === 'string' ? `: ${ready}` : ''}\n`);
       return;
+    }
     default:
       reply(res, 404, 'not found: try /metrics, /healthz or /readyz\n');
   }

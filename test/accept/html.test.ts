@@ -39,7 +39,7 @@ describe('the pages escape what they show', () => {
       invitationPage(
         view,
         { csrf: 'token"', values: { firstName: hostile, lastName: '"><img src=x>' }, errors: { password: 'bad' } },
-        { account: 'new', sso: false },
+        { account: 'new', sso: false, passwords: true },
       ),
     );
     expect(page).not.toContain('<script>');
@@ -63,7 +63,7 @@ describe('the form’s accessibility', () => {
   const view: InvitationView = { email: 'jane@example.com', scope: 'Instance', groups: [], roles: [{ name: 'admin' }], expiresAt: '2030-01-02T03:04:05Z' };
 
   it('labels each field, sets autocomplete, and links errors with aria-describedby', () => {
-    const { status, body } = invitationPage(view, { csrf: 'c', errors: { password: 'Too short.' } }, { account: 'new', sso: false });
+    const { status, body } = invitationPage(view, { csrf: 'c', errors: { password: 'Too short.' } }, { account: 'new', sso: false, passwords: true });
     const page = body.value;
     expect(status).toBe(422);
     for (const [id, autocomplete] of [
@@ -85,7 +85,7 @@ describe('the form’s accessibility', () => {
   });
 
   it('offers only the SSO button when SSO is configured', () => {
-    const page = invitationPage(view, { csrf: 'c' }, { account: 'new', sso: true }).body.value;
+    const page = invitationPage(view, { csrf: 'c' }, { account: 'new', sso: true, passwords: false }).body.value;
     expect(page).toContain('Continue with SSO');
     expect(page).not.toContain('type="password"');
   });

@@ -524,8 +524,9 @@ describe('loadConfig', () => {
 });
 
 describe('parseConfig: usher.identity', () => {
+  const oidc = '  accept:\n    oidc: { issuer: https://login.example.com:443/realms/platform, clientId: usher-accept, clientSecretEnv: KC_SECRET }\n';
   const keycloak = (extra = '') =>
-    `usher:\n  identity:\n    provider: keycloak\n    keycloak:\n      url: https://login.example.com/\n      realm: platform\n      clientId: usher\n      clientSecretEnv: KC_SECRET\n${extra}`;
+    `usher:\n${oidc}  identity:\n    provider: keycloak\n    keycloak:\n      url: https://login.example.com/\n      realm: platform\n      clientId: usher\n      clientSecretEnv: KC_SECRET\n${extra}`;
 
   it('is absent for provider none, the default', () => {
     expect(parse('')).not.toHaveProperty('identity');
@@ -548,23 +549,69 @@ describe('parseConfig: usher.identity', () => {
   });
 
   it.each([
-    ['no secret', keycloak().replace('      clientSecretEnv: KC_SECRET\n', ''), {}, "usher.identity.keycloak: needs clientSecretFile or clientSecretEnv (where the secret of Usher's Keycloak client is)"],
+    [
+      'no secret',
+      keycloak().replace('      clientSecretEnv: KC_SECRET\n', ''),
+      {},
+      "usher.identity.keycloak: needs clientSecretFile or clientSecretEnv (where the secret of Usher's Keycloak client is)",
+    ],
     ['an unset secret variable', keycloak(), {}, 'usher.identity.keycloak.clientSecretEnv: the environment variable KC_SECRET is not set'],
-    ['no keycloak section', 'usher:\n  identity:\n    provider: keycloak\n', {}, 'usher.identity.keycloak: is required when usher.identity.provider is keycloak'],
+    [
+      'no keycloak section',
+      'usher:\n  identity:\n    provider: keycloak\n',
+      {},
+      'usher.identity.keycloak: is required when usher.identity.provider is keycloak',
+    ],
+    [
+      'no SSO for existing accounts',
+      keycloak().replace(oidc, ''),
+      { KC_SECRET: 's' },
+      'usher.accept.oidc: is required when usher.identity.provider is keycloak: people who already have an account there accept by signing in to it (issuer https://login.example.com/realms/platform)',
+    ],
     [
       'a keycloak section without the provider',
       keycloak().replace('    provider: keycloak\n', ''),
       { KC_SECRET: 's' },
       'usher.identity.keycloak: is set but usher.identity.provider is none; set usher.identity.provider: keycloak to use it',
     ],
-    ['a URL with /realms', keycloak().replace('https://login.example.com/', 'https://login.example.com/realms/platform'), { KC_SECRET: 's' }, 'includes /realms'],
-    ['a URL that is none', keycloak().replace('https://login.example.com/', 'login.example.com'), { KC_SECRET: 's' }, 'usher.identity.keycloak.url: "login.example.com" is not an http(s) URL'],
+    [
+      'a URL with /realms',
+      keycloak().replace('https://login.example.com/', 'https://login.example.com/realms/platform'),
+      { KC_SECRET: 's' },
+      'includes /realms',
+    ],
+    [
+      'a URL that is none',
+      keycloak().replace('https://login.example.com/', 'login.example.com'),
+      { KC_SECRET: 's' },
+      'usher.identity.keycloak.url: "login.example.com" is not an http(s) URL',
+    ],
     ['a typo', keycloak('      realms: x\n'), { KC_SECRET: 's' }, 'usher.identity.keycloak.realms: unknown key (did you mean "realm"?)'],
     ['an unknown provider', 'usher:\n  identity:\n    provider: dex\n', {}, 'usher.identity.provider: must be one of none, keycloak, not "dex"'],
     ['an unreadable CA file', keycloak('      caFile: /nope.pem\n'), { KC_SECRET: 's' }, 'usher.identity.keycloak.caFile: cannot read /nope.pem'],
   ])('refuses %s, naming the key', (_name, yaml, env, expected) => {
     const error = errorOf(yaml, { env, readFile: files({}) });
     expect(error.problems.join('\n')).toContain(expected);
+  });
+
+  it('defaults the sign-in link to the realm\u2019s account console', () => {
+    expect(parse(keycloak(), { env: { KC_SECRET: 's' } }).accept.loginUrl).toBe('https://login.example.com/realms/platform/account');
+  });
+
+  it('the acceptance page alone does not read the client secret (its pod has none)', () => {
+    const config = parse(keycloak().replace('clientSecretEnv: KC_SECRET\n', 'clientSecretFile: /not/mounted\n'), {
+      env: { KC_SECRET: 's' },
+      component: 'accept',
+      readFile: files({}),
+    });
+    expect(config.identity?.keycloak.clientSecret).toBe('');
+    expect(() =>
+      parse(keycloak().replace('clientSecretEnv: KC_SECRET\n', 'clientSecretFile: /not/mounted\n'), {
+        env: { KC_SECRET: 's' },
+        component: 'controller',
+        readFile: files({}),
+      }),
+    ).toThrow('usher.identity.keycloak.clientSecretFile: cannot read /not/mounted');
   });
 
   it('never prints the client secret', () => {
