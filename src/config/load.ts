@@ -147,7 +147,8 @@ function convert(raw: Pruned<RawConfig>, io: Io, problems: string[]): UsherConfi
   const identityConfig = identity(usher.identity ?? {}, io, problems);
   if (identityConfig !== undefined) {
     config.identity = identityConfig;
-    if (!config.accept.oidc && usher.accept?.oidc === undefined) {
+    // The page's rule (the controller's file in the chart carries no OIDC client).
+    if (io.component !== 'controller' && !config.accept.oidc && usher.accept?.oidc === undefined) {
       problems.push(
         'usher.accept.oidc: is required when usher.identity.provider is keycloak: people who already have an account there accept by signing in to it ' +
           `(issuer ${identityConfig.keycloak.url}/realms/${identityConfig.keycloak.realm})`,

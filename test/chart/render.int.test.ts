@@ -541,7 +541,7 @@ describe('everything switched on (mail, SSO, CSRF key, Ingress, ServiceMonitor, 
       files[path] = volume?.secret?.secretName ?? '';
       return path.endsWith('csrf-key') ? 'k'.repeat(48) : 'secret-from-file\n';
     };
-    const config = parseConfig(text, { source: `ConfigMap usher ${component}.yaml`, env: {}, readFile });
+    const config = parseConfig(text, { source: `ConfigMap usher ${component}.yaml`, env: {}, readFile, component });
     return { config, files, text };
   }
 
@@ -576,6 +576,41 @@ describe('everything switched on (mail, SSO, CSRF key, Ingress, ServiceMonitor, 
       expect(config.tenancy.instanceNamespaces).toEqual(['platform-admins']);
       expect(text).not.toContain('secret-from-file');
     }
+  });
+
+  it('with Keycloak: the client secret is mounted into the controller only, and the page knows the provider but not the secret', async () => {
+    const identity = {
+      provider: 'keycloak',
+      keycloak: { url: 'https://login.example.com', realm: 'platform', clientSecret: { existingSecret: 'usher-keycloak' } },
+    };
+    const manifests = await template({ ...FULL_VALUES, config: { ...FULL_VALUES.config, identity } });
+    const controller = readBack(manifests, 'controller');
+    expect(controller.files).toMatchObject({ '/var/run/secrets/usher/keycloak/client-secret': 'usher-keycloak' });
+    expect(controller.config.identity).toEqual({
+      provider: 'keycloak',
+      onUserDelete: 'Disable',
+      keycloak: { url: 'https://login.example.com', realm: 'platform', clientId: 'usher', clientSecret: 'secret-from-file' },
+    });
+    const accept = readBack(manifests, 'accept');
+    expect(Object.keys(accept.files)).not.toContain('/var/run/secrets/usher/keycloak/client-secret');
+    expect(accept.config.identity?.keycloak).toMatchObject({ url: 'https://login.example.com', realm: 'platform', clientSecret: '' });
+    expect(accept.text).not.toContain('/var/run/secrets/usher/keycloak');
+  });
+
+  it('with Keycloak and a CA ConfigMap: the controller mounts it and names the file', async () => {
+    const identity = {
+      provider: 'keycloak',
+      keycloak: { url: 'https://login.example.com', realm: 'platform', clientSecret: { existingSecret: 'usher-keycloak' }, caConfigMap: 'keycloak-ca' },
+    };
+    const manifests = await template({ ...FULL_VALUES, config: { ...FULL_VALUES.config, identity } });
+    expect(configText(manifests, 'controller')).toContain('caFile: /etc/usher/keycloak-ca/ca.crt');
+    const pod = deploymentOf(manifests, 'controller').spec.template.spec;
+    expect(pod.volumes.find((v) => v.name === 'keycloak-ca')).toEqual({
+      name: 'keycloak-ca',
+      configMap: { name: 'keycloak-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+    });
+    expect(containerOf(manifests, 'controller').volumeMounts).toContainEqual({ name: 'keycloak-ca', mountPath: '/etc/usher/keycloak-ca', readOnly: true });
+    expect(deploymentOf(manifests, 'accept').spec.template.spec.volumes.map((v) => v.name)).not.toContain('keycloak-ca');
   });
 
   it('publishes the acceptance page (only) through the Ingress, with TLS, and derives baseUrl from its host', async () => {
@@ -696,6 +731,12 @@ describe('wrong values', () => {
     expect(await failure({ config: { accept: { oidc: { enabled: true, issuer: 'https://login.example.com', clientId: 'usher' } } } })).toContain(
       'set config.accept.oidc.clientSecret.existingSecret',
     );
+    expect(await failure({ config: { identity: { provider: 'keycloak', keycloak: { url: 'https://kc', realm: 'r' } } } })).toContain(
+      'set config.identity.keycloak.clientSecret.existingSecret',
+    );
+    expect(
+      await failure({ config: { identity: { provider: 'keycloak', keycloak: { url: 'https://kc', realm: 'r', clientSecret: { existingSecret: 's' } } } } }),
+    ).toContain('config.identity.provider is keycloak: enable config.accept.oidc');
     expect(await failure({ ingress: { enabled: true } })).toContain('ingress.enabled is true: set ingress.host');
     expect(await failure({ leaderElection: { enabled: false } })).toContain('replicaCount > 1 needs leaderElection.enabled');
     expect(await failure({ networkPolicy: { enabled: true } })).toContain('networkPolicy.enabled is true: set networkPolicy.ingressFrom');

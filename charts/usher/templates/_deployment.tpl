@@ -123,6 +123,16 @@ spec:
               mountPath: {{ include "usher.oidcSecretDir" . }}
               readOnly: true
             {{- end }}
+            {{- if and $controller (eq $c.identity.provider "keycloak") }}
+            - name: keycloak-client-secret
+              mountPath: {{ include "usher.keycloakSecretDir" . }}
+              readOnly: true
+            {{- with $c.identity.keycloak.caConfigMap }}
+            - name: keycloak-ca
+              mountPath: {{ include "usher.keycloakCaDir" $ }}
+              readOnly: true
+            {{- end }}
+            {{- end }}
             {{- if and (not $controller) $c.accept.csrfKey.existingSecret }}
             - name: csrf-key
               mountPath: {{ include "usher.csrfKeyDir" . }}
@@ -157,6 +167,23 @@ spec:
               - key: {{ $c.accept.oidc.clientSecret.key }}
                 path: {{ $c.accept.oidc.clientSecret.key }}
             defaultMode: 0440
+        {{- end }}
+        {{- if and $controller (eq $c.identity.provider "keycloak") }}
+        - name: keycloak-client-secret
+          secret:
+            secretName: {{ $c.identity.keycloak.clientSecret.existingSecret }}
+            items:
+              - key: {{ $c.identity.keycloak.clientSecret.key }}
+                path: {{ $c.identity.keycloak.clientSecret.key }}
+            defaultMode: 0440
+        {{- with $c.identity.keycloak.caConfigMap }}
+        - name: keycloak-ca
+          configMap:
+            name: {{ . }}
+            items:
+              - key: {{ $c.identity.keycloak.caKey }}
+                path: {{ $c.identity.keycloak.caKey }}
+        {{- end }}
         {{- end }}
         {{- if and (not $controller) $c.accept.csrfKey.existingSecret }}
         - name: csrf-key

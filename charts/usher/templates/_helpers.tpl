@@ -72,6 +72,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "usher.mailPasswordDir" -}}/var/run/secrets/usher/mail{{- end }}
 {{- define "usher.oidcSecretDir" -}}/var/run/secrets/usher/oidc{{- end }}
 {{- define "usher.csrfKeyDir" -}}/var/run/secrets/usher/csrf{{- end }}
+{{- define "usher.keycloakSecretDir" -}}/var/run/secrets/usher/keycloak{{- end }}
+{{- define "usher.keycloakCaDir" -}}/etc/usher/keycloak-ca{{- end }}
 
 {{- define "usher.baseUrl" -}}
 {{- if .Values.config.baseUrl }}
@@ -96,6 +98,12 @@ the values key to set.
 {{- if not $c.accept.oidc.issuer }}{{ fail "config.accept.oidc.enabled is true: set config.accept.oidc.issuer" }}{{ end }}
 {{- if not $c.accept.oidc.clientId }}{{ fail "config.accept.oidc.enabled is true: set config.accept.oidc.clientId" }}{{ end }}
 {{- if not $c.accept.oidc.clientSecret.existingSecret }}{{ fail "config.accept.oidc.enabled is true: set config.accept.oidc.clientSecret.existingSecret to the Secret holding the client secret" }}{{ end }}
+{{- end }}
+{{- if eq $c.identity.provider "keycloak" }}
+{{- if not $c.identity.keycloak.url }}{{ fail "config.identity.provider is keycloak: set config.identity.keycloak.url (Keycloak's base URL, without /realms)" }}{{ end }}
+{{- if not $c.identity.keycloak.realm }}{{ fail "config.identity.provider is keycloak: set config.identity.keycloak.realm" }}{{ end }}
+{{- if not $c.identity.keycloak.clientSecret.existingSecret }}{{ fail "config.identity.provider is keycloak: set config.identity.keycloak.clientSecret.existingSecret to the Secret holding the secret of Usher's client" }}{{ end }}
+{{- if not $c.accept.oidc.enabled }}{{ fail "config.identity.provider is keycloak: enable config.accept.oidc with the same realm as issuer (people who already have an account there accept by signing in to it)" }}{{ end }}
 {{- end }}
 {{- if and .Values.ingress.enabled (not .Values.ingress.host) }}{{ fail "ingress.enabled is true: set ingress.host" }}{{ end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}{{ fail "replicaCount > 1 needs leaderElection.enabled: otherwise every pod reconciles" }}{{ end }}
@@ -150,6 +158,16 @@ X-Forwarded-For (values.yaml says when that holds).
 {{- end }}
 {{- end }}
 {{- $_ := set $usher "accept" $accept }}
+{{- if eq $c.identity.provider "keycloak" }}
+{{- $kc := $c.identity.keycloak }}
+{{- $keycloak := dict "url" $kc.url "realm" $kc.realm "clientId" $kc.clientId }}
+{{- /* The client's secret and CA go to the controller only: the page never calls Keycloak. */}}
+{{- if eq $component "controller" }}
+{{- $_ := set $keycloak "clientSecretFile" (printf "%s/%s" (include "usher.keycloakSecretDir" .) $kc.clientSecret.key) }}
+{{- with $kc.caConfigMap }}{{ $_ := set $keycloak "caFile" (printf "%s/%s" (include "usher.keycloakCaDir" $) $kc.caKey) }}{{ end }}
+{{- end }}
+{{- $_ := set $usher "identity" (dict "provider" "keycloak" "onUserDelete" $c.identity.onUserDelete "keycloak" $keycloak) }}
+{{- end }}
 {{- $_ := set $usher "controller" $c.controller }}
 {{- toYaml (dict "usher" $usher) }}
 {{- end }}
