@@ -29,7 +29,19 @@ export async function setup(project: TestProject): Promise<void> {
     // enough, and nothing in them can lean on admin rights. linkDisclosure=Secret gives the
     // controller the link-Secret rights (Secrets in every namespace) that some tests need.
     if (plane.local) {
-      const sets = ['serviceAccount.name=usher', 'accept.serviceAccount.name=usher-accept', 'config.security.invitations.linkDisclosure=Secret'].flatMap(
+      // identity.provider=keycloak adds the controller's users/status right (the Keycloak tests need it);
+      // the other keycloak and oidc values only satisfy the chart's checks.
+      const identity = [
+        'config.identity.provider=keycloak',
+        'config.identity.keycloak.url=https://keycloak.invalid',
+        'config.identity.keycloak.realm=harness',
+        'config.identity.keycloak.clientSecret.existingSecret=unused',
+        'config.accept.oidc.enabled=true',
+        'config.accept.oidc.issuer=https://keycloak.invalid/realms/harness',
+        'config.accept.oidc.clientId=usher-accept',
+        'config.accept.oidc.clientSecret.existingSecret=unused',
+      ];
+      const sets = ['serviceAccount.name=usher', 'accept.serviceAccount.name=usher-accept', 'config.security.invitations.linkDisclosure=Secret', ...identity].flatMap(
         (s) => ['--set', s],
       );
       const rbac = execFileSync(
