@@ -3,8 +3,11 @@
 // chart's Argo CD Lua health check run in gopher-lua as Argo CD runs it, both
 // on the same objects, made by the real controller (test/gitops/phases.ts). The
 // README's "Flux" and "Argo CD" sections document these results.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { UserInvitation } from '../../src/api/types.ts';
 import { kubectlOk, useNamespace } from '../support/cluster.ts';
 import { argoHealth, ensureArgoHealth, ensureKstatus, kstatus, type Health } from './checks.ts';
@@ -101,6 +104,29 @@ describe('GitOps health of live invitations in every phase', () => {
       expect(results.map((r) => r.status)).toEqual(Object.values(cases).map((c) => c.argo));
     } finally {
       await kubectlOk(['delete', 'users.usher.dev', ...names, '--ignore-not-found']);
+    }
+  });
+
+  it('the README’s command puts both checks into argocd-cm, keeping what was there', async () => {
+    const argocd = `${namespace()}-argocd`;
+    await kubectlOk(['create', 'namespace', argocd]);
+    try {
+      await kubectlOk(['create', 'configmap', 'argocd-cm', '-n', argocd, '--from-literal=url=https://argocd.example.com']);
+      const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+      const command = /\n(kubectl -n argocd create configmap argocd-cm[^`]+?)\n```/.exec(readme)?.[1];
+      expect(command).toBeDefined();
+      await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', (command ?? '').replaceAll('-n argocd', `-n ${argocd}`)], {
+        cwd: join(import.meta.dirname, '..', '..'),
+        env: { ...process.env, KUBECONFIG: inject('kubeconfigs').admin },
+      });
+      const cm = JSON.parse(await kubectlOk(['get', 'configmap', 'argocd-cm', '-n', argocd, '-o', 'json'])) as { data: Record<string, string> };
+      expect(cm.data).toEqual({
+        url: 'https://argocd.example.com',
+        'resource.customizations.health.usher.dev_UserInvitation': readFileSync(INVITATION_CHECK, 'utf8'),
+        'resource.customizations.health.usher.dev_User': readFileSync(USER_CHECK, 'utf8'),
+      });
+    } finally {
+      await kubectlOk(['delete', 'namespace', argocd, '--wait=false']);
     }
   });
 });
