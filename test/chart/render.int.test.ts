@@ -146,25 +146,34 @@ describe('the default rendering', () => {
     expect(kinds).toEqual([
       'ClusterRole/usher',
       'ClusterRole/usher-accept',
+      'ClusterRole/usher-invitation-admin',
+      'ClusterRole/usher-invitation-editor',
+      'ClusterRole/usher-invitation-viewer',
       'ClusterRoleBinding/usher',
       'ClusterRoleBinding/usher-accept',
       'ConfigMap/usher',
+      // The helm test hook (templates/tests/), made only by `helm test`.
+      'ConfigMap/usher-test',
       'CustomResourceDefinition/userinvitations.usher.dev',
       'CustomResourceDefinition/users.usher.dev',
       'Deployment/usher',
       'Deployment/usher-accept',
+      'Pod/usher-test',
       'PodDisruptionBudget/usher',
       'PodDisruptionBudget/usher-accept',
       'Role/usher',
       'Role/usher-accept',
       'Role/usher-leader-election',
+      'Role/usher-test',
       'RoleBinding/usher',
       'RoleBinding/usher-accept',
       'RoleBinding/usher-leader-election',
+      'RoleBinding/usher-test',
       'Service/usher',
       'Service/usher-metrics',
       'ServiceAccount/usher',
       'ServiceAccount/usher-accept',
+      'ServiceAccount/usher-test',
       'ValidatingAdmissionPolicy/usher-who-may-invite-whom',
       'ValidatingAdmissionPolicyBinding/usher-who-may-invite-whom',
     ]);
@@ -376,12 +385,28 @@ describe('RBAC', () => {
     ]);
     expect(rulesOf(manifests, 'ClusterRole', 'usher-accept')).toEqual(acceptClusterRules);
     expect(rulesOf(manifests, 'Role', 'usher-accept')).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: [...READ, 'create', 'update'] }]);
-    const roles = manifests.filter((m) => m.kind === 'Role' || m.kind === 'ClusterRole');
+    // Usher's own identities (the aggregated roles for people and the test hook's Role have tests of their own).
+    const roles = manifests.filter((m) => (m.kind === 'Role' || m.kind === 'ClusterRole') && !/-invitation-|-test$/.test(m.metadata.name));
     for (const role of roles) {
       if (role.kind === 'Role') expect(role.metadata.namespace, role.metadata.name).toBe('usher-system');
       noWildcard((role as Manifest & { rules: PolicyRule[] }).rules);
     }
     expect(roles).toHaveLength(5);
+  });
+
+  it('gives the controller users/status only with identity.provider keycloak (the account in the User\u2019s status)', async () => {
+    const usersStatus = { apiGroups: ['usher.dev'], resources: ['users/status'], verbs: ['update'] };
+    expect(rulesOf(await template(), 'ClusterRole', 'usher')).not.toContainEqual(usersStatus);
+    const identity = {
+      config: {
+        identity: { provider: 'keycloak', keycloak: { url: 'https://kc', realm: 'r', clientSecret: { existingSecret: 's' } } },
+        accept: { oidc: { enabled: true, issuer: 'https://kc/realms/r', clientId: 'usher-accept', clientSecret: { existingSecret: 'o' } } },
+      },
+    };
+    const manifests = await template(identity);
+    const [invitations, invitationStatus, users, ...rest] = controllerClusterRules;
+    expect(rulesOf(manifests, 'ClusterRole', 'usher')).toEqual([invitations, invitationStatus, users, usersStatus, ...rest]);
+    expect(rulesOf(manifests, 'ClusterRole', 'usher-accept')).toEqual(acceptClusterRules);
   });
 
   it('gives the controller Secrets in every namespace only with linkDisclosure=Secret, without delete, and the page never', async () => {
@@ -419,6 +444,7 @@ describe('RBAC', () => {
           'usher-leader-election',
           [{ kind: 'ServiceAccount', name: 'usher-operator', namespace: 'platform' }],
         ],
+        ['RoleBinding', 'usher-test', 'platform', 'Role', 'usher-test', [{ kind: 'ServiceAccount', name: 'usher-test', namespace: 'platform' }]],
       ].sort(),
     );
     expect(find(manifests, 'ServiceAccount', 'usher-operator').metadata.namespace).toBe('platform');
