@@ -93,6 +93,8 @@ const DEFAULTS = {
   perTokenPerMinute: 10,
   workers: 4,
   resyncPeriod: 'PT10M',
+  onInvitationDelete: 'RemoveMembership',
+  deleteUserWithoutMemberships: true,
 } as const;
 
 interface Io {
@@ -138,6 +140,10 @@ function convert(raw: Pruned<RawConfig>, io: Io, problems: string[]): UsherConfi
       instanceNamespaces: [...(usher.tenancy?.instanceNamespaces ?? [])],
     },
     accept: accept(usher.accept ?? {}, usher.namespace ?? DEFAULTS.namespace, io, problems),
+    access: {
+      onInvitationDelete: usher.access?.onInvitationDelete ?? DEFAULTS.onInvitationDelete,
+      deleteUserWithoutMemberships: usher.access?.deleteUserWithoutMemberships ?? DEFAULTS.deleteUserWithoutMemberships,
+    },
     controller: {
       workers: usher.controller?.workers ?? DEFAULTS.workers,
       resyncPeriodMs: duration('usher.controller.resyncPeriod', usher.controller?.resyncPeriod ?? DEFAULTS.resyncPeriod, problems),

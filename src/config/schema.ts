@@ -108,6 +108,10 @@ export const configSchema = object({
         ['url', 'realm', 'clientId'],
       ),
     }),
+    access: object({
+      onInvitationDelete: { enum: ['RemoveMembership', 'Keep'] },
+      deleteUserWithoutMemberships: { type: 'boolean' },
+    }),
     controller: object({
       workers: { type: 'integer', minimum: 1 },
       resyncPeriod: duration,

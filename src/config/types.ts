@@ -84,6 +84,18 @@ export interface IdentityConfig {
   onUserDelete: 'Disable' | 'Delete';
 }
 
+/** What becomes of the access an invitation granted when the invitation goes (usher.access). */
+export interface AccessConfig {
+  /**
+   * RemoveMembership (default): deleting an accepted invitation takes its
+   * membership off the User, through the usher.dev/membership finalizer.
+   * Keep: the membership stays (and invitations carry no finalizer).
+   */
+  onInvitationDelete: 'RemoveMembership' | 'Keep';
+  /** Whether a User left without any membership is deleted, and with it its credentials Secret (default true). */
+  deleteUserWithoutMemberships: boolean;
+}
+
 export interface UsherConfig {
   /** Where the acceptance page is reachable from the invitee's browser, without a trailing slash. */
   baseUrl: string;
@@ -116,6 +128,7 @@ export interface UsherConfig {
   accept: AcceptConfig;
   /** Absent for provider none: acceptance ends in the User resource and its password hash. */
   identity?: IdentityConfig;
+  access: AccessConfig;
   controller: {
     workers: number;
     /** Full relist of every watched resource at this period, a safety net for missed events. */

@@ -89,6 +89,9 @@ describe('parseConfig: the repo example', () => {
     csrfKeyFile: /var/run/secrets/usher/csrf-key
     rateLimit: { perClientPerMinute: 30, perTokenPerMinute: 5 }
     trustProxy: [10.0.0.0/8, "fd00::1"]
+  access:
+    onInvitationDelete: Keep
+    deleteUserWithoutMemberships: false
   controller:
     workers: 8
     resyncPeriod: PT1H
@@ -134,6 +137,7 @@ describe('parseConfig: the repo example', () => {
         rateLimit: { perClientPerMinute: 30, perTokenPerMinute: 5 },
         trustProxy: ['10.0.0.0/8', 'fd00::1'],
       },
+      access: { onInvitationDelete: 'Keep', deleteUserWithoutMemberships: false },
       controller: { workers: 8, resyncPeriodMs: 3600 * 1000 },
     } satisfies UsherConfig);
   });
@@ -158,6 +162,7 @@ describe('parseConfig: defaults', () => {
       rateLimit: { perClientPerMinute: 60, perTokenPerMinute: 10 },
       trustProxy: [],
     },
+    access: { onInvitationDelete: 'RemoveMembership', deleteUserWithoutMemberships: true },
     controller: { workers: 4, resyncPeriodMs: 10 * 60 * 1000 },
   };
 
@@ -166,7 +171,7 @@ describe('parseConfig: defaults', () => {
     ['a file of comments', '# nothing configured yet\n'],
     ['an empty mapping', '{}'],
     ['an usher key with nothing under it', 'usher:\n  # baseUrl: https://x\n'],
-    ['empty sections', 'usher:\n  security: {}\n  tenancy: {}\n  accept: {}\n  controller: {}\n'],
+    ['empty sections', 'usher:\n  security: {}\n  tenancy: {}\n  accept: {}\n  access: {}\n  controller: {}\n'],
   ])('%s gives all defaults and no mail', (_name, yaml) => {
     const config = parse(yaml);
     expect(config).toEqual(defaults);
@@ -617,5 +622,35 @@ describe('parseConfig: usher.identity', () => {
   it('never prints the client secret', () => {
     const error = errorOf(keycloak().replace('https://login.example.com/', 'nope'), { env: { KC_SECRET: 'very-secret-value' } });
     expect(error.message).not.toContain('very-secret-value');
+  });
+});
+
+describe('parseConfig: usher.access', () => {
+  it('removes an invitation\u2019s membership when it is deleted, and a User left without any, by default', () => {
+    expect(parse('').access).toEqual({ onInvitationDelete: 'RemoveMembership', deleteUserWithoutMemberships: true });
+  });
+
+  it('keeps memberships, or Users without any, when told', () => {
+    expect(parse('usher:\n  access:\n    onInvitationDelete: Keep\n').access).toEqual({ onInvitationDelete: 'Keep', deleteUserWithoutMemberships: true });
+    expect(parse('usher:\n  access:\n    deleteUserWithoutMemberships: false\n').access).toEqual({
+      onInvitationDelete: 'RemoveMembership',
+      deleteUserWithoutMemberships: false,
+    });
+  });
+
+  it.each([
+    [
+      'a near miss',
+      'usher:\n  access:\n    onInvitationDelete: RemoveMemberships\n',
+      'usher.access.onInvitationDelete: must be one of RemoveMembership, Keep, not "RemoveMemberships" (did you mean "RemoveMembership"?)',
+    ],
+    [
+      'not a boolean',
+      'usher:\n  access:\n    deleteUserWithoutMemberships: yes\n',
+      'usher.access.deleteUserWithoutMemberships: must be true or false, not "yes"',
+    ],
+    ['a typo', 'usher:\n  access:\n    onInvitationDeleted: Keep\n', 'usher.access.onInvitationDeleted: unknown key (did you mean "onInvitationDelete"?)'],
+  ])('refuses %s, naming the key', (_name, yaml, problem) => {
+    expect(errorOf(yaml).problems).toEqual([problem]);
   });
 });
