@@ -42,7 +42,9 @@ export interface IdentityProvider {
   create(account: NewAccount): Promise<IdentityAccount>;
   /** Makes the account's groups under Usher's trees and its usher_roles exactly these, creating groups when missing; groups outside /tenants and /instance and other attributes are left alone. */
   setAccess(id: string, groups: string[], roles: string[]): Promise<void>;
+  /** Disabling an account that is gone already is no error (a deleted User's finalizer must not wedge on it); enabling one is. */
   setEnabled(id: string, enabled: boolean): Promise<void>;
+  /** Removing an account that is gone already is no error. */
   remove(id: string): Promise<void>;
 }
 

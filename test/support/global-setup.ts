@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { ensureHelm } from '../../tools/control-plane/binaries.ts';
 import { startControlPlane, type ControlPlane, type UserName } from '../../tools/control-plane/control-plane.ts';
+import { prepareSharedKeycloak, stopSharedKeycloak } from '../../tools/keycloak/shared.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -14,6 +15,16 @@ declare module 'vitest' {
 }
 
 let plane: ControlPlane | undefined;
+
+// ---- Keycloak (test/support/keycloak.ts): a folder for this run's shared Keycloak, which the
+// first file that calls useKeycloak() starts; the teardown stops it if one was started.
+declare module 'vitest' {
+  export interface ProvidedContext {
+    keycloakStateDir: string;
+  }
+}
+let keycloakStateDir: string | undefined;
+// ---- end Keycloak
 
 export async function setup(project: TestProject): Promise<void> {
   plane = await startControlPlane();
@@ -58,8 +69,11 @@ export async function setup(project: TestProject): Promise<void> {
   }
   project.provide('kubeconfigs', plane.kubeconfigs);
   project.provide('localControlPlane', plane.local);
+  keycloakStateDir = prepareSharedKeycloak(); // Keycloak
+  project.provide('keycloakStateDir', keycloakStateDir); // Keycloak
 }
 
 export async function teardown(): Promise<void> {
+  if (keycloakStateDir) await stopSharedKeycloak(keycloakStateDir); // Keycloak
   await plane?.stop();
 }
