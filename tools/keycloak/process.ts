@@ -26,6 +26,8 @@ export interface LaunchOptions {
   bootstrapAdmin?: { username: string; password: string };
   /** A pid: a small watchdog stops Keycloak (and removes stateDir) once that process is gone. */
   watchPid?: number;
+  /** More folders the watchdog removes when it has to stop Keycloak (a test run's shared folder). */
+  orphanCleanup?: string[];
 }
 
 export interface Launched {
@@ -95,16 +97,17 @@ export function launchKeycloak(opts: LaunchOptions): Launched {
   if (opts.watchPid !== undefined) {
     // Polls once a second; when the watched process is gone (a test runner killed without
     // its teardown) it stops Keycloak's group and removes the state folder. It exits by
-    // itself once Keycloak is gone.
+    // itself once Keycloak is gone. (Any extra folders of orphanCleanup go with it.)
     const script = [
       'w=$1; k=$2; s=$3',
       'while kill -0 "$w" 2>/dev/null && kill -0 "$k" 2>/dev/null; do sleep 1; done',
       'kill -0 "$k" 2>/dev/null || exit 0',
       'kill -TERM -"$k" 2>/dev/null; i=0',
       'while kill -0 "$k" 2>/dev/null && [ $i -lt 10 ]; do sleep 1; i=$((i+1)); done',
-      'kill -KILL -"$k" 2>/dev/null; sleep 1; rm -rf "$s"',
+      'kill -KILL -"$k" 2>/dev/null; sleep 1; shift 3; rm -rf "$s" "$@"',
     ].join('\n');
-    const watchdog = spawn('sh', ['-c', script, 'usher-keycloak-watchdog', String(opts.watchPid), String(pid), opts.stateDir], {
+    const args = [String(opts.watchPid), String(pid), opts.stateDir, ...(opts.orphanCleanup ?? [])];
+    const watchdog = spawn('sh', ['-c', script, 'usher-keycloak-watchdog', ...args], {
       detached: true,
       stdio: 'ignore',
     });

@@ -38,6 +38,8 @@ export interface StartOptions {
   detached?: boolean;
   /** With detached: a watchdog stops Keycloak once the process with this pid is gone (a test runner's). */
   watchPid?: number;
+  /** Folders the watchdog removes too when it stops Keycloak for a vanished watchPid. */
+  orphanCleanup?: string[];
   /** How long to wait for /health/ready (120 s). */
   readyTimeoutMs?: number;
 }
@@ -81,6 +83,7 @@ export async function startKeycloak(opts: StartOptions = {}): Promise<RunningKey
     optimized: install.optimized,
     ...(template ? {} : { bootstrapAdmin: { username: adminUser, password: adminPassword } }),
     ...(watchPid !== undefined ? { watchPid } : {}),
+    ...(opts.orphanCleanup ? { orphanCleanup: opts.orphanCleanup } : {}),
   });
   try {
     await kc.waitReady(opts.readyTimeoutMs ?? 120_000);

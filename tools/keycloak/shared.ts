@@ -49,7 +49,12 @@ export async function sharedKeycloak(dir: string, log?: Log): Promise<KeycloakSt
     }
     writeFileSync(join(dir, LOCK, 'pid'), String(process.pid));
     try {
-      const keycloak = await startKeycloak({ detached: true, watchPid: Number(readFileSync(join(dir, OWNER), 'utf8')), ...(log ? { log } : {}) });
+      const keycloak = await startKeycloak({
+        detached: true,
+        watchPid: Number(readFileSync(join(dir, OWNER), 'utf8')),
+        orphanCleanup: [dir],
+        ...(log ? { log } : {}),
+      });
       writeKeycloakState(join(dir, STATE), keycloak);
     } catch (err) {
       writeFileSync(join(dir, FAILED), err instanceof Error ? err.message : String(err));
