@@ -249,6 +249,24 @@ export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
     return saved;
   }
 
+  async deleteUser(name: string, preconditions: { uid: string; resourceVersion: string }): Promise<void> {
+    await this.userClient.deleteIgnoringNotFound(undefined, name, {
+      ...(preconditions.uid ? { uid: preconditions.uid } : {}),
+      ...(preconditions.resourceVersion ? { resourceVersion: preconditions.resourceVersion } : {}),
+    });
+    // A User with a finalizer of its own (usher.dev/identity-account) stays, terminating, until that is done;
+    // the informer shows that, and the deletion after it.
+    this.userOverlay.deleted(name);
+  }
+
+  async updateInvitation(invitation: UserInvitation): Promise<UserInvitation> {
+    const { namespace = '', name } = invitation.metadata;
+    // PUT with the resourceVersion read: a spec edited meanwhile is a conflict, never overwritten.
+    const written = await this.invitationClient.replace(invitation);
+    this.invitationOverlay.wrote(objectKey(namespace, name), written, written.metadata.resourceVersion);
+    return written;
+  }
+
   // ---- UserStore (the identity controller)
 
   record(name: string): InvitationRecord | undefined {

@@ -28,7 +28,16 @@ export interface ClusterWriter {
   readInvitation(namespace: string, name: string): Promise<UserInvitation | undefined>;
   /** Create (no resourceVersion) or update (optimistic) a User. */
   saveUser(user: User): Promise<User>;
+  /**
+   * Deletes a User, only if it is still the object seen (uid and resourceVersion: a
+   * membership added meanwhile is a conflict). Its credentials Secret is owned by
+   * it, so the garbage collector removes that too. Gone already: done.
+   */
+  deleteUser(name: string, preconditions: { uid: string; resourceVersion: string }): Promise<void>;
+  /** Optimistic update of the invitation's metadata (its finalizers); the spec is never changed. */
+  updateInvitation(invitation: UserInvitation): Promise<UserInvitation>;
   event(invitation: UserInvitation, type: 'Normal' | 'Warning', reason: string, message: string): void;
+  userEvent(user: User, type: 'Normal' | 'Warning', reason: string, message: string): void;
 }
 
 /** What the identity controller reads (caches) and changes about Users. */

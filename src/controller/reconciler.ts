@@ -1,16 +1,19 @@
 // One reconcile of one UserInvitation, in controller-runtime's mould: read the
 // world (from caches), decide (a pure function), act, and write status only if
 // it changed. Acting changes the world, so decide runs again on the new world
-// until it asks for nothing more; then the status is written once.
+// until it asks for nothing more; then the status is written once. A deleted
+// invitation that holds the usher.dev/membership finalizer is finalized in one
+// round (its records, its membership on the User, the finalizer), no status.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { UserInvitation, UserInvitationStatus } from '../api/types.ts';
-import { findUser, withMembership } from '../invitation/users.ts';
+import type { User, UserInvitation, UserInvitationStatus } from '../api/types.ts';
+import { describeMembership, findUser, withMembership, withoutMembership } from '../invitation/users.ts';
 import type { UsherConfig } from '../config/types.ts';
 import { type InvitationRecord, type MailState } from '../invitation/record.ts';
 import { linkFor, parseToken, SELECTOR_BYTES, tokenFromBytes, VERIFIER_BYTES, verifierMatches } from '../invitation/token.ts';
 import { isConflict } from '../runtime/client.ts';
-import { decide, type Action, type Observed } from '../invitation/decide.ts';
+import { decide, MEMBERSHIP_FINALIZER, type Action, type Observed } from '../invitation/decide.ts';
+import { isUsed } from '../invitation/link-state.ts';
 import type { ClusterReader, ClusterWriter, InvitationMailer } from './ports.ts';
 import { recordName } from '../invitation/naming.ts';
 import { isoSeconds } from '../invitation/time.ts';
@@ -63,7 +66,8 @@ export class Reconciler {
     const now = this.deps.now ?? (() => new Date());
     let invitation = reader.invitation(namespace, name);
     // Gone: the controller deletes its records (Controller.removeOrphanRecords); nothing to reconcile.
-    if (!invitation || invitation.metadata.deletionTimestamp) return {};
+    // Being deleted: decide() finalizes it, if it holds the finalizer.
+    if (!invitation) return {};
     const uid = invitation.metadata.uid ?? '';
     let freshLink: string | undefined;
     let asked: readonly Action[] = [];
@@ -77,11 +81,16 @@ export class Reconciler {
           freshLink ??
           verifiedLink(config.invitations.linkDisclosure === 'Secret' ? reader.linkSecret(namespace, name) : invitation.status?.link, records, config.baseUrl),
         namespaceTenant: reader.namespaceTenant(namespace),
-        user: findUser(invitation.spec.email, (n) => reader.user(n)),
+        user: this.userOf(invitation, records),
         config,
         now: now(),
       };
       const plan = decide(observed);
+      if (invitation.metadata.deletionTimestamp) {
+        // The invitation is going: act once (records, membership, finalizer), write no status.
+        for (const action of plan.actions) await this.act(invitation, action, observed);
+        return {};
+      }
       if (plan.actions.length === 0) {
         await this.checkAccount(records, now());
         await this.writeStatusIfChanged(invitation, plan.status);
@@ -89,8 +98,10 @@ export class Reconciler {
       }
       asked = plan.actions;
       for (const action of plan.actions) {
-        const link = await this.act(invitation, action, observed);
-        if (link) freshLink = link;
+        const done = await this.act(invitation, action, observed);
+        if (done.link) freshLink = done.link;
+        // A finalizer written: later writes in this round (the status) carry its resourceVersion.
+        if (done.invitation) invitation = done.invitation;
       }
       // A fresh token's link must reach status before anything else can go wrong:
       // the raw token exists nowhere else.
@@ -172,15 +183,73 @@ export class Reconciler {
     }
   }
 
-  /** Performs one action; returns the link when it issued a token. */
-  private async act(invitation: UserInvitation, action: Action, observed: Observed): Promise<string | undefined> {
+  /**
+   * The User the invitation's membership is on: once accepted, the one the used
+   * record (or status.user) names, so that an address changed after acceptance
+   * cannot move the membership to another User; before, the User of spec.email.
+   */
+  private userOf(invitation: UserInvitation, records: readonly InvitationRecord[]): User | undefined {
+    const { reader } = this.deps;
+    const named = records.find(isUsed)?.user ?? invitation.status?.user;
+    if (named) return reader.user(named);
+    return findUser(invitation.spec.email, (n) => reader.user(n));
+  }
+
+  /** Performs one action; returns the link when it issued a token, the invitation when it wrote it. */
+  private async act(invitation: UserInvitation, action: Action, observed: Observed): Promise<{ link?: string; invitation?: UserInvitation }> {
     const { writer, log } = this.deps;
     const { namespace = '', name } = invitation.metadata;
+    const subject = `${namespace}/${name}`;
     switch (action.kind) {
       case 'deleteRecord':
         await writer.deleteRecord(action.name);
-        log.debug({ invitation: `${namespace}/${name}`, record: action.name, why: action.why }, 'deleted invitation record');
-        return undefined;
+        log.debug({ invitation: subject, record: action.name, why: action.why }, 'deleted invitation record');
+        return {};
+      case 'addFinalizer':
+      case 'removeFinalizer': {
+        const others = (invitation.metadata.finalizers ?? []).filter((f) => f !== MEMBERSHIP_FINALIZER);
+        const finalizers = action.kind === 'addFinalizer' ? [...others, MEMBERSHIP_FINALIZER] : others;
+        const written = await writer.updateInvitation({ ...invitation, metadata: { ...invitation.metadata, finalizers } });
+        log.debug({ invitation: subject, finalizer: MEMBERSHIP_FINALIZER }, action.kind === 'addFinalizer' ? 'added the finalizer' : 'removed the finalizer');
+        return { invitation: written };
+      }
+      case 'syncMembership': {
+        const user = observed.user;
+        if (!user || user.metadata.name !== action.user) return {};
+        // Optimistic: the User as read, so a membership added meanwhile (an acceptance) is a conflict, and the worker retries.
+        const saved = await writer.saveUser(withMembership(user, user.spec.email, action.membership));
+        const what = describeMembership(action.membership);
+        const reason = action.previous ? 'MembershipUpdated' : 'MembershipRestored';
+        writer.event(invitation, 'Normal', reason, `User ${action.user} now has ${what} from this invitation.`);
+        writer.userEvent(
+          saved,
+          'Normal',
+          reason,
+          `The membership from invitation ${subject} is now ${what}${action.previous ? ` (was ${describeMembership(action.previous)})` : ''}.`,
+        );
+        log.info({ invitation: subject, user: action.user }, 'updated the membership on the User');
+        return {};
+      }
+      case 'removeMembership': {
+        const user = observed.user;
+        if (!user || user.metadata.name !== action.user) return {};
+        const saved = await writer.saveUser(withoutMembership(user, invitation.metadata.uid ?? ''));
+        const what = describeMembership(action.membership);
+        writer.event(invitation, 'Normal', 'MembershipRemoved', `Removed ${what} from User ${action.user}: the invitation was deleted.`);
+        writer.userEvent(saved, 'Normal', 'MembershipRemoved', `Removed ${what}: invitation ${subject} was deleted.`);
+        log.info({ invitation: subject, user: action.user }, 'removed the membership of a deleted invitation');
+        return {};
+      }
+      case 'deleteUser': {
+        const user = observed.user;
+        if (!user || user.metadata.name !== action.user) return {};
+        await writer.deleteUser(action.user, { uid: action.uid, resourceVersion: action.resourceVersion });
+        const why = `its last membership (${describeMembership(action.membership)}) came from invitation ${subject}, which was deleted`;
+        writer.event(invitation, 'Normal', 'UserDeleted', `Deleted User ${action.user} with its credentials: ${why}.`);
+        writer.userEvent(user, 'Normal', 'UserDeleted', `Deleting this User and its credentials: ${why} (usher.access.deleteUserWithoutMemberships).`);
+        log.info({ invitation: subject, user: action.user }, 'deleted a User left without memberships');
+        return {};
+      }
       case 'issue': {
         const random = this.deps.randomBytes ?? randomBytes;
         const token = tokenFromBytes({ selector: random(SELECTOR_BYTES), verifier: random(VERIFIER_BYTES) });
@@ -199,20 +268,20 @@ export class Reconciler {
         });
         writer.event(invitation, 'Normal', action.reason, `Issued invitation link #${action.issuance} for ${action.email}, valid until ${action.expiresAt}.`);
         log.info(
-          { invitation: `${namespace}/${name}`, issuance: action.issuance, expiresAt: action.expiresAt },
+          { invitation: subject, issuance: action.issuance, expiresAt: action.expiresAt },
           action.reason === 'Issued' ? 'issued invitation' : 'reissued invitation',
         );
-        return linkFor(this.deps.config.baseUrl, token.token);
+        return { link: linkFor(this.deps.config.baseUrl, token.token) };
       }
       case 'ensureUser': {
-        const existing = observed.user;
+        const existing = observed.user?.metadata.deletionTimestamp ? undefined : observed.user;
         // The phase change to UserCreated records the Event.
         await writer.saveUser(withMembership(existing, action.email, action.membership, existing ? {} : { authentication: 'External' }));
-        return undefined;
+        return {};
       }
       case 'sendMail':
         await this.sendMail(invitation, action.record, observed);
-        return undefined;
+        return {};
     }
   }
 
@@ -285,7 +354,13 @@ function describeAction(action: Action): string {
     case 'sendMail':
       return `sendMail ${action.record}`;
     case 'ensureUser':
-      return 'ensureUser';
+    case 'addFinalizer':
+    case 'removeFinalizer':
+      return action.kind;
+    case 'syncMembership':
+    case 'removeMembership':
+    case 'deleteUser':
+      return `${action.kind} ${action.user}`;
   }
 }
 

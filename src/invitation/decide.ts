@@ -9,9 +9,19 @@
 // makes the current record's link dead is link-state.ts's checks, the same ones
 // the acceptance page's linkState() is made of (its module comment maps one to
 // the other).
+//
+// The invitation keeps owning the membership it granted (docs/adr/0007): once
+// accepted (or its User created directly), the User must carry
+// membershipOf(invitation), so an edit of spec.groups or spec.roles is a
+// syncMembership, and Ready says True only once the User carries it. With
+// usher.access.onInvitationDelete RemoveMembership, the usher.dev/membership
+// finalizer goes on before anything that can grant (a token, a direct User),
+// and deleting the invitation revokes its records, takes the membership off
+// the User (deletes a User left with none, if so configured), and only then
+// lets the invitation go.
 import { normalizeEmail } from './email.ts';
 import { forbiddenReason, invalidReason } from './rules.ts';
-import { hasMembershipFrom } from './users.ts';
+import { describeMembership, membershipFrom, sameMembership } from './users.ts';
 import { REISSUE_ANNOTATION, type Membership, type User, type UserInvitation, type UserInvitationStatus } from '../api/types.ts';
 import { parseDuration } from '../config/duration.ts';
 import type { UsherConfig } from '../config/types.ts';
@@ -33,7 +43,11 @@ export interface Observed {
   link: string | undefined;
   /** The tenant named by the invitation's namespace label; undefined when unlabelled. */
   namespaceTenant: string | undefined;
-  /** The User for the invitation's email, if one exists. */
+  /**
+   * The User the invitation's membership is on, or goes to: once accepted, the
+   * one the used record or status.user names; otherwise the User of spec.email.
+   * Undefined when there is none.
+   */
   user: User | undefined;
   config: UsherConfig;
   now: Date;
@@ -43,7 +57,20 @@ export type Action =
   | { kind: 'issue'; issuance: number; issuedAt: string; expiresAt: string; email: string; reason: 'Issued' | 'Reissued' }
   | { kind: 'deleteRecord'; name: string; why: string }
   | { kind: 'sendMail'; record: string }
-  | { kind: 'ensureUser'; email: string; membership: Membership };
+  | { kind: 'ensureUser'; email: string; membership: Membership }
+  /** Put the usher.dev/membership finalizer on the invitation (before anything that can grant a membership). */
+  | { kind: 'addFinalizer' }
+  /** Take it off: the membership is gone (or is to be kept), so the invitation may go. */
+  | { kind: 'removeFinalizer' }
+  /** Make the User's membership from this invitation `membership` (an edit of groups or roles; `previous` when it had one). */
+  | { kind: 'syncMembership'; user: string; membership: Membership; previous?: Membership }
+  /** The invitation is deleted: take its membership off the User. */
+  | { kind: 'removeMembership'; user: string; membership: Membership }
+  /** The invitation is deleted and its membership was the User's last: delete the User, if it is still the version seen. */
+  | { kind: 'deleteUser'; user: string; uid: string; resourceVersion: string; membership: Membership };
+
+/** Held by an invitation whose membership Usher must take off the User before the invitation goes (usher.access.onInvitationDelete). */
+export const MEMBERSHIP_FINALIZER = 'usher.dev/membership';
 
 export interface Plan {
   actions: Action[];
@@ -53,6 +80,10 @@ export interface Plan {
 }
 
 const SECOND = 1000;
+/** How long after an acceptance a User the caches do not show yet is waited for, rather than reported missing. */
+export const USER_WAIT_MS = 30 * SECOND;
+/** How often to look again while waiting for a User. */
+const USER_POLL_MS = 2 * SECOND;
 
 export function membershipOf(invitation: UserInvitation): Membership {
   const { spec, metadata } = invitation;
@@ -83,11 +114,70 @@ function reissueCommand(o: Observed): string {
  */
 export function decide(o: Observed): Plan {
   const f = factsOf(o);
+  if (o.invitation.metadata.deletionTimestamp) return deletion(f);
+  return withFinalizer(f, live(f));
+}
+
+function live(f: Facts): Plan {
   const linkless = accepted(f) ?? forbidden(f) ?? invalid(f) ?? directCreation(f);
   if (linkless) return linkless;
   const held = liveToken(f);
   if (!held) return newToken(f);
   return expired(f, held) ?? noMailServer(f, held) ?? mailSent(f, held) ?? mailRejected(f, held) ?? mailRetrying(f, held) ?? sendMail(f, held);
+}
+
+export function holdsMembershipFinalizer(invitation: UserInvitation): boolean {
+  return invitation.metadata.finalizers?.includes(MEMBERSHIP_FINALIZER) ?? false;
+}
+
+/**
+ * The finalizer goes on before the first thing that can grant a membership: a
+ * token (whoever holds the link may accept) or a direct User. So an invitation
+ * deleted the moment after it was accepted still holds it, and no membership
+ * outlives its invitation unseen. Invitations that never held a token (refused
+ * ones) carry none. With onInvitationDelete Keep, none at all.
+ */
+function withFinalizer(f: Facts, p: Plan): Plan {
+  const holds = holdsMembershipFinalizer(f.o.invitation);
+  if (f.o.config.access.onInvitationDelete === 'Keep') return holds ? { ...p, actions: [{ kind: 'removeFinalizer' }, ...p.actions] } : p;
+  if (holds) return p;
+  const grants =
+    f.o.records.length > 0 ||
+    f.granted !== undefined ||
+    p.status.phase === 'Accepted' ||
+    p.status.phase === 'UserCreated' ||
+    p.actions.some((a) => a.kind === 'issue' || a.kind === 'ensureUser' || a.kind === 'syncMembership');
+  return grants ? { ...p, actions: [{ kind: 'addFinalizer' }, ...p.actions] } : p;
+}
+
+/**
+ * A deleted invitation that holds the finalizer: its records first (no link
+ * opens any more, and an acceptance under way finds its record gone and rolls
+ * back), then its membership off the User, then the finalizer. Status is not
+ * written: the invitation is going.
+ */
+function deletion(f: Facts): Plan {
+  const { o, previous } = f;
+  if (!holdsMembershipFinalizer(o.invitation)) return { actions: [], status: previous };
+  const actions = revokeAll(f, 'invitation deleted');
+  const { liveUser: user, granted } = f;
+  if (o.config.access.onInvitationDelete === 'RemoveMembership' && user && granted) {
+    const uid = o.invitation.metadata.uid ?? '';
+    const others = (user.spec.memberships ?? []).filter((m) => m.invitation?.uid !== uid);
+    if (others.length === 0 && o.config.access.deleteUserWithoutMemberships) {
+      actions.push({
+        kind: 'deleteUser',
+        user: user.metadata.name,
+        uid: user.metadata.uid ?? '',
+        resourceVersion: user.metadata.resourceVersion ?? '',
+        membership: granted,
+      });
+    } else {
+      actions.push({ kind: 'removeMembership', user: user.metadata.name, membership: granted });
+    }
+  }
+  actions.push({ kind: 'removeFinalizer' });
+  return { actions, status: previous };
 }
 
 /** What every check reads, computed once from the observation and never changed. */
@@ -100,15 +190,25 @@ interface Facts {
   readonly reissueRequest: string | undefined;
   /** What every status carries: the tenant, observedGeneration, the last reissue request handled. */
   readonly base: Readonly<UserInvitationStatus>;
+  /** What the invitation grants as it reads now. */
+  readonly membership: Membership;
+  /** The User, unless it is being deleted (then its memberships go with it). */
+  readonly liveUser: User | undefined;
+  /** The membership this invitation granted, as the User carries it now. */
+  readonly granted: Membership | undefined;
 }
 
 function factsOf(o: Observed): Facts {
   const { spec, metadata } = o.invitation;
   const previous = o.invitation.status ?? {};
   const generation = metadata.generation;
+  const liveUser = o.user?.metadata.deletionTimestamp ? undefined : o.user;
   return {
     o,
     previous,
+    membership: membershipOf(o.invitation),
+    liveUser,
+    granted: membershipFrom(liveUser, metadata.uid),
     email: normalizeEmail(spec.email),
     reissueRequest: metadata.annotations?.[REISSUE_ANNOTATION],
     base: {
@@ -147,7 +247,10 @@ function revokeAll(f: Facts, why: string): Action[] {
   return f.o.records.map((r) => ({ kind: 'deleteRecord', name: r.name, why }));
 }
 
-/** Accepted is a fact: nothing that happens to the spec afterwards un-accepts it. */
+/**
+ * Accepted is a fact: nothing that happens to the spec afterwards un-accepts it.
+ * From then on the invitation owns the membership it granted (owned()).
+ */
 function accepted(f: Facts): Plan | undefined {
   const { previous, email } = f;
   const used = f.o.records.find(isUsed);
@@ -161,9 +264,77 @@ function accepted(f: Facts): Plan | undefined {
       ...(user ? { user } : {}),
       ...pick(previous, 'issuance', 'issuedAt', 'expiresAt', 'sentAt'),
     },
-    conditions: readiness('ready', 'Accepted', `Accepted by ${email}${user ? ` as User ${user}` : ''}.`),
+    ...owned(f, user ?? '', acceptedAt, readiness('ready', 'Accepted', `Accepted by ${email}${user ? ` as User ${user}` : ''}.`)),
     ...(f.reissueRequest !== undefined ? { handlesReissue: f.reissueRequest } : {}),
   });
+}
+
+/**
+ * A granted membership, kept as the invitation reads: the User must carry
+ * membershipOf(invitation), so an edit of groups or roles becomes a
+ * syncMembership, and `done` (Ready) holds only once the User carries it.
+ * What the membership is bound to (the User's address, the scope and the
+ * tenant) never changes here: the CRD refuses such an edit once accepted, and
+ * should one come through anyway (an older CRD, the moment before status says
+ * Accepted) it is reported, not applied. Nor is an edit the rules forbid.
+ */
+function owned(
+  f: Facts,
+  userName: string,
+  acceptedAt: string | undefined,
+  done: DesiredCondition[],
+): Pick<Outcome, 'conditions' | 'actions' | 'requeueAfterMs'> {
+  const { liveUser: user, granted, membership: want, email, o } = f;
+  if (!user) {
+    const recent = acceptedAt !== undefined && o.now.getTime() - Date.parse(acceptedAt) < USER_WAIT_MS;
+    if (recent) {
+      return { conditions: readiness('progressing', 'WaitingForUser', `Waiting for User ${userName} to appear.`), requeueAfterMs: USER_POLL_MS };
+    }
+    return {
+      conditions: readiness(
+        'stalled',
+        'UserMissing',
+        `User ${userName} no longer exists, so ${email} has none of this invitation’s access. Invite them again with a new invitation, or delete this one.`,
+      ),
+    };
+  }
+  const fixed = fixedChange(f, user, granted);
+  if (fixed) {
+    return {
+      conditions: readiness(
+        'stalled',
+        'FixedAfterAcceptance',
+        `${fixed} once the invitation is accepted; the change is not applied and User ${user.metadata.name} keeps ${granted ? describeMembership(granted) : 'its memberships'}. Invite with a new invitation instead (and delete this one to end the old access).`,
+      ),
+    };
+  }
+  if (granted && sameMembership(granted, want)) return { conditions: done };
+  const forbiddenWhy = forbiddenReason(o.invitation, o.namespaceTenant, o.config);
+  const invalidWhy = forbiddenWhy ? undefined : invalidReason(o.invitation, o.config);
+  if (forbiddenWhy ?? invalidWhy) {
+    const keeps = granted ? `keeps ${describeMembership(granted)}` : 'gets nothing from it';
+    return {
+      conditions: readiness(
+        'stalled',
+        forbiddenWhy ? 'Forbidden' : 'InvalidSpec',
+        `${forbiddenWhy ?? invalidWhy ?? ''} The change is not applied: User ${user.metadata.name} ${keeps}.`,
+      ),
+    };
+  }
+  return {
+    conditions: readiness('progressing', 'UpdatingMembership', `Updating the membership of User ${user.metadata.name} to ${describeMembership(want)}.`),
+    actions: [{ kind: 'syncMembership', user: user.metadata.name, membership: want, ...(granted ? { previous: granted } : {}) }],
+  };
+}
+
+/** What changed of the fields an accepted membership is bound to, in words; undefined when none did. */
+function fixedChange(f: Facts, user: User, granted: Membership | undefined): string | undefined {
+  const { membership: want, email } = f;
+  if (normalizeEmail(user.spec.email) !== email) return `spec.email cannot change from ${user.spec.email} to ${email}`;
+  if (!granted) return undefined;
+  if (granted.scope !== want.scope) return `spec.scope cannot change from ${granted.scope} to ${want.scope}`;
+  if ((granted.tenant ?? '') !== (want.tenant ?? '')) return `spec.tenant cannot change from ${granted.tenant ?? '(none)'} to ${want.tenant ?? '(none)'}`;
+  return undefined;
 }
 
 function forbidden(f: Facts): Plan | undefined {
@@ -186,28 +357,36 @@ function invalid(f: Facts): Plan | undefined {
   });
 }
 
-/** createUserDirectly: no link, no mail; the User gets the membership at once. */
+/** createUserDirectly: no link, no mail; the User gets the membership at once, and keeps it as the invitation reads. */
 function directCreation(f: Facts): Plan | undefined {
   const { invitation, user } = f.o;
   if (!createsUserDirectly(invitation)) return undefined;
-  const { email, previous } = f;
+  const { email, previous, granted } = f;
   const revoked = revokeAll(f, 'user created directly');
-  if (!hasMembershipFrom(user, invitation.metadata.uid)) {
+  if (user?.metadata.deletionTimestamp) {
+    // Deleted (by hand, or when its last invitation went): made again once it is gone.
+    return plan(f, {
+      status: { phase: previous.phase ?? 'Pending' },
+      conditions: readiness('progressing', 'WaitingForUser', `User ${user.metadata.name} is being deleted; it is made again for ${email} once it is gone.`),
+      actions: revoked,
+      requeueAfterMs: USER_POLL_MS,
+    });
+  }
+  if (!granted) {
     return plan(f, {
       status: { phase: previous.phase ?? 'Pending' },
       conditions: readiness('progressing', 'CreatingUser', `Creating User for ${email}.`),
-      actions: [...revoked, { kind: 'ensureUser', email, membership: membershipOf(invitation) }],
+      actions: [...revoked, { kind: 'ensureUser', email, membership: f.membership }],
     });
   }
-  return plan(f, {
-    status: { phase: 'UserCreated', user: user?.metadata.name ?? '' },
-    conditions: readiness(
-      'ready',
-      'UserCreated',
-      `User ${user?.metadata.name ?? ''} was created directly for ${email}; they sign in through the identity provider.`,
-    ),
-    actions: revoked,
-  });
+  const name = user?.metadata.name ?? '';
+  const kept = owned(
+    f,
+    name,
+    undefined,
+    readiness('ready', 'UserCreated', `User ${name} was created directly for ${email}; they sign in through the identity provider.`),
+  );
+  return plan(f, { status: { phase: 'UserCreated', user: name }, ...kept, actions: [...revoked, ...(kept.actions ?? [])] });
 }
 
 /** The token the invitation holds and still stands behind. */

@@ -28,13 +28,15 @@ export function findUser(email: string, byName: (name: string) => User | undefin
 
 /**
  * The User with `membership` added, or replacing the one from the same
- * invitation. An existing User keeps everything else it has: names, email,
+ * invitation (in its place). An existing User keeps everything else it has: names, email,
  * sign-in method and credentials are never changed by an invitation
  * (docs/security.md). `extra` applies to a new User only.
  */
 export function withMembership(user: User | undefined, email: string, membership: Membership, extra: Partial<UserSpec> = {}): User {
-  const others = (user?.spec.memberships ?? []).filter((m) => !membership.invitation || m.invitation?.uid !== membership.invitation.uid);
-  const memberships = [...others, membership];
+  const existing = user?.spec.memberships ?? [];
+  const at = membership.invitation ? existing.findIndex((m) => m.invitation?.uid === membership.invitation?.uid) : -1;
+  // Replaced where it stands (an edit of the invitation moves nothing else), or added at the end.
+  const memberships = at >= 0 ? existing.map((m, i) => (i === at ? membership : m)) : [...existing, membership];
   if (user) return { ...user, metadata: { ...user.metadata }, spec: { ...user.spec, memberships } };
   return {
     apiVersion: API_VERSION,
@@ -45,5 +47,40 @@ export function withMembership(user: User | undefined, email: string, membership
 }
 
 export function hasMembershipFrom(user: User | undefined, invitationUid: string | undefined): boolean {
-  return invitationUid !== undefined && (user?.spec.memberships?.some((m) => m.invitation?.uid === invitationUid) ?? false);
+  return membershipFrom(user, invitationUid) !== undefined;
+}
+
+/** The membership the invitation with this uid granted the User, if it holds one. */
+export function membershipFrom(user: User | undefined, invitationUid: string | undefined): Membership | undefined {
+  if (invitationUid === undefined || invitationUid === '') return undefined;
+  return user?.spec.memberships?.find((m) => m.invitation?.uid === invitationUid);
+}
+
+/** The User without the membership the invitation with this uid granted; everything else of it stays. */
+export function withoutMembership(user: User, invitationUid: string): User {
+  const memberships = (user.spec.memberships ?? []).filter((m) => m.invitation?.uid !== invitationUid);
+  return { ...user, metadata: { ...user.metadata }, spec: { ...user.spec, memberships } };
+}
+
+/** Whether two memberships grant the same: scope, tenant, groups, roles with their namespaces, and the invitation they came from. */
+export function sameMembership(a: Membership, b: Membership): boolean {
+  return canonicalMembership(a) === canonicalMembership(b);
+}
+
+function canonicalMembership(m: Membership): string {
+  return JSON.stringify([
+    m.scope,
+    m.tenant ?? '',
+    m.groups ?? [],
+    (m.roles ?? []).map((r) => [r.name, r.namespaces ?? []]),
+    m.invitation ? [m.invitation.namespace, m.invitation.name, m.invitation.uid] : [],
+  ]);
+}
+
+/** A membership in a few words, for Events: "tenant acme, groups devs, ops, roles developer@company.team". */
+export function describeMembership(m: Membership): string {
+  const where = m.scope === 'Instance' ? 'the whole instance' : `tenant ${m.tenant ?? ''}`;
+  const groups = m.groups?.length ? m.groups.join(', ') : '(none)';
+  const roles = m.roles?.length ? m.roles.map((r) => (r.namespaces?.length ? `${r.name}@${r.namespaces.join('+')}` : r.name)).join(', ') : '(none)';
+  return `${where}, groups ${groups}, roles ${roles}`;
 }

@@ -12,7 +12,8 @@ import type { ClusterReader, ClusterWriter, InvitationMailer } from '../../src/c
 import { linkSecretNameFor } from '../../src/invitation/naming.ts';
 import type { InvitationRecord } from '../../src/invitation/record.ts';
 
-export type WriteOp = 'createRecord' | 'updateRecord' | 'deleteRecord' | 'writeLinkSecret' | 'writeStatus' | 'saveUser' | 'event';
+export type WriteOp =
+  'createRecord' | 'updateRecord' | 'deleteRecord' | 'writeLinkSecret' | 'writeStatus' | 'updateInvitation' | 'saveUser' | 'deleteUser' | 'event' | 'userEvent';
 
 export type ReadOp = 'invitation' | 'records' | 'namespaceTenant' | 'user' | 'linkSecret' | 'readInvitation';
 
@@ -81,6 +82,9 @@ export class FakeCluster implements ClusterReader, ClusterWriter {
         uid: previous?.metadata.uid ?? invitation.metadata.uid ?? `uid-${this.next()}`,
         generation,
         resourceVersion: this.next(),
+        // Fields apply does not own stay as the server has them.
+        ...(previous?.metadata.finalizers ? { finalizers: previous.metadata.finalizers } : {}),
+        ...(previous?.metadata.deletionTimestamp ? { deletionTimestamp: previous.metadata.deletionTimestamp } : {}),
       },
       ...(previous?.status ? { status: previous.status } : {}),
     });
@@ -106,6 +110,33 @@ export class FakeCluster implements ClusterReader, ClusterWriter {
     const edited = structuredClone(current);
     change(edited);
     this.store.records.set(name, { ...edited, resourceVersion: this.next() });
+  }
+
+  /**
+   * Someone deletes the invitation, as the API server does it: with finalizers it
+   * only gets a deletionTimestamp (and a new resourceVersion); without, it is gone.
+   */
+  deleteInvitation(namespace: string, name: string, at = '2026-11-25T12:00:00Z'): void {
+    const current = this.store.invitations.get(key(namespace, name));
+    if (!current) throw new Error(`no invitation ${namespace}/${name}`);
+    if (!current.metadata.finalizers?.length) {
+      this.store.invitations.delete(key(namespace, name));
+      return;
+    }
+    this.edit(namespace, name, (i) => {
+      i.metadata.deletionTimestamp ??= at;
+    });
+  }
+
+  /** Someone else stores a User (the acceptance page, an admin), with a new resourceVersion. */
+  putUser(user: User): User {
+    const current = this.store.users.get(user.metadata.name);
+    const stored = structuredClone({
+      ...user,
+      metadata: { ...user.metadata, uid: current?.metadata.uid ?? user.metadata.uid ?? `uid-${this.next()}`, resourceVersion: this.next() },
+    });
+    this.store.users.set(user.metadata.name, stored);
+    return structuredClone(stored);
   }
 
   labelNamespace(namespace: string, tenant: string | undefined): void {
@@ -228,10 +259,61 @@ export class FakeCluster implements ClusterReader, ClusterWriter {
     });
   }
 
+  deleteUser(name: string, preconditions: { uid: string; resourceVersion: string }): Promise<void> {
+    return this.write('deleteUser', name, preconditions, () => {
+      const current = this.store.users.get(name);
+      if (!current) return;
+      if (preconditions.uid && preconditions.uid !== current.metadata.uid) {
+        throw apiError(409, 'Conflict', `Precondition failed: UID in precondition: ${preconditions.uid}, UID in object meta: ${current.metadata.uid ?? ''}`);
+      }
+      this.checkVersion(current.metadata.resourceVersion, preconditions.resourceVersion || undefined, `users "${name}"`);
+      if (current.metadata.finalizers?.length) {
+        this.store.users.set(name, { ...current, metadata: { ...current.metadata, deletionTimestamp: '2026-11-25T12:00:00Z', resourceVersion: this.next() } });
+      } else {
+        this.store.users.delete(name);
+      }
+    });
+  }
+
+  updateInvitation(invitation: UserInvitation): Promise<UserInvitation> {
+    const target = key(invitation.metadata.namespace, invitation.metadata.name);
+    return this.write('updateInvitation', target, invitation.metadata.finalizers ?? [], () => {
+      const current = this.store.invitations.get(target);
+      if (!current) throw apiError(404, 'NotFound', `userinvitations "${invitation.metadata.name}" not found`);
+      this.checkVersion(current.metadata.resourceVersion, invitation.metadata.resourceVersion, `userinvitations "${invitation.metadata.name}"`);
+      // The main resource: status stays as stored; a changed spec moves the generation.
+      const written: UserInvitation = {
+        apiVersion: invitation.apiVersion,
+        kind: invitation.kind,
+        metadata: structuredClone(invitation.metadata),
+        spec: structuredClone(invitation.spec),
+      };
+      if (current.status) written.status = structuredClone(current.status);
+      if (JSON.stringify(current.spec) !== JSON.stringify(invitation.spec)) written.metadata.generation = (current.metadata.generation ?? 1) + 1;
+      written.metadata.resourceVersion = this.next();
+      // The last finalizer off a deleted object: the API server removes it.
+      if (written.metadata.deletionTimestamp && !written.metadata.finalizers?.length) {
+        this.store.invitations.delete(target);
+      } else {
+        this.store.invitations.set(target, written);
+      }
+      return structuredClone(written);
+    });
+  }
+
   event(invitation: UserInvitation, type: 'Normal' | 'Warning', reason: string, message: string): void {
     const target = key(invitation.metadata.namespace, invitation.metadata.name);
     // Best effort, as in the Kubernetes store: a failed Event is recorded, never thrown.
     void this.write('event', target, { target, type, reason, message } satisfies RecordedEvent, () => undefined).catch(() => undefined);
+  }
+
+  userEvent(user: User, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    const target = user.metadata.name;
+    void this.write('userEvent', target, { target, type, reason, message } satisfies RecordedEvent, () => undefined).catch(() => undefined);
+  }
+
+  get userEvents(): RecordedEvent[] {
+    return this.writesOf('userEvent').map((w) => w.body as RecordedEvent);
   }
 
   // ---- plumbing

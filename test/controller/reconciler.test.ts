@@ -5,10 +5,12 @@
 // (and not written) to the cluster.
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { UserInvitation, UserInvitationSpec } from '../../src/api/types.ts';
+import type { Membership, User, UserInvitation, UserInvitationSpec } from '../../src/api/types.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { UsherConfig } from '../../src/config/types.ts';
 import { defaultMailBackoffMs, MAX_ROUNDS, Reconciler, verifiedLink } from '../../src/controller/reconciler.ts';
+import { MEMBERSHIP_FINALIZER, membershipOf } from '../../src/invitation/decide.ts';
+import { userNameFor } from '../../src/invitation/naming.ts';
 import type { InvitationRecord } from '../../src/invitation/record.ts';
 import { apiError, FakeCluster, FakeMailer, type WriteOp } from './fakes.ts';
 
@@ -77,7 +79,9 @@ describe('Reconciler, with in-memory ports', () => {
   it('issues a link, discloses it in status, and settles: a second reconcile writes nothing', async () => {
     const w = world({ config: noMail });
     expect(await w.reconcile()).toEqual({ requeueAfterMs: 7 * DAY });
-    expect(w.ops()).toEqual(['createRecord', 'event', 'writeStatus', 'event']);
+    // The finalizer first: a link can be accepted, so the membership it grants must be removable.
+    expect(w.ops()).toEqual(['updateInvitation', 'createRecord', 'event', 'writeStatus', 'event']);
+    expect(w.invitation()?.metadata.finalizers).toEqual([MEMBERSHIP_FINALIZER]);
     const invitation = w.invitation();
     expect(invitation?.status).toMatchObject({ phase: 'Pending', issuance: 1, issuedAt: iso(NOW), expiresAt: iso(new Date(NOW.getTime() + 7 * DAY)) });
     expect(verifiedLink(invitation?.status?.link, w.cluster.records(w.uid), BASE_URL)).toBe(invitation?.status?.link);
@@ -169,7 +173,7 @@ describe('Reconciler, with in-memory ports', () => {
     expect(w.invitation()?.status).toMatchObject({ phase: 'Sent', sentAt: iso(NOW) });
     expect(condition(w.invitation(), 'MailDelivered')).toMatchObject({ status: 'True', reason: 'Sent' });
     // One update before the send, one after: the status is written around them, not between.
-    expect(w.ops()).toEqual(['createRecord', 'event', 'writeStatus', 'event', 'updateRecord', 'updateRecord', 'writeStatus', 'event']);
+    expect(w.ops()).toEqual(['updateInvitation', 'createRecord', 'event', 'writeStatus', 'event', 'updateRecord', 'updateRecord', 'writeStatus', 'event']);
   });
 
   it('a crash of the mailer call leaves the attempt recorded, and the next reconcile sends again', async () => {
@@ -287,7 +291,7 @@ describe('Reconciler, with in-memory ports', () => {
   it('creates the User directly, then settles as UserCreated', async () => {
     const w = world({ spec: { createUserDirectly: true } });
     await w.reconcile();
-    expect(w.ops()).toEqual(['saveUser', 'writeStatus', 'event']);
+    expect(w.ops()).toEqual(['updateInvitation', 'saveUser', 'writeStatus', 'event']);
     const [user] = w.cluster.store.users.values();
     expect(user?.spec).toMatchObject({
       email: 'jane.doe@example.com',
@@ -300,6 +304,163 @@ describe('Reconciler, with in-memory ports', () => {
     const before = w.cluster.writes.length;
     await w.reconcile();
     expect(w.cluster.writes).toHaveLength(before);
+  });
+});
+
+describe('Reconciler: the invitation keeps owning its membership', () => {
+  const userName = userNameFor('jane.doe@example.com');
+  const other: Membership = { scope: 'Tenant', tenant: 'globex', groups: ['ops'], invitation: { namespace: 'globex-ns', name: 'jane', uid: 'uid-other' } };
+
+  /** Reconciled to Pending, then accepted as the page does it: the User with the membership, then the record marked used. */
+  async function acceptedWorld(opts: { config?: UsherConfig; others?: Membership[]; finalizers?: string[] } = {}): Promise<World> {
+    const w = world({ config: opts.config ?? noMail });
+    await w.reconcile();
+    const invitation = w.invitation() as UserInvitation;
+    w.cluster.putUser({
+      apiVersion: 'usher.dev/v1alpha1',
+      kind: 'User',
+      metadata: { name: userName, ...(opts.finalizers ? { finalizers: opts.finalizers } : {}) },
+      spec: { email: 'jane.doe@example.com', authentication: 'Password', memberships: [...(opts.others ?? []), membershipOf(invitation)] },
+    });
+    w.cluster.editRecord(w.record()?.name ?? '', (r) => {
+      r.usedAt = iso(NOW);
+      r.user = userName;
+    });
+    await w.reconcile();
+    expect(w.invitation()?.status).toMatchObject({ phase: 'Accepted', user: userName });
+    return w;
+  }
+
+  const user = (w: World): User | undefined => w.cluster.store.users.get(userName);
+  const editGroups = (w: World, groups: string[]): void => {
+    const current = w.invitation() as UserInvitation;
+    w.cluster.apply({ ...current, spec: { ...current.spec, groups } });
+  };
+
+  it('an edit of groups reaches the User, and only then is the invitation Ready for its generation', async () => {
+    const w = await acceptedWorld({ others: [other] });
+    editGroups(w, ['devs', 'analysts']);
+    const before = w.cluster.writes.length;
+    await w.reconcile();
+
+    expect(w.ops().slice(before)).toEqual(['saveUser', 'event', 'userEvent', 'writeStatus']);
+    // The other invitation's membership untouched, and in its place.
+    expect(user(w)?.spec.memberships?.map((m) => m.groups)).toEqual([['ops'], ['devs', 'analysts']]);
+    const invitation = w.invitation();
+    expect(invitation?.status?.observedGeneration).toBe(2);
+    expect(condition(invitation, 'Ready')).toMatchObject({ status: 'True', reason: 'Accepted', observedGeneration: 2 });
+    expect(w.cluster.events.at(-1)).toMatchObject({
+      reason: 'MembershipUpdated',
+      message: `User ${userName} now has tenant acme, groups devs, analysts, roles (none) from this invitation.`,
+    });
+    expect(w.cluster.userEvents).toEqual([
+      expect.objectContaining({
+        target: userName,
+        reason: 'MembershipUpdated',
+        message:
+          'The membership from invitation acme-ns/jane is now tenant acme, groups devs, analysts, roles (none) (was tenant acme, groups devs, roles (none)).',
+      }),
+    ]);
+
+    const settled = w.cluster.writes.length;
+    await w.reconcile();
+    expect(w.cluster.writes).toHaveLength(settled);
+  });
+
+  it('a conflict on the User (an acceptance wrote it meanwhile): nothing else written, observedGeneration stays behind, and the retry keeps both', async () => {
+    const w = await acceptedWorld();
+    editGroups(w, ['analysts']);
+    let raced = false;
+    w.cluster.beforeWrite = (op) => {
+      if (op !== 'saveUser' || raced) return;
+      raced = true;
+      const current = user(w) as User;
+      w.cluster.putUser({ ...current, spec: { ...current.spec, memberships: [...(current.spec.memberships ?? []), other] } });
+    };
+    await expect(w.reconcile()).rejects.toThrow(/the object has been modified/);
+    expect(w.cluster.writesOf('saveUser').map((x) => x.failed)).toEqual([409]);
+    expect(w.invitation()?.status?.observedGeneration).toBe(1);
+
+    await w.reconcile();
+    expect(user(w)?.spec.memberships?.map((m) => m.groups)).toEqual([['analysts'], ['ops']]);
+    expect(w.invitation()?.status?.observedGeneration).toBe(2);
+    expect(condition(w.invitation(), 'Ready')).toMatchObject({ status: 'True' });
+  });
+
+  it('deleting it takes its membership off the User, then lets it go', async () => {
+    const w = await acceptedWorld({ others: [other] });
+    const before = w.cluster.writes.length;
+    w.cluster.deleteInvitation('acme-ns', 'jane');
+    expect(w.invitation()?.metadata.deletionTimestamp).toBeDefined();
+    await w.reconcile();
+
+    expect(w.ops().slice(before)).toEqual(['deleteRecord', 'saveUser', 'event', 'userEvent', 'updateInvitation']);
+    expect(w.invitation()).toBeUndefined();
+    expect(w.cluster.records(w.uid)).toEqual([]);
+    expect(user(w)?.spec.memberships).toEqual([other]);
+    expect(w.cluster.events.at(-1)).toMatchObject({
+      reason: 'MembershipRemoved',
+      message: `Removed tenant acme, groups devs, roles (none) from User ${userName}: the invitation was deleted.`,
+    });
+    expect(w.cluster.userEvents.at(-1)).toMatchObject({
+      reason: 'MembershipRemoved',
+      message: 'Removed tenant acme, groups devs, roles (none): invitation acme-ns/jane was deleted.',
+    });
+  });
+
+  it('deleting the invitation of a User’s last membership deletes the User, if it is still the version seen', async () => {
+    const w = await acceptedWorld({ finalizers: ['usher.dev/identity-account'] });
+    const seen = user(w);
+    w.cluster.deleteInvitation('acme-ns', 'jane');
+    await w.reconcile();
+    expect(w.cluster.writesOf('deleteUser')).toEqual([
+      expect.objectContaining({ target: userName, body: { uid: seen?.metadata.uid, resourceVersion: seen?.metadata.resourceVersion } }),
+    ]);
+    // The identity controller's finalizer holds it until the account is released.
+    expect(user(w)?.metadata.deletionTimestamp).toBeDefined();
+    expect(w.invitation()).toBeUndefined();
+    expect(w.cluster.events.at(-1)).toMatchObject({ reason: 'UserDeleted' });
+    expect(w.cluster.events.at(-1)?.message).toMatch(
+      new RegExp(`^Deleted User ${userName} with its credentials: its last membership .* came from invitation acme-ns/jane, which was deleted[.]$`),
+    );
+  });
+
+  it('a membership added while the User was being deleted: a conflict, and the retry only removes this one', async () => {
+    const w = await acceptedWorld();
+    w.cluster.deleteInvitation('acme-ns', 'jane');
+    w.cluster.beforeWrite = (op) => {
+      if (op !== 'deleteUser') return;
+      w.cluster.beforeWrite = () => undefined;
+      const current = user(w) as User;
+      w.cluster.putUser({ ...current, spec: { ...current.spec, memberships: [...(current.spec.memberships ?? []), other] } });
+    };
+    await expect(w.reconcile()).rejects.toThrow(/the object has been modified/);
+    // Nothing let go yet: the invitation still holds its finalizer.
+    expect(w.invitation()?.metadata.finalizers).toEqual([MEMBERSHIP_FINALIZER]);
+
+    await w.reconcile();
+    expect(user(w)?.spec.memberships).toEqual([other]);
+    expect(user(w)?.metadata.deletionTimestamp).toBeUndefined();
+    expect(w.invitation()).toBeUndefined();
+  });
+
+  it('with onInvitationDelete Keep: no finalizer, and a deletion leaves the membership', async () => {
+    const keep: UsherConfig = { ...noMail, access: { onInvitationDelete: 'Keep', deleteUserWithoutMemberships: true } };
+    const w = await acceptedWorld({ config: keep });
+    expect(w.cluster.writesOf('updateInvitation')).toEqual([]);
+    expect(w.invitation()?.metadata.finalizers).toBeUndefined();
+    w.cluster.deleteInvitation('acme-ns', 'jane');
+    expect(w.invitation()).toBeUndefined();
+    expect(user(w)?.spec.memberships).toHaveLength(1);
+  });
+
+  it('a conflict on the finalizer write issues no token', async () => {
+    const w = world({ config: noMail });
+    w.cluster.failNext('updateInvitation', apiError(409, 'Conflict'));
+    await expect(w.reconcile()).rejects.toThrow(/Conflict/);
+    expect(w.ops()).toEqual(['updateInvitation']);
+    await w.reconcile();
+    expect(w.ops().slice(1, 3)).toEqual(['updateInvitation', 'createRecord']);
   });
 });
 

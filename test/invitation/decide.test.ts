@@ -1,9 +1,16 @@
 // Table-driven tests of the reconciler's pure decision.
 import { describe, expect, it } from 'vitest';
-import { REISSUE_ANNOTATION, type User, type UserInvitation, type UserInvitationSpec, type UserInvitationStatus } from '../../src/api/types.ts';
+import {
+  REISSUE_ANNOTATION,
+  type Membership,
+  type User,
+  type UserInvitation,
+  type UserInvitationSpec,
+  type UserInvitationStatus,
+} from '../../src/api/types.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { UsherConfig } from '../../src/config/types.ts';
-import { decide, type Action, type Observed } from '../../src/invitation/decide.ts';
+import { decide, MEMBERSHIP_FINALIZER, membershipOf, type Action, type Observed } from '../../src/invitation/decide.ts';
 import { verifiedLink } from '../../src/controller/reconciler.ts';
 import { hashVerifier } from '../../src/invitation/token.ts';
 import type { InvitationRecord } from '../../src/invitation/record.ts';
@@ -26,7 +33,8 @@ function invitation(spec: Partial<UserInvitationSpec> = {}, status?: UserInvitat
   return {
     apiVersion: 'usher.dev/v1alpha1',
     kind: 'UserInvitation',
-    metadata: { name: 'jane', namespace: 'acme-ns', uid: 'uid-1', generation: 2, ...(annotations ? { annotations } : {}) },
+    // Holding the finalizer, as after the first reconcile (its own tests are below).
+    metadata: { name: 'jane', namespace: 'acme-ns', uid: 'uid-1', generation: 2, finalizers: [MEMBERSHIP_FINALIZER], ...(annotations ? { annotations } : {}) },
     spec: { email: 'Jane.Doe@Example.com', scope: 'Tenant', tenant: 'acme', groups: ['devs'], ...spec },
     ...(status ? { status } : {}),
   };
@@ -46,6 +54,15 @@ function record(overrides: Partial<InvitationRecord> = {}): InvitationRecord {
     issuedAt: '2026-11-24T12:00:00Z',
     expiresAt: '2026-12-01T12:00:00Z',
     ...overrides,
+  };
+}
+
+function userWith(memberships: Membership[], metadata: Partial<User['metadata']> = {}): User {
+  return {
+    apiVersion: 'usher.dev/v1alpha1',
+    kind: 'User',
+    metadata: { name: 'jane-doe-1', uid: 'user-uid', resourceVersion: '42', ...metadata },
+    spec: { email: 'jane.doe@example.com', authentication: 'Password', memberships },
   };
 }
 
@@ -107,7 +124,7 @@ describe('decide', () => {
     ],
     [
       'a used record is Accepted',
-      { records: [record({ usedAt: '2026-11-25T10:00:00Z', user: 'jane-doe-1' })], link: LINK },
+      { records: [record({ usedAt: '2026-11-25T10:00:00Z', user: 'jane-doe-1' })], link: LINK, user: userWith([membershipOf(invitation())]) },
       { phase: 'Accepted', actions: [], reason: 'Accepted' },
     ],
     [
@@ -262,18 +279,242 @@ describe('decide', () => {
   });
 
   it('direct creation is done once the User has the membership', () => {
+    const direct = invitation({ createUserDirectly: true });
     const user: User = {
       apiVersion: 'usher.dev/v1alpha1',
       kind: 'User',
       metadata: { name: 'jane-doe-1' },
       spec: {
         email: 'jane.doe@example.com',
-        memberships: [{ scope: 'Tenant', tenant: 'acme', invitation: { namespace: 'acme-ns', name: 'jane', uid: 'uid-1' } }],
+        memberships: [{ scope: 'Tenant', tenant: 'acme', groups: ['devs'], roles: [], invitation: { namespace: 'acme-ns', name: 'jane', uid: 'uid-1' } }],
       },
     };
-    const plan = decide(observe({ invitation: invitation({ createUserDirectly: true }), user }));
+    expect(membershipOf(direct)).toEqual(user.spec.memberships?.[0]);
+    const plan = decide(observe({ invitation: direct, user }));
     expect(plan.actions).toEqual([]);
     expect(plan.status).toMatchObject({ phase: 'UserCreated', user: 'jane-doe-1' });
+  });
+});
+
+describe('decide: the invitation keeps owning its membership', () => {
+  const used = record({ usedAt: '2026-11-20T10:00:00Z', user: 'jane-doe-1' });
+  const acceptedStatus: UserInvitationStatus = { phase: 'Accepted', acceptedAt: '2026-11-20T10:00:00Z', user: 'jane-doe-1', issuance: 1 };
+  const accepted = (spec: Partial<UserInvitationSpec> = {}): UserInvitation => invitation(spec, acceptedStatus);
+  const granted = membershipOf(invitation());
+  const otherMembership: Membership = {
+    scope: 'Tenant',
+    tenant: 'globex',
+    groups: ['ops'],
+    invitation: { namespace: 'globex-ns', name: 'jane', uid: 'uid-9' },
+  };
+  const direct = (spec: Partial<UserInvitationSpec> = {}): UserInvitation =>
+    invitation({ createUserDirectly: true, ...spec }, { phase: 'UserCreated', user: 'jane-doe-1' });
+
+  it.each<[string, Partial<Observed>, { phase: string; actions: string[]; ready: string; reason: string; message?: RegExp; requeue?: number }]>([
+    [
+      'the User carries the membership as the invitation reads: Ready',
+      { user: userWith([granted]) },
+      { phase: 'Accepted', actions: [], ready: 'True', reason: 'Accepted' },
+    ],
+    [
+      'groups edited: the membership is updated, and Ready waits for it',
+      { invitation: accepted({ groups: ['devs', 'analysts'] }), user: userWith([otherMembership, granted]) },
+      { phase: 'Accepted', actions: ['syncMembership'], ready: 'False', reason: 'UpdatingMembership', message: /groups devs, analysts/ },
+    ],
+    [
+      'roles edited: the membership is updated',
+      { invitation: accepted({ roles: [{ name: 'developer', namespaces: ['company.team'] }] }), user: userWith([granted]) },
+      { phase: 'Accepted', actions: ['syncMembership'], ready: 'False', reason: 'UpdatingMembership', message: /roles developer@company.team/ },
+    ],
+    [
+      'the membership taken off the User by hand: put back, as the invitation still says',
+      { user: userWith([otherMembership]) },
+      { phase: 'Accepted', actions: ['syncMembership'], ready: 'False', reason: 'UpdatingMembership' },
+    ],
+    [
+      'the User not in the caches yet, moments after acceptance: waited for',
+      { user: undefined, now: new Date('2026-11-20T10:00:10Z') },
+      { phase: 'Accepted', actions: [], ready: 'False', reason: 'WaitingForUser', requeue: 2000 },
+    ],
+    [
+      'the User gone long after acceptance: stalled, saying so',
+      { user: undefined },
+      { phase: 'Accepted', actions: [], ready: 'False', reason: 'UserMissing', message: /User jane-doe-1 no longer exists/ },
+    ],
+    [
+      'the User being deleted counts as gone',
+      { user: userWith([granted], { deletionTimestamp: '2026-11-25T11:00:00Z' }) },
+      { phase: 'Accepted', actions: [], ready: 'False', reason: 'UserMissing' },
+    ],
+    [
+      'the address changed after acceptance (an older CRD): not applied',
+      { invitation: accepted({ email: 'someone.else@example.com' }), user: userWith([granted]) },
+      {
+        phase: 'Accepted',
+        actions: [],
+        ready: 'False',
+        reason: 'FixedAfterAcceptance',
+        message: /^spec.email cannot change from jane.doe@example.com to someone.else@example.com/,
+      },
+    ],
+    [
+      'the tenant changed after acceptance: not applied',
+      { invitation: accepted({ tenant: 'globex' }), namespaceTenant: 'globex', user: userWith([granted]) },
+      {
+        phase: 'Accepted',
+        actions: [],
+        ready: 'False',
+        reason: 'FixedAfterAcceptance',
+        message: /^spec.tenant cannot change from acme to globex.*keeps tenant acme, groups devs/,
+      },
+    ],
+    [
+      'an edit the rules forbid now (the namespace moved to another tenant): not applied',
+      { invitation: accepted({ groups: ['admins'] }), namespaceTenant: 'globex', user: userWith([granted]) },
+      {
+        phase: 'Accepted',
+        actions: [],
+        ready: 'False',
+        reason: 'Forbidden',
+        message: /belongs to tenant globex.*not applied: User jane-doe-1 keeps tenant acme, groups devs/,
+      },
+    ],
+    [
+      'an edit leaving no group or role: not applied (delete the invitation to end the access)',
+      { invitation: accepted({ groups: [] }), user: userWith([granted]) },
+      { phase: 'Accepted', actions: [], ready: 'False', reason: 'InvalidSpec', message: /at least one group or role/ },
+    ],
+    [
+      'a directly created User follows an edit of groups',
+      { invitation: direct({ groups: ['devs', 'sre'] }), records: [], user: userWith([membershipOf(direct())]) },
+      { phase: 'UserCreated', actions: ['syncMembership'], ready: 'False', reason: 'UpdatingMembership' },
+    ],
+    [
+      'a directly created User being deleted is made again once it is gone',
+      { invitation: direct(), records: [], user: userWith([membershipOf(direct())], { deletionTimestamp: '2026-11-25T11:00:00Z' }) },
+      { phase: 'UserCreated', actions: [], ready: 'False', reason: 'WaitingForUser', requeue: 2000 },
+    ],
+  ])('%s', (_name, observed, want) => {
+    const plan = decide(observe({ invitation: accepted(), records: [used], ...observed }));
+    expect(kinds(plan.actions)).toEqual(want.actions);
+    expect(plan.status.phase).toBe(want.phase);
+    expect(ready(plan.status)).toMatchObject({ status: want.ready, reason: want.reason, observedGeneration: 2 });
+    if (want.message) expect(ready(plan.status)?.message).toMatch(want.message);
+    expect(plan.requeueAfterMs).toBe(want.requeue);
+    expect(plan.status.observedGeneration).toBe(2);
+  });
+
+  it('asks for exactly the membership the invitation now reads, and says what the User had', () => {
+    const edited = accepted({ groups: ['analysts'], roles: [{ name: 'viewer' }] });
+    const plan = decide(observe({ invitation: edited, records: [used], user: userWith([granted]) }));
+    expect(plan.actions).toEqual([
+      {
+        kind: 'syncMembership',
+        user: 'jane-doe-1',
+        membership: {
+          scope: 'Tenant',
+          tenant: 'acme',
+          groups: ['analysts'],
+          roles: [{ name: 'viewer' }],
+          invitation: { namespace: 'acme-ns', name: 'jane', uid: 'uid-1' },
+        },
+        previous: granted,
+      },
+    ]);
+    // Once the User carries it: Ready, and a status equal to what a later reconcile computes.
+    const synced = decide(observe({ invitation: edited, records: [used], user: userWith([membershipOf(edited)]) }));
+    expect(synced.actions).toEqual([]);
+    expect(ready(synced.status)).toMatchObject({ status: 'True', reason: 'Accepted' });
+  });
+
+  it.each<[string, Partial<Observed>, string[]]>([
+    ['a new invitation: before its first token', { invitation: invitation({}, undefined), records: [] }, ['addFinalizer', 'issue']],
+    [
+      'an open link issued before the finalizer existed (an upgrade)',
+      { invitation: invitation({}, { issuance: 1 }), records: [record()], link: LINK },
+      ['addFinalizer'],
+    ],
+    ['an accepted invitation (an upgrade)', { user: userWith([granted]) }, ['addFinalizer']],
+    ['a direct creation: before the User', { invitation: invitation({ createUserDirectly: true }), records: [] }, ['addFinalizer', 'ensureUser']],
+    ['a refused invitation that never held a token: none', { invitation: invitation({}, undefined), records: [], namespaceTenant: 'globex' }, []],
+  ])('puts the finalizer on %s', (_name, observed, actions) => {
+    const base = observed.invitation ?? accepted();
+    const bare: UserInvitation = { ...base, metadata: { ...base.metadata, finalizers: [] } };
+    expect(kinds(decide(observe({ records: [used], ...observed, invitation: bare })).actions)).toEqual(actions);
+  });
+
+  it('with onInvitationDelete Keep, puts none on and takes an earlier one off', () => {
+    const keep = { ...config, access: { ...config.access, onInvitationDelete: 'Keep' as const } };
+    const bare: UserInvitation = { ...invitation({}, undefined), metadata: { ...invitation().metadata, finalizers: [] } };
+    expect(kinds(decide(observe({ config: keep, invitation: bare })).actions)).toEqual(['issue']);
+    expect(kinds(decide(observe({ config: keep, invitation: invitation({}, undefined) })).actions)).toEqual(['removeFinalizer', 'issue']);
+  });
+
+  describe('a deleted invitation', () => {
+    const deleting = (inv: UserInvitation, finalizers = [MEMBERSHIP_FINALIZER]): UserInvitation => ({
+      ...inv,
+      metadata: { ...inv.metadata, deletionTimestamp: '2026-11-25T11:59:00Z', finalizers },
+    });
+    const keepAll = { ...config, access: { onInvitationDelete: 'Keep' as const, deleteUserWithoutMemberships: true } };
+    const keepUsers = { ...config, access: { onInvitationDelete: 'RemoveMembership' as const, deleteUserWithoutMemberships: false } };
+
+    it.each<[string, Partial<Observed>, Action[]]>([
+      [
+        'without the finalizer: nothing (the controller deletes its records once it is gone)',
+        { invitation: deleting(accepted(), []), user: userWith([granted]) },
+        [],
+      ],
+      [
+        'never accepted: its open link revoked, then let go',
+        { invitation: deleting(invitation({}, { issuance: 1 })), records: [record()], user: undefined },
+        [{ kind: 'deleteRecord', name: 'usher-invitation-uid-1-1', why: 'invitation deleted' }, { kind: 'removeFinalizer' }],
+      ],
+      [
+        'accepted, the User has other memberships: this one comes off',
+        { user: userWith([otherMembership, granted]) },
+        [
+          { kind: 'deleteRecord', name: 'usher-invitation-uid-1-1', why: 'invitation deleted' },
+          { kind: 'removeMembership', user: 'jane-doe-1', membership: granted },
+          { kind: 'removeFinalizer' },
+        ],
+      ],
+      [
+        'accepted, the User’s last membership: the User is deleted, if it is still the version seen',
+        { user: userWith([granted]) },
+        [
+          { kind: 'deleteRecord', name: 'usher-invitation-uid-1-1', why: 'invitation deleted' },
+          { kind: 'deleteUser', user: 'jane-doe-1', uid: 'user-uid', resourceVersion: '42', membership: granted },
+          { kind: 'removeFinalizer' },
+        ],
+      ],
+      [
+        'the last membership, with deleteUserWithoutMemberships false: the User stays, with none',
+        { user: userWith([granted]), config: keepUsers },
+        [
+          { kind: 'deleteRecord', name: 'usher-invitation-uid-1-1', why: 'invitation deleted' },
+          { kind: 'removeMembership', user: 'jane-doe-1', membership: granted },
+          { kind: 'removeFinalizer' },
+        ],
+      ],
+      [
+        'with onInvitationDelete Keep: the membership stays',
+        { user: userWith([granted]), config: keepAll },
+        [{ kind: 'deleteRecord', name: 'usher-invitation-uid-1-1', why: 'invitation deleted' }, { kind: 'removeFinalizer' }],
+      ],
+      [
+        'the User already being deleted: its memberships go with it',
+        { user: userWith([granted], { deletionTimestamp: '2026-11-25T11:00:00Z' }) },
+        [{ kind: 'deleteRecord', name: 'usher-invitation-uid-1-1', why: 'invitation deleted' }, { kind: 'removeFinalizer' }],
+      ],
+      [
+        'a direct creation: its User’s last membership',
+        { invitation: deleting(direct()), records: [], user: userWith([membershipOf(direct())]) },
+        [{ kind: 'deleteUser', user: 'jane-doe-1', uid: 'user-uid', resourceVersion: '42', membership: membershipOf(direct()) }, { kind: 'removeFinalizer' }],
+      ],
+    ])('%s', (_name, observed, actions) => {
+      const plan = decide(observe({ invitation: deleting(accepted()), records: [used], ...observed }));
+      expect(plan.actions).toEqual(actions);
+    });
   });
 });
 
