@@ -11,6 +11,7 @@ import { hashPassword } from '../../src/accept/hash.ts';
 import { createKeycloakProvider } from '../../src/identity/keycloak.ts';
 import { IdentityProviderError, type IdentityProvider, type NewAccount } from '../../src/identity/provider.ts';
 import { freePort } from '../../tools/control-plane/control-plane.ts';
+import { setUpRealm } from '../../tools/keycloak/realm.ts';
 import { keycloakAdmin, newRealm, passwordGrant, useKeycloak, type TestKeycloak, type TestRealm } from '../support/keycloak.ts';
 
 const PASSWORD = 'a long walk on the quiet beach';
@@ -56,6 +57,36 @@ const signIn = (username: string, password: string) => passwordGrant(realm.issue
 async function adminGroups(id: string): Promise<string[]> {
   return (await admin.users.listGroups({ id })).map((g) => g.path ?? '').sort();
 }
+
+describe('the realm set-up (tools/keycloak/realm.ts)', () => {
+  it('makes usher a service-account-only client, usher-accept a code-flow client with PKCE S256 and the usher scope; running it again changes nothing', async () => {
+    const [usher] = await admin.clients.find({ clientId: realm.usher.clientId });
+    expect(usher).toMatchObject({
+      publicClient: false,
+      serviceAccountsEnabled: true,
+      standardFlowEnabled: false,
+      implicitFlowEnabled: false,
+      directAccessGrantsEnabled: false,
+    });
+    const [accept] = await admin.clients.find({ clientId: realm.accept.clientId });
+    expect(accept).toMatchObject({ publicClient: false, serviceAccountsEnabled: false, standardFlowEnabled: true, implicitFlowEnabled: false });
+    expect(accept?.attributes?.['pkce.code.challenge.method']).toBe('S256');
+    expect(accept?.redirectUris).toEqual(['http://127.0.0.1:9/accept/oidc/callback']);
+    const scopes = await admin.clients.listDefaultClientScopes({ id: accept?.id ?? '' });
+    expect(scopes.map((s) => s.name)).toContain('usher');
+    const sa = await admin.clients.getServiceAccountUser({ id: usher?.id ?? '' });
+    const realmManagement = (await admin.clients.find({ clientId: 'realm-management' }))[0]?.id ?? '';
+    const granted = await admin.users.listClientRoleMappings({ id: sa.id ?? '', clientUniqueId: realmManagement });
+    expect(granted.map((r) => r.name)).toEqual(['manage-users']);
+    expect((await admin.realms.findOne({ realm: realm.realm }))?.registrationAllowed).toBe(false);
+
+    const started = Date.now();
+    const again = await setUpRealm(await keycloakAdmin(kc), { realm: realm.realm, acceptRedirectUris: accept?.redirectUris ?? [], directAccessGrants: true });
+    console.log(`setUpRealm on a realm already set up: ${Date.now() - started} ms`);
+    expect(again).toEqual(realm);
+    expect(await admin.users.listClientRoleMappings({ id: sa.id ?? '', clientUniqueId: realmManagement })).toHaveLength(1);
+  });
+});
 
 describe('the Keycloak adapter', () => {
   it("creates an account with Usher's own argon2id hash imported: the password signs in and the ID token carries the profile, groups and roles", async () => {
