@@ -21,7 +21,9 @@ export type TestRealm = RealmSetup;
 
 /** The run's Keycloak (started on first use: about 10 s on the cached install, plus its one-time install). */
 export async function useKeycloak(): Promise<TestKeycloak> {
-  const { url, managementUrl, version, adminUser, adminPassword } = await sharedKeycloak(inject('keycloakStateDir'));
+  const dir = inject('keycloakStateDir') as string | undefined;
+  if (!dir) throw new Error('useKeycloak() is for integration tests (*.int.test.ts): it needs the folder test/support/global-setup.ts provides');
+  const { url, managementUrl, version, adminUser, adminPassword } = await sharedKeycloak(dir);
   return { url, managementUrl, version, adminUser, adminPassword };
 }
 
