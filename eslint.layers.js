@@ -1,7 +1,7 @@
 // @ts-check
 // The direction of imports between Usher's folders (README, "How Usher is built"):
 //
-//   main.ts → controller, accept, mail, metrics → invitation → api, config
+//   main.ts → controller, accept, mail, metrics, identity → invitation → api, config
 //                         ↘ runtime (generic: npm packages and node: only)
 //
 // Each block forbids what its folder must not import. test/lint/layers.test.ts
@@ -38,6 +38,13 @@ export const layers = [
   {
     files: ['src/accept/**/*.ts'],
     rules: forbid(['../controller/*', '../main.ts'], 'src/accept is an adapter of its own: it shares the domain (src/invitation), not the controller.'),
+  },
+  {
+    files: ['src/identity/**/*.ts'],
+    rules: forbid(
+      ['../controller/*', '../accept/*', '../mail/*', '../metrics/*', '../main.ts'],
+      'src/identity is the identity provider adapter: it implements its port (provider.ts) with the domain and the runtime, and imports no other adapter.',
+    ),
   },
   {
     files: ['src/controller/**/*.ts', 'src/mail/**/*.ts', 'src/metrics/**/*.ts'],

@@ -25,6 +25,8 @@ import { UsherMetrics, withMailMetrics } from './metrics/metrics.ts';
 import { startMetricsServer } from './metrics/server.ts';
 import { OptionsError, parseRuntimeOptions, type RuntimeOptions } from './options.ts';
 import { PooledAuthentication } from './runtime/pooled-client.ts';
+import { createKeycloakProvider } from './identity/keycloak.ts';
+import { PeriodicProbe } from './runtime/probe.ts';
 
 function readOptions(): RuntimeOptions {
   try {
@@ -41,9 +43,9 @@ function readOptions(): RuntimeOptions {
 const options = readOptions();
 const log = pino({ level: options.logLevel, base: { app: 'usher' } });
 
-function readConfig(path: string | undefined, env: NodeJS.ProcessEnv): UsherConfig {
+function readConfig(path: string | undefined, env: NodeJS.ProcessEnv, component: RuntimeOptions['component']): UsherConfig {
   try {
-    return path ? loadConfig(path, env) : parseConfig('', { source: '(defaults)', env });
+    return path ? loadConfig(path, env, component) : parseConfig('', { source: '(defaults)', env, component });
   } catch (err) {
     if (err instanceof ConfigError) {
       // Plain text on stderr, not JSON: this is for the human reading the pod's crash log.
@@ -58,13 +60,17 @@ async function main(): Promise<void> {
   const { component, leaderElection: election } = options;
   const runsPage = component !== 'controller';
   const runsController = component !== 'accept';
-  const config = readConfig(options.configPath, options.env);
+  const config = readConfig(options.configPath, options.env, component);
   const kubeConfig = loadKubeConfig(options.kubeconfig.path, options.kubeconfig.env);
   // One pool of keep-alive connections to the API server for the whole process.
   const auth = new PooledAuthentication(kubeConfig);
   const metrics = new UsherMetrics();
   const mailer = config.mail ? createInvitationMailer(config.mail, log.child({ component: 'mail' })) : undefined;
   if (!config.mail) log.info('no mail server configured: invitation links are shown in status for manual sharing');
+
+  // Only the controller talks to the identity provider (the page never holds its credentials: docs/adr/0006).
+  const identity = runsController && config.identity ? createKeycloakProvider(config.identity.keycloak, log.child({ component: 'keycloak' })) : undefined;
+  const identityProbe = identity ? new PeriodicProbe({ check: () => identity.check(), log, what: 'the identity provider' }) : undefined;
 
   const controller = new Controller({
     kubeConfig,
@@ -74,6 +80,7 @@ async function main(): Promise<void> {
     auth,
     ...(options.podName !== undefined ? { instance: options.podName } : {}),
     ...(mailer ? { mailer: withMailMetrics(mailer, metrics) } : {}),
+    ...(identity ? { identity } : {}),
   });
   metrics.setSources({ invitationsByPhase: () => controller.invitationsByPhase(), workqueueDepth: () => controller.queueDepth() });
 
@@ -85,8 +92,14 @@ async function main(): Promise<void> {
   const metricsServer = await startMetricsServer({
     metrics,
     port: options.metricsPort,
-    ready: () => (accept?.ready() ?? true) && (!leading || controller.synced()),
+    ready: () => {
+      if (!(accept?.ready() ?? true) || (leading && !controller.synced())) return false;
+      const provider = identityProbe?.current;
+      // Not a crash loop: the controller keeps retrying, and the probe says what is wrong.
+      return provider && !provider.ok ? `identity provider: ${provider.reason}` : true;
+    },
   });
+  if (identityProbe) void identityProbe.start();
   const acceptUrl = accept ? await accept.listen(config.accept.port) : undefined;
 
   const startController = async (): Promise<void> => {
@@ -125,6 +138,7 @@ async function main(): Promise<void> {
     hardStop.unref();
     void (async () => {
       await controller.stop();
+      await identityProbe?.stop();
       await elector?.stop();
       await Promise.all([accept?.close(), metricsServer.close()]);
       mailer?.close();

@@ -158,7 +158,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Context): void {
       return send(reply, outcomePage(outcome, found, ctx, user.spec.firstName), 'assets');
     }
 
-    if (mode.account !== 'new' || !mode.passwords) {
+    if (!mode.passwords) {
       return formPage(request, reply, found, mode, { formError: 'This platform uses single sign-on: continue with SSO to accept.' });
     }
     const checked = checkSubmission(request.body, found.record.email);

@@ -17,6 +17,7 @@ import type GroupRepresentation from '@keycloak/keycloak-admin-client/lib/defs/g
 import type UserRepresentation from '@keycloak/keycloak-admin-client/lib/defs/userRepresentation.js';
 import { silentLogger, type Logger } from '../runtime/log.ts';
 import { argon2idCredential, UnsupportedHashError } from './argon2-credential.ts';
+import { isManagedGroup, MANAGED_GROUP_ROOTS } from '../invitation/identity.ts';
 import { IdentityProviderError, type Health, type IdentityAccount, type IdentityProvider } from './provider.ts';
 
 export interface KeycloakProviderConfig {
@@ -33,15 +34,13 @@ export interface KeycloakProviderConfig {
 
 export const USER_UID_ATTRIBUTE = 'usher_user_uid';
 export const ROLES_ATTRIBUTE = 'usher_roles';
-/** The group trees Usher manages; memberships elsewhere are never touched. */
-export const USHER_TREES = ['/tenants', '/instance'] as const;
+/** The group trees Usher manages (the domain's rule); memberships elsewhere are never touched. */
+export const USHER_TREES = MANAGED_GROUP_ROOTS;
 /** The realm-management role Usher's service account needs (tools/keycloak/realm.ts). */
 export const REQUIRED_ROLE = 'manage-users';
 
 /** Whether a group path lies in one of Usher's trees (the roots included). */
-export function isUsherGroup(path: string): boolean {
-  return USHER_TREES.some((root) => path === root || path.startsWith(`${root}/`));
-}
+export const isUsherGroup = isManagedGroup;
 
 /** A token is renewed this long before it expires. */
 const TOKEN_MARGIN_MS = 30_000;

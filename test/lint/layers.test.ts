@@ -28,6 +28,9 @@ describe('the layers', () => {
     ['src/invitation/x.ts', "import { CoreV1Api } from '@kubernetes/client-node';"],
     ['src/accept/x.ts', "import { Reconciler } from '../controller/reconciler.ts';"],
     ['src/controller/x.ts', "import { lookUp } from '../accept/lookup.ts';"],
+    ['src/identity/x.ts', "import { Reconciler } from '../controller/reconciler.ts';"],
+    ['src/identity/x.ts', "import { lookUp } from '../accept/lookup.ts';"],
+    ['src/invitation/x.ts', "import { createKeycloakProvider } from '../identity/keycloak.ts';"],
   ])('%s may not: %s', async (file, code) => {
     expect((await problems(file, code)).join('\n')).toMatch(/^no-restricted-imports: /);
   });
@@ -40,6 +43,8 @@ describe('the layers', () => {
     ],
     ['src/accept/x.ts', "import { decide } from '../invitation/decide.ts';\nimport { isConflict } from '../runtime/client.ts';"],
     ['src/controller/x.ts', "import { decide } from '../invitation/decide.ts';\nimport { Informer } from '../runtime/informer.ts';"],
+    ['src/identity/x.ts', "import { isManagedGroup } from '../invitation/identity.ts';\nimport { silentLogger } from '../runtime/log.ts';"],
+    ['src/controller/x.ts', "import type { IdentityProvider } from '../identity/provider.ts';"],
   ])('%s may: %s', async (file, code) => {
     expect(await problems(file, code)).toEqual([]);
   });

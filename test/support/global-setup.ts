@@ -52,9 +52,12 @@ export async function setup(project: TestProject): Promise<void> {
         'config.accept.oidc.clientId=usher-accept',
         'config.accept.oidc.clientSecret.existingSecret=unused',
       ];
-      const sets = ['serviceAccount.name=usher', 'accept.serviceAccount.name=usher-accept', 'config.security.invitations.linkDisclosure=Secret', ...identity].flatMap(
-        (s) => ['--set', s],
-      );
+      const sets = [
+        'serviceAccount.name=usher',
+        'accept.serviceAccount.name=usher-accept',
+        'config.security.invitations.linkDisclosure=Secret',
+        ...identity,
+      ].flatMap((s) => ['--set', s]);
       const rbac = execFileSync(
         await ensureHelm(),
         ['template', 'usher-harness', join(project.config.root, 'charts', 'usher'), '-n', 'usher-system', ...sets, '--show-only', 'templates/rbac.yaml'],
