@@ -254,16 +254,20 @@ export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
       ...(preconditions.uid ? { uid: preconditions.uid } : {}),
       ...(preconditions.resourceVersion ? { resourceVersion: preconditions.resourceVersion } : {}),
     });
-    // A User with a finalizer of its own (usher.dev/identity-account) stays, terminating, until that is done;
-    // the informer shows that, and the deletion after it.
-    this.userOverlay.deleted(name);
+    // Not marked deleted in the overlay: a User with a finalizer of its own (usher.dev/identity-account)
+    // stays, terminating, until the identity controller, reading this same cache, has released its
+    // account. The informer shows that, and the deletion after it; a stale read meanwhile ends in a
+    // conflict or a NotFound, never in a second deletion.
   }
 
   async updateInvitation(invitation: UserInvitation): Promise<UserInvitation> {
     const { namespace = '', name } = invitation.metadata;
     // PUT with the resourceVersion read: a spec edited meanwhile is a conflict, never overwritten.
     const written = await this.invitationClient.replace(invitation);
-    this.invitationOverlay.wrote(objectKey(namespace, name), written, written.metadata.resourceVersion);
+    // The last finalizer off a deleted invitation: the API server removes it (the reply may carry the
+    // resourceVersion the cache still holds, with the finalizer).
+    if (written.metadata.deletionTimestamp && !written.metadata.finalizers?.length) this.invitationOverlay.deleted(objectKey(namespace, name));
+    else this.invitationOverlay.wrote(objectKey(namespace, name), written, written.metadata.resourceVersion);
     return written;
   }
 

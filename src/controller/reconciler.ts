@@ -11,7 +11,7 @@ import { describeMembership, findUser, withMembership, withoutMembership } from 
 import type { UsherConfig } from '../config/types.ts';
 import { type InvitationRecord, type MailState } from '../invitation/record.ts';
 import { linkFor, parseToken, SELECTOR_BYTES, tokenFromBytes, VERIFIER_BYTES, verifierMatches } from '../invitation/token.ts';
-import { isConflict } from '../runtime/client.ts';
+import { isConflict, isNotFound } from '../runtime/client.ts';
 import { decide, MEMBERSHIP_FINALIZER, type Action, type Observed } from '../invitation/decide.ts';
 import { isUsed } from '../invitation/link-state.ts';
 import type { ClusterReader, ClusterWriter, InvitationMailer } from './ports.ts';
@@ -56,6 +56,7 @@ export class Reconciler {
   private readonly deps: ReconcilerDeps;
   /** When each open record's address was last looked up at the identity provider (by record name). */
   private readonly accountChecks = new Map<string, number>();
+  private accountChecksPrunedAt = 0;
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -129,7 +130,7 @@ export class Reconciler {
   private async checkAccount(records: readonly InvitationRecord[], now: Date): Promise<void> {
     const { accounts, writer, log } = this.deps;
     if (!accounts) return;
-    for (const name of this.accountChecks.keys()) if (!records.some((r) => r.name === name)) this.accountChecks.delete(name);
+    this.pruneAccountChecks(now.getTime());
     const open = records.find((r) => !r.usedAt && Date.parse(r.expiresAt) > now.getTime());
     if (!open) return;
     const last = this.accountChecks.get(open.name);
@@ -150,6 +151,13 @@ export class Reconciler {
       if (!isConflict(err)) throw err;
       this.accountChecks.delete(open.name);
     }
+  }
+
+  /** Forgets lookups old enough to be made again anyway (at most once an interval: a sweep is O(entries)). */
+  private pruneAccountChecks(now: number): void {
+    if (now - this.accountChecksPrunedAt < ACCOUNT_CHECK_INTERVAL_MS) return;
+    this.accountChecksPrunedAt = now;
+    for (const [name, at] of this.accountChecks) if (now - at >= ACCOUNT_CHECK_INTERVAL_MS) this.accountChecks.delete(name);
   }
 
   /**
@@ -209,7 +217,14 @@ export class Reconciler {
       case 'removeFinalizer': {
         const others = (invitation.metadata.finalizers ?? []).filter((f) => f !== MEMBERSHIP_FINALIZER);
         const finalizers = action.kind === 'addFinalizer' ? [...others, MEMBERSHIP_FINALIZER] : others;
-        const written = await writer.updateInvitation({ ...invitation, metadata: { ...invitation.metadata, finalizers } });
+        let written: UserInvitation;
+        try {
+          written = await writer.updateInvitation({ ...invitation, metadata: { ...invitation.metadata, finalizers } });
+        } catch (err) {
+          // Taken off already (the cache lagged behind our own last write, or by hand): the invitation is gone.
+          if (action.kind === 'removeFinalizer' && invitation.metadata.deletionTimestamp && isNotFound(err)) return {};
+          throw err;
+        }
         log.debug({ invitation: subject, finalizer: MEMBERSHIP_FINALIZER }, action.kind === 'addFinalizer' ? 'added the finalizer' : 'removed the finalizer');
         return { invitation: written };
       }

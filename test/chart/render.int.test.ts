@@ -209,7 +209,7 @@ describe('the default rendering', () => {
       capabilities: { drop: ['ALL'] },
       seccompProfile: { type: 'RuntimeDefault' },
     });
-    expect(container.resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '256Mi' } });
+    expect(container.resources).toEqual({ requests: { cpu: '50m', memory: '256Mi' }, limits: { memory: '512Mi' } });
     // A writable /tmp despite the read-only root file system; the config mounted read-only.
     expect(container.volumeMounts).toEqual([
       { name: 'config', mountPath: '/etc/usher', readOnly: true },
@@ -239,7 +239,7 @@ describe('the default rendering', () => {
     expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
     expect(pod.securityContext).toEqual(deploymentOf(manifests, 'controller').spec.template.spec.securityContext);
     expect(container.securityContext).toEqual(containerOf(manifests, 'controller').securityContext);
-    expect(container.resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '256Mi' } });
+    expect(container.resources).toEqual({ requests: { cpu: '50m', memory: '256Mi' }, limits: { memory: '512Mi' } });
     expect(container.volumeMounts).toEqual([
       { name: 'config', mountPath: '/etc/usher', readOnly: true },
       { name: 'tmp', mountPath: '/tmp' },
@@ -319,8 +319,8 @@ describe('the default rendering', () => {
     expect(deploymentOf(manifests, 'controller').spec.replicas).toBe(3);
     expect(deploymentOf(manifests, 'accept').spec.replicas).toBe(5);
     // Helm merges values into the defaults, key by key.
-    expect(containerOf(manifests, 'controller').resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } });
-    expect(containerOf(manifests, 'accept').resources).toEqual({ requests: { cpu: '200m', memory: '64Mi' }, limits: { memory: '256Mi' } });
+    expect(containerOf(manifests, 'controller').resources).toEqual({ requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '512Mi' } });
+    expect(containerOf(manifests, 'accept').resources).toEqual({ requests: { cpu: '200m', memory: '64Mi' }, limits: { memory: '512Mi' } });
     expect(deploymentOf(manifests, 'controller').spec.template.spec.serviceAccountName).toBe('usher-operator');
     expect(deploymentOf(manifests, 'accept').spec.template.spec.serviceAccountName).toBe('usher-page');
     expect(find(manifests, 'ServiceAccount', 'usher-page').metadata.annotations).toEqual({ 'example.com/role': 'page' });
@@ -348,9 +348,9 @@ describe('RBAC', () => {
   const READ = ['get', 'list', 'watch'];
   /** The controller's ClusterRole with linkDisclosure=Status: no Secrets anywhere but in Usher's namespace (its Role). */
   const controllerClusterRules: PolicyRule[] = [
-    { apiGroups: ['usher.dev'], resources: ['userinvitations'], verbs: READ },
+    { apiGroups: ['usher.dev'], resources: ['userinvitations'], verbs: [...READ, 'update'] },
     { apiGroups: ['usher.dev'], resources: ['userinvitations/status'], verbs: ['update'] },
-    { apiGroups: ['usher.dev'], resources: ['users'], verbs: [...READ, 'create', 'update'] },
+    { apiGroups: ['usher.dev'], resources: ['users'], verbs: [...READ, 'create', 'update', 'delete'] },
     { apiGroups: [''], resources: ['namespaces'], verbs: READ },
     { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
   ];
@@ -407,6 +407,19 @@ describe('RBAC', () => {
     const [invitations, invitationStatus, users, ...rest] = controllerClusterRules;
     expect(rulesOf(manifests, 'ClusterRole', 'usher')).toEqual([invitations, invitationStatus, users, usersStatus, ...rest]);
     expect(rulesOf(manifests, 'ClusterRole', 'usher-accept')).toEqual(acceptClusterRules);
+  });
+
+  it('gives the controller delete on Users only while it deletes those left without memberships (config.access)', async () => {
+    const usersRule = (verbs: string[]): PolicyRule => ({ apiGroups: ['usher.dev'], resources: ['users'], verbs });
+    for (const [access, verbs] of [
+      [{}, [...READ, 'create', 'update', 'delete']],
+      [{ deleteUserWithoutMemberships: false }, [...READ, 'create', 'update']],
+      [{ onInvitationDelete: 'Keep' }, [...READ, 'create', 'update']],
+    ] as const) {
+      const rules = rulesOf(await template({ config: { access } }), 'ClusterRole', 'usher');
+      expect(rules, JSON.stringify(access)).toContainEqual(usersRule([...verbs]));
+    }
+    expect(configText(await template({ config: { access: { onInvitationDelete: 'Keep' } } }), 'controller')).toContain('onInvitationDelete: Keep');
   });
 
   it('gives the controller Secrets in every namespace only with linkDisclosure=Secret, without delete, and the page never', async () => {

@@ -39,11 +39,22 @@ export async function kubectlOk(args: string[], opts: { as?: UserName; input?: s
 
 /**
  * Deletes namespaces and waits until they are gone: what a test file leaves behind
- * must not be reconciled by the next file's operator.
+ * must not be reconciled by the next file's operator. Invitations there may hold
+ * Usher's usher.dev/membership finalizer while no controller runs any more (most
+ * files stop theirs first), so it is taken off, as the README tells an
+ * uninstalled Usher's users to; a controller still running removes it itself.
  */
 export async function deleteNamespaces(...names: string[]): Promise<void> {
   const present = names.filter(Boolean);
-  if (present.length) await kubectl(['delete', 'namespace', ...present, '--wait=true', '--timeout=90s']);
+  if (!present.length) return;
+  await kubectl(['delete', 'namespace', ...present, '--wait=false']);
+  for (const namespace of present) {
+    const listed = await kubectl(['get', 'userinvitations', '-n', namespace, '-o', 'name']);
+    for (const invitation of listed.stdout.split('\n').filter(Boolean)) {
+      await kubectl(['patch', invitation, '-n', namespace, '--type=json', '-p', '[{"op":"remove","path":"/metadata/finalizers"}]']);
+    }
+  }
+  await kubectl(['wait', '--for=delete', ...present.map((n) => `namespace/${n}`), '--timeout=90s']);
 }
 
 /**

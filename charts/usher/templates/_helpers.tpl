@@ -168,6 +168,7 @@ X-Forwarded-For (values.yaml says when that holds).
 {{- end }}
 {{- $_ := set $usher "identity" (dict "provider" "keycloak" "onUserDelete" $c.identity.onUserDelete "keycloak" $keycloak) }}
 {{- end }}
+{{- $_ := set $usher "access" $c.access }}
 {{- $_ := set $usher "controller" $c.controller }}
 {{- toYaml (dict "usher" $usher) }}
 {{- end }}
