@@ -7,22 +7,24 @@
 //   npm run bench                                  # everything, the default sizes
 //   npm run bench -- --only throughput,latency     # some of them
 //   npm run bench -- --n 500 --sweep none --memory 0,2000 --restart-n 2000 --expiry-n 200   # a quick run
+//   npm run bench -- --only keycloak                # signing in after acceptance (starts Keycloak)
 //
 // Benchmarks: throughput (N at once, operator against the limit, plus a sweep
-// of smaller N for the plot), latency, memory, restart, accept, expiry.
+// of smaller N for the plot), latency, memory, restart, accept, expiry, keycloak.
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { acceptBench, type AcceptResult } from './accept.ts';
 import { expiry, type ExpiryResult } from './expiry.ts';
+import { keycloakBench, type KeycloakResult } from './keycloak.ts';
 import { latency, type LatencyResult } from './latency.ts';
 import { root } from './support/plane.ts';
 import { bytes, mib, ms, perSecond, table, type Row } from './support/stats.ts';
 import { state, type StateResult } from './state.ts';
 import { limitBatch, operatorBatch, type BatchResult } from './throughput.ts';
 
-const ALL = ['throughput', 'latency', 'memory', 'restart', 'accept', 'expiry'] as const;
+const ALL = ['throughput', 'latency', 'memory', 'restart', 'accept', 'expiry', 'keycloak'] as const;
 type BenchName = (typeof ALL)[number];
 
 const { values } = parseArgs({
@@ -44,6 +46,9 @@ const { values } = parseArgs({
     'expiry-n': { type: 'string', default: '1000' },
     'expiry-start': { type: 'string', default: '45' },
     'expiry-spread': { type: 'string', default: '45' },
+    'keycloak-sign-ins': { type: 'string', default: '30' },
+    'keycloak-accepts': { type: 'string', default: '100' },
+    'keycloak-jit': { type: 'string', default: 'full' },
     'operator-root': { type: 'string' },
     'skip-limit': { type: 'boolean', default: false },
     profile: { type: 'string' },
@@ -58,7 +63,8 @@ if (values.help) {
   [--workers 4] [--create-concurrency 16] [--latency-n 200] [--memory 0,10000,50000] [--restart-n 10000]
   [--seed-concurrency 48] [--accept-seconds 10] [--accept-connections 16] [--accept-pooled]
   [--accept-skip-before] [--accept-cost-requests 1000] [--expiry-n 1000] [--expiry-start 45]
-  [--expiry-spread 45] [--operator-root DIR] [--skip-limit] [--profile DIR] [--out FILE]\n`);
+  [--expiry-spread 45] [--keycloak-sign-ins 30] [--keycloak-accepts 100] [--keycloak-jit full|c1]
+  [--operator-root DIR] [--skip-limit] [--profile DIR] [--out FILE]\n`);
   process.exit(0);
 }
 
@@ -96,6 +102,7 @@ const results: {
   state?: StateResult;
   accept?: AcceptResult;
   expiry?: ExpiryResult;
+  keycloak?: KeycloakResult;
 } = {
   machine: {
     cpus: cpus().length,
@@ -321,6 +328,41 @@ if (wants('expiry')) {
   rows.push(
     { bench: '6 expiry', metric: `Expired after expiresAt p50 (n=${n})`, value: ms(r.p50), note: `${r.sentFirst} of ${n} were Sent first` },
     { bench: '6 expiry', metric: 'Expired after expiresAt p99', value: ms(r.p99), note: `max ${ms(r.max)}` },
+  );
+}
+
+if (wants('keycloak')) {
+  const signIns = int('keycloak-sign-ins', values['keycloak-sign-ins']);
+  const accepts = int('keycloak-accepts', values['keycloak-accepts']);
+  log(`\n[keycloak] signing in after acceptance: the operator with usher.identity keycloak (a real Keycloak, started once), and without it for the ratio`);
+  const jit = values['keycloak-jit'];
+  if (jit !== 'full' && jit !== 'c1') throw new Error(`--keycloak-jit must be full or c1, not ${JSON.stringify(jit)}`);
+  const r = await keycloakBench({ signIns, accepts, workers, jit, log });
+  results.keycloak = r;
+  save();
+  const side = (s: KeycloakResult['with']): string =>
+    `${s.seconds.toFixed(2)} s to all Accepted${s.provisionedSeconds !== undefined ? ' and Provisioned' : ''}; POST p50 ${ms(s.post.p50)}, p99 ${ms(s.post.p99)}; ${s.errors} errors; load average ${s.loadAverage}`;
+  rows.push(
+    {
+      bench: '7 keycloak',
+      metric: `accept → first sign-in p50 (n=${r.signIn.n})`,
+      value: ms(r.signIn.p50),
+      note: `token with the groups; polled every ${r.signIn.pollMs} ms; target ≤ 2 s; load average ${r.signIn.loadAverage}`,
+    },
+    {
+      bench: '7 keycloak',
+      metric: 'accept → first sign-in p99',
+      value: ms(r.signIn.p99),
+      note: `max ${ms(r.signIn.max)}; accept → Provisioned p50 ${ms(r.signIn.provisioned.p50)}, p99 ${ms(r.signIn.provisioned.p99)}; the token request itself p50 ${ms(r.signIn.grant.p50)}`,
+    },
+    { bench: '7 keycloak', metric: `accepts end to end, ${r.with.n} at once, Keycloak`, value: perSecond(r.with.rate), note: side(r.with) },
+    { bench: '7 keycloak', metric: `accepts end to end, ${r.without.n} at once, none`, value: perSecond(r.without.rate), note: side(r.without) },
+    {
+      bench: '7 keycloak',
+      metric: 'with / without Keycloak',
+      value: `${(100 * r.ratio).toFixed(0)}%`,
+      note: `Keycloak ${r.keycloakVersion} (JIT ${r.jit}); ${r.with.signInCheck ? `${r.with.signInCheck.ok}/${r.with.signInCheck.tried} sampled people signed in` : ''}`,
+    },
   );
 }
 

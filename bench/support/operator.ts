@@ -30,6 +30,12 @@ export interface OperatorOptions {
   leaderElection?: boolean;
   /** Append the operator's log (stdout, JSON lines) to this file. */
   logFile?: string;
+  /** usher.baseUrl (https://usher.bench.example): the page's links and SSO redirect start with it. */
+  baseUrl?: string;
+  /** The acceptance page's port (a free one when absent). */
+  acceptPort?: number;
+  /** Extra YAML lines under `usher.accept:` (indented by four spaces already). */
+  acceptConfig?: string[];
 }
 
 export interface LogLine {
@@ -55,6 +61,8 @@ export interface Operator {
   running: Promise<number>;
   /** Port of its metrics server (known once running). */
   metricsPort: number;
+  /** Port of its acceptance page (on all interfaces). */
+  acceptPort: number;
   /** Resolves when the process exits. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Log lines counted by msg. */
@@ -79,8 +87,8 @@ export interface Operator {
 }
 
 export function configYaml(options: OperatorOptions & { acceptPort?: number }): string {
-  const lines = ['usher:', '  baseUrl: https://usher.bench.example'];
-  if (options.acceptPort !== undefined) lines.push('  accept:', `    port: ${options.acceptPort}`);
+  const lines = ['usher:', `  baseUrl: ${options.baseUrl ?? 'https://usher.bench.example'}`];
+  if (options.acceptPort !== undefined) lines.push('  accept:', `    port: ${options.acceptPort}`, ...(options.acceptConfig ?? []));
   if (options.smtpPort !== undefined) {
     lines.push('  mail:', '    host: 127.0.0.1', `    port: ${options.smtpPort}`, '    tls: none', '    from: "Usher bench <usher@bench.example>"');
   }
@@ -94,7 +102,8 @@ let instances = 0;
 export async function startOperator(options: OperatorOptions): Promise<Operator> {
   const dir = mkdtempSync(join(tmpdir(), 'usher-bench-op-'));
   const configPath = join(dir, 'usher.yaml');
-  writeFileSync(configPath, configYaml({ ...options, acceptPort: await freePort() }));
+  const acceptPort = options.acceptPort ?? (await freePort());
+  writeFileSync(configPath, configYaml({ ...options, acceptPort }));
   const opRoot = options.operatorRoot ?? root;
   const nodeArgs: string[] = [];
   if (options.cpuProfDir) {
@@ -143,6 +152,7 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
     stderr: () => stderrTail,
     cpuSeconds: () => cpuSeconds(pid),
     metricsPort: 0,
+    acceptPort,
     rss() {
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
