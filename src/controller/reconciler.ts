@@ -7,7 +7,14 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { User, UserInvitation, UserInvitationStatus } from '../api/types.ts';
-import { describeMembership, findUser, withMembership, withoutMembership } from '../invitation/users.ts';
+import {
+  ACCEPTING_CLAIM_ANNOTATION,
+  ACCEPTING_RECORD_ANNOTATION,
+  describeMembership,
+  findUser,
+  withMembership,
+  withoutMembership,
+} from '../invitation/users.ts';
 import type { UsherConfig } from '../config/types.ts';
 import { type InvitationRecord, type MailState } from '../invitation/record.ts';
 import { linkFor, parseToken, SELECTOR_BYTES, tokenFromBytes, VERIFIER_BYTES, verifierMatches } from '../invitation/token.ts';
@@ -232,7 +239,8 @@ export class Reconciler {
         const user = observed.user;
         if (!user || user.metadata.name !== action.user) return {};
         // Optimistic: the User as read, so a membership added meanwhile (an acceptance) is a conflict, and the worker retries.
-        const saved = await writer.saveUser(withMembership(user, user.spec.email, action.membership));
+        const updated = withMembership(user, user.spec.email, action.membership);
+        const saved = await writer.saveUser(action.settle ? settled(updated) : updated);
         const what = describeMembership(action.membership);
         const reason = action.previous ? 'MembershipUpdated' : 'MembershipRestored';
         writer.event(invitation, 'Normal', reason, `User ${action.user} now has ${what} from this invitation.`);
@@ -248,11 +256,19 @@ export class Reconciler {
       case 'removeMembership': {
         const user = observed.user;
         if (!user || user.metadata.name !== action.user) return {};
-        const saved = await writer.saveUser(withoutMembership(user, invitation.metadata.uid ?? ''));
+        const updated = withoutMembership(user, invitation.metadata.uid ?? '');
+        const saved = await writer.saveUser(action.settle ? settled(updated) : updated);
         const what = describeMembership(action.membership);
         writer.event(invitation, 'Normal', 'MembershipRemoved', `Removed ${what} from User ${action.user}: the invitation was deleted.`);
         writer.userEvent(saved, 'Normal', 'MembershipRemoved', `Removed ${what}: invitation ${subject} was deleted.`);
         log.info({ invitation: subject, user: action.user }, 'removed the membership of a deleted invitation');
+        return {};
+      }
+      case 'settleUser': {
+        const user = observed.user;
+        if (!user || user.metadata.name !== action.user) return {};
+        await writer.saveUser(settled(user));
+        log.debug({ invitation: subject, user: action.user }, 'dropped the provisional marks of an accepted invitation from the User');
         return {};
       }
       case 'deleteUser': {
@@ -359,6 +375,14 @@ export function verifiedLink(disclosed: string | undefined, records: readonly In
   return vouched ? linkFor(baseUrl, `${token.selector}.${token.verifier}`) : undefined;
 }
 
+/** The User without the provisional marks of an acceptance (the page's last step, when it did not happen). */
+function settled(user: User): User {
+  const annotations = Object.fromEntries(
+    Object.entries(user.metadata.annotations ?? {}).filter(([key]) => key !== ACCEPTING_RECORD_ANNOTATION && key !== ACCEPTING_CLAIM_ANNOTATION),
+  );
+  return { ...user, metadata: { ...user.metadata, annotations } };
+}
+
 /** An action in a few words, for the round-limit error (no address, no token). */
 function describeAction(action: Action): string {
   switch (action.kind) {
@@ -374,6 +398,7 @@ function describeAction(action: Action): string {
       return action.kind;
     case 'syncMembership':
     case 'removeMembership':
+    case 'settleUser':
     case 'deleteUser':
       return `${action.kind} ${action.user}`;
   }

@@ -21,7 +21,7 @@
 // lets the invitation go.
 import { normalizeEmail } from './email.ts';
 import { forbiddenReason, invalidReason } from './rules.ts';
-import { describeMembership, membershipFrom, sameMembership } from './users.ts';
+import { ACCEPTING_RECORD_ANNOTATION, describeMembership, membershipFrom, sameMembership } from './users.ts';
 import { REISSUE_ANNOTATION, type Membership, type User, type UserInvitation, type UserInvitationStatus } from '../api/types.ts';
 import { parseDuration } from '../config/duration.ts';
 import type { UsherConfig } from '../config/types.ts';
@@ -62,10 +62,20 @@ export type Action =
   | { kind: 'addFinalizer' }
   /** Take it off: the membership is gone (or is to be kept), so the invitation may go. */
   | { kind: 'removeFinalizer' }
-  /** Make the User's membership from this invitation `membership` (an edit of groups or roles; `previous` when it had one). */
-  | { kind: 'syncMembership'; user: string; membership: Membership; previous?: Membership }
-  /** The invitation is deleted: take its membership off the User. */
-  | { kind: 'removeMembership'; user: string; membership: Membership }
+  /**
+   * Make the User's membership from this invitation `membership` (an edit of groups or roles; `previous` when it had one).
+   * `settle`: in the same write, drop the acceptance's provisional marks (see settleUser).
+   */
+  | { kind: 'syncMembership'; user: string; membership: Membership; previous?: Membership; settle?: true }
+  /** The invitation is deleted: take its membership off the User (and, `settle`, the marks of its used record). */
+  | { kind: 'removeMembership'; user: string; membership: Membership; settle?: true }
+  /**
+   * Drop the provisional marks the acceptance page left on the User when its own
+   * last step (best effort) did not: they name this invitation's used record, so
+   * they mean nothing; but once the record is gone (the invitation deleted) the
+   * identity controller would take them for an acceptance still under way.
+   */
+  | { kind: 'settleUser'; user: string }
   /** The invitation is deleted and its membership was the User's last: delete the User, if it is still the version seen. */
   | { kind: 'deleteUser'; user: string; uid: string; resourceVersion: string; membership: Membership };
 
@@ -173,7 +183,7 @@ function deletion(f: Facts): Plan {
         membership: granted,
       });
     } else {
-      actions.push({ kind: 'removeMembership', user: user.metadata.name, membership: granted });
+      actions.push({ kind: 'removeMembership', user: user.metadata.name, membership: granted, ...(f.staleMarks ? { settle: true as const } : {}) });
     }
   }
   actions.push({ kind: 'removeFinalizer' });
@@ -196,6 +206,8 @@ interface Facts {
   readonly liveUser: User | undefined;
   /** The membership this invitation granted, as the User carries it now. */
   readonly granted: Membership | undefined;
+  /** The User still carries the provisional marks of this invitation's used record. */
+  readonly staleMarks: boolean;
 }
 
 function factsOf(o: Observed): Facts {
@@ -209,6 +221,7 @@ function factsOf(o: Observed): Facts {
     membership: membershipOf(o.invitation),
     liveUser,
     granted: membershipFrom(liveUser, metadata.uid),
+    staleMarks: o.records.some((r) => isUsed(r) && r.name === liveUser?.metadata.annotations?.[ACCEPTING_RECORD_ANNOTATION]),
     email: normalizeEmail(spec.email),
     reissueRequest: metadata.annotations?.[REISSUE_ANNOTATION],
     base: {
@@ -308,7 +321,9 @@ function owned(
       ),
     };
   }
-  if (granted && sameMembership(granted, want)) return { conditions: done };
+  if (granted && sameMembership(granted, want)) {
+    return { conditions: done, ...(f.staleMarks ? { actions: [{ kind: 'settleUser', user: user.metadata.name }] } : {}) };
+  }
   const forbiddenWhy = forbiddenReason(o.invitation, o.namespaceTenant, o.config);
   const invalidWhy = forbiddenWhy ? undefined : invalidReason(o.invitation, o.config);
   if (forbiddenWhy ?? invalidWhy) {
@@ -323,7 +338,15 @@ function owned(
   }
   return {
     conditions: readiness('progressing', 'UpdatingMembership', `Updating the membership of User ${user.metadata.name} to ${describeMembership(want)}.`),
-    actions: [{ kind: 'syncMembership', user: user.metadata.name, membership: want, ...(granted ? { previous: granted } : {}) }],
+    actions: [
+      {
+        kind: 'syncMembership',
+        user: user.metadata.name,
+        membership: want,
+        ...(granted ? { previous: granted } : {}),
+        ...(f.staleMarks ? { settle: true as const } : {}),
+      },
+    ],
   };
 }
 

@@ -7,6 +7,7 @@
 // the account is disabled); a namespace's deletion is not held up; the API
 // server refuses a change of address; `Keep` keeps the membership.
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { User, UserInvitation, UserInvitationSpec } from '../../src/api/types.ts';
@@ -19,6 +20,7 @@ import { credentialsSecretName, userNameFor } from '../../src/invitation/naming.
 import { loadKubeConfig } from '../../src/runtime/client.ts';
 import { acceptWithPassword, acceptYaml, startPage, USHER_NAMESPACE, type RunningPage } from '../accept/support.ts';
 import { deleteNamespaces, kubectl, kubectlOk } from '../support/cluster.ts';
+import { argoHealth, ensureArgoHealth, ensureKstatus, kstatus } from '../gitops/checks.ts';
 import { FakeIdentityProvider } from './fake-identity.ts';
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -192,6 +194,33 @@ describe('an accepted invitation keeps owning its membership', () => {
     process.stdout.write(`membership: the email change was refused: ${refused.stderr.trim()}\n`);
   });
 
+  it('an edit the rules refuse is not applied, and Flux and Argo CD show it Failed and Degraded with the reason', async () => {
+    const before = (await user(userName))?.spec.memberships;
+    await kubectlOk(['patch', 'userinvitation', 'jane', '-n', acme, '--type=merge', '-p', JSON.stringify({ spec: { groups: [], roles: [] } })]);
+    const stalled = await waitFor(
+      acme,
+      'jane',
+      (inv) =>
+        inv.status?.observedGeneration === inv.metadata.generation && inv.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True') === true,
+      'Stalled for its new generation',
+    );
+    expect(stalled.status?.phase).toBe('Accepted');
+    expect(ready(stalled)).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
+    expect(ready(stalled)?.message).toMatch(/at least one group or role.*The change is not applied: User .* keeps tenant acme, groups devs, analysts/);
+    expect((await user(userName))?.spec.memberships).toEqual(before);
+    await Promise.all([ensureKstatus(), ensureArgoHealth()]);
+    const [flux] = await kstatus([stalled]);
+    const [argo] = await argoHealth(join(import.meta.dirname, '..', '..', 'charts', 'usher', 'health', 'usher.dev_UserInvitation.lua'), [stalled]);
+    expect({ flux: flux?.status, argo: argo?.status }).toEqual({ flux: 'Failed', argo: 'Degraded' });
+    expect(argo?.message).toBe(ready(stalled)?.message);
+    process.stdout.write(
+      `membership: an edit leaving no group or role: kstatus ${flux?.status ?? ''}, Argo CD ${argo?.status ?? ''}: ${argo?.message ?? ''}\n`,
+    );
+
+    await kubectlOk(['patch', 'userinvitation', 'jane', '-n', acme, '--type=merge', '-p', JSON.stringify({ spec: { groups: ['devs', 'analysts'] } })]);
+    await waitFor(acme, 'jane', settled('Accepted'), 'Ready again');
+  }, 600_000);
+
   it('deleting invitations removes their memberships and, with the last one, the User, its credentials Secret and its account', async () => {
     // A second membership for the same person, from another namespace (the User is found by address).
     await create(globex, 'jane-direct', { email, tenant: 'globex', groups: ['ops'], createUserDirectly: true });
@@ -241,33 +270,46 @@ describe('a namespace with accepted invitations', () => {
       await waitFor(doomed, `direct-${i}`, settled('UserCreated'), 'UserCreated');
       await waitFor(globex, `elsewhere-${i}`, settled('UserCreated'), 'UserCreated');
     }
+    // Usher's part, as the controller's own watch saw it: from the namespace controller's delete of the
+    // invitations (their deletionTimestamp) until the last of them is gone (membership off, finalizer off).
+    let deletingAt: number | undefined;
+    let goneAt: number | undefined;
+    let left = people.length;
+    const onUpdate = (inv: UserInvitation): void => {
+      if (inv.metadata.namespace === doomed && inv.metadata.deletionTimestamp) deletingAt ??= performance.now();
+    };
+    const onDelete = (inv: UserInvitation): void => {
+      if (inv.metadata.namespace === doomed && --left === 0) goneAt = performance.now();
+    };
+    controller.cluster.invitations.on('update', onUpdate).on('delete', onDelete);
     const started = performance.now();
     await kubectlOk(['delete', 'namespace', doomed, '--wait=false']);
-    // Usher's part: from the namespace controller's delete of the invitations (their deletionTimestamp)
-    // until each is finalized (membership off, finalizer off) and gone.
-    let deletingAt: number | undefined;
-    await expect
-      .poll(
-        async () => {
-          const left = JSON.parse(await kubectlOk(['get', 'userinvitations', '-n', doomed, '-o', 'json'])) as { items: UserInvitation[] };
-          if (deletingAt === undefined && left.items.some((i) => i.metadata.deletionTimestamp)) deletingAt = performance.now();
-          return left.items.length;
-        },
-        { timeout: 30_000, interval: 50 },
-      )
-      .toBe(0);
-    const finalizedMs = Math.round(performance.now() - (deletingAt ?? started));
+    await expect.poll(() => goneAt, { timeout: 30_000, interval: 20 }).toBeDefined();
+    controller.cluster.invitations.off('update', onUpdate).off('delete', onDelete);
+    const finalizedMs = Math.round((goneAt ?? 0) - (deletingAt ?? started));
     await kubectlOk(['wait', '--for=delete', `namespace/${doomed}`, '--timeout=60s']);
     const tookMs = Math.round(performance.now() - started);
     for (const email of people) {
-      const left = await user(userNameFor(email));
-      expect(left?.spec.memberships?.map((m) => m.invitation?.namespace)).toEqual([globex]);
+      const kept = await user(userNameFor(email));
+      expect(kept?.spec.memberships?.map((m) => m.invitation?.namespace)).toEqual([globex]);
     }
+
+    // The same without finalizers: three invitations refused (an unlabelled namespace) hold none.
+    const plain = `members-plain-${tag}`;
+    await kubectlOk(['create', 'namespace', plain]);
+    for (const [i, email] of people.entries()) await create(plain, `refused-${i}`, { email, tenant: 'acme', groups: ['devs'] });
+    for (let i = 0; i < people.length; i++) {
+      const refused = await waitFor(plain, `refused-${i}`, (inv) => inv.status?.phase === 'Failed', 'Failed');
+      expect(refused.metadata.finalizers).toBeUndefined();
+    }
+    const plainStarted = performance.now();
+    await kubectlOk(['delete', 'namespace', plain, '--timeout=60s']);
+    const plainMs = Math.round(performance.now() - plainStarted);
     // Usher's finalizer costs one reconcile per invitation; the rest is the namespace controller's own passes.
     expect(finalizedMs).toBeLessThan(2_000);
     expect(tookMs).toBeLessThan(30_000);
     process.stdout.write(
-      `membership: a namespace with ${people.length} invitations holding the finalizer: the namespace controller deleted them ${Math.round((deletingAt ?? started) - started)} ms after the namespace's delete, Usher finalized them within ${finalizedMs} ms, the namespace was gone at ${tookMs} ms\n`,
+      `membership: a namespace with ${people.length} invitations holding the finalizer: the namespace controller deleted them ${Math.round((deletingAt ?? started) - started)} ms after the namespace's delete, Usher finalized them within ${finalizedMs} ms, the namespace was gone at ${tookMs} ms (one with ${people.length} invitations without finalizers: ${plainMs} ms)\n`,
     );
   });
 });

@@ -11,6 +11,7 @@ import type { UsherConfig } from '../../src/config/types.ts';
 import { defaultMailBackoffMs, MAX_ROUNDS, Reconciler, verifiedLink } from '../../src/controller/reconciler.ts';
 import { MEMBERSHIP_FINALIZER, membershipOf } from '../../src/invitation/decide.ts';
 import { userNameFor } from '../../src/invitation/naming.ts';
+import { ACCEPTING_CLAIM_ANNOTATION, ACCEPTING_RECORD_ANNOTATION } from '../../src/invitation/users.ts';
 import type { InvitationRecord } from '../../src/invitation/record.ts';
 import { apiError, FakeCluster, FakeMailer, type WriteOp } from './fakes.ts';
 
@@ -312,14 +313,21 @@ describe('Reconciler: the invitation keeps owning its membership', () => {
   const other: Membership = { scope: 'Tenant', tenant: 'globex', groups: ['ops'], invitation: { namespace: 'globex-ns', name: 'jane', uid: 'uid-other' } };
 
   /** Reconciled to Pending, then accepted as the page does it: the User with the membership, then the record marked used. */
-  async function acceptedWorld(opts: { config?: UsherConfig; others?: Membership[]; finalizers?: string[] } = {}): Promise<World> {
+  async function acceptedWorld(opts: { config?: UsherConfig; others?: Membership[]; finalizers?: string[]; marks?: boolean } = {}): Promise<World> {
     const w = world({ config: opts.config ?? noMail });
     await w.reconcile();
     const invitation = w.invitation() as UserInvitation;
     w.cluster.putUser({
       apiVersion: 'usher.dev/v1alpha1',
       kind: 'User',
-      metadata: { name: userName, ...(opts.finalizers ? { finalizers: opts.finalizers } : {}) },
+      metadata: {
+        name: userName,
+        ...(opts.finalizers ? { finalizers: opts.finalizers } : {}),
+        // The page's provisional marks, as its last (best-effort) step leaves them when it loses a race.
+        ...(opts.marks
+          ? { annotations: { [ACCEPTING_RECORD_ANNOTATION]: w.record()?.name ?? '', [ACCEPTING_CLAIM_ANNOTATION]: 'claim-1', team: 'data' } }
+          : {}),
+      },
       spec: { email: 'jane.doe@example.com', authentication: 'Password', memberships: [...(opts.others ?? []), membershipOf(invitation)] },
     });
     w.cluster.editRecord(w.record()?.name ?? '', (r) => {
@@ -452,6 +460,12 @@ describe('Reconciler: the invitation keeps owning its membership', () => {
     w.cluster.deleteInvitation('acme-ns', 'jane');
     expect(w.invitation()).toBeUndefined();
     expect(user(w)?.spec.memberships).toHaveLength(1);
+  });
+
+  it('drops the provisional marks the page left for the used record, keeping the User’s other annotations', async () => {
+    const w = await acceptedWorld({ marks: true });
+    expect(user(w)?.metadata.annotations).toEqual({ team: 'data' });
+    expect(w.cluster.writesOf('saveUser')).toHaveLength(1);
   });
 
   it('a conflict on the finalizer write issues no token', async () => {

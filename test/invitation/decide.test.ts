@@ -14,6 +14,7 @@ import { decide, MEMBERSHIP_FINALIZER, membershipOf, type Action, type Observed 
 import { verifiedLink } from '../../src/controller/reconciler.ts';
 import { hashVerifier } from '../../src/invitation/token.ts';
 import type { InvitationRecord } from '../../src/invitation/record.ts';
+import { ACCEPTING_CLAIM_ANNOTATION, ACCEPTING_RECORD_ANNOTATION } from '../../src/invitation/users.ts';
 
 const NOW = new Date('2026-11-25T12:00:00Z');
 const DAY = 86_400_000;
@@ -402,6 +403,28 @@ describe('decide: the invitation keeps owning its membership', () => {
     if (want.message) expect(ready(plan.status)?.message).toMatch(want.message);
     expect(plan.requeueAfterMs).toBe(want.requeue);
     expect(plan.status.observedGeneration).toBe(2);
+  });
+
+  it('drops the provisional marks the page left on the User for this invitation’s used record, and no one else’s', () => {
+    const marked = (recordName: string): User =>
+      userWith([granted], { annotations: { [ACCEPTING_RECORD_ANNOTATION]: recordName, [ACCEPTING_CLAIM_ANNOTATION]: 'c' } });
+    const plain = decide(observe({ invitation: accepted(), records: [used], user: marked(used.name) }));
+    expect(plain.actions).toEqual([{ kind: 'settleUser', user: 'jane-doe-1' }]);
+    expect(ready(plain.status)).toMatchObject({ status: 'True', reason: 'Accepted' });
+    // With an edit, in the same write.
+    const edited = decide(observe({ invitation: accepted({ groups: ['ops'] }), records: [used], user: marked(used.name) }));
+    expect(edited.actions).toEqual([expect.objectContaining({ kind: 'syncMembership', settle: true })]);
+    // Another acceptance under way (another record): its marks are its own.
+    expect(decide(observe({ invitation: accepted(), records: [used], user: marked('usher-invitation-uid-7-1') })).actions).toEqual([]);
+    // Deleted: off with the membership, since the record they name is deleted first.
+    const gone: UserInvitation = { ...accepted(), metadata: { ...accepted().metadata, deletionTimestamp: '2026-11-25T11:59:00Z' } };
+    const withOther = { ...marked(used.name), spec: { ...marked(used.name).spec, memberships: [otherMembership, granted] } };
+    expect(decide(observe({ invitation: gone, records: [used], user: withOther })).actions).toContainEqual({
+      kind: 'removeMembership',
+      user: 'jane-doe-1',
+      membership: granted,
+      settle: true,
+    });
   });
 
   it('asks for exactly the membership the invitation now reads, and says what the User had', () => {
