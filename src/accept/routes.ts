@@ -144,7 +144,10 @@ export function registerRoutes(app: FastifyInstance, ctx: Context): void {
       return reply.redirect(url.href, 303);
     }
 
-    if (mode.account === 'existingExternal') return formPage(request, reply, found, mode);
+    if (mode.account === 'existingExternal') {
+      // Without SSO on the page there is nothing to sign in with: the page says whom to ask, as on a GET.
+      return formPage(request, reply, found, mode, mode.sso ? { formError: 'An account for this address already exists: sign in to it to accept.' } : {});
+    }
     if (mode.account === 'existingPassword') {
       if (intent !== 'signin' || !user)
         return formPage(request, reply, found, mode, { formError: 'An account for this address already exists: sign in with its password to accept.' });

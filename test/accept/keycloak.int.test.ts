@@ -10,8 +10,8 @@
 //     (SSO against the same realm), and keeps their password;
 //   - Keycloak unreachable during an accept: nothing half-made, a clear status,
 //     and the account appears once Keycloak answers again;
-//   - a membership removed from the User leaves its Keycloak group; a deleted
-//     User's account is disabled.
+//   - a group removed from the invitation (and so from the User's membership)
+//     leaves its Keycloak group; a deleted User's account is disabled.
 import { createServer, Socket, type Server } from 'node:net';
 import type KeycloakAdminClient from '@keycloak/keycloak-admin-client';
 import { join } from 'node:path';
@@ -29,7 +29,8 @@ import { freePort } from '../../tools/control-plane/control-plane.ts';
 import { kubectlOk, useNamespace } from '../support/cluster.ts';
 import { keycloakAdmin, newRealm, passwordGrant, useKeycloak, type TestKeycloak, type TestRealm } from '../support/keycloak.ts';
 import { mailConfig, startSmtp, type TestSmtp } from '../mail/support/smtp.ts';
-import { acceptWithPassword, acceptYaml, CHROMIUM_ARGS, SCREENSHOTS, startPage, type RunningPage } from './support.ts';
+import { acceptWithPassword, acceptYaml, CHROMIUM_ARGS, csrfOf, SCREENSHOTS, Session, startPage, type RunningPage } from './support.ts';
+import { actor, type Actor } from '../support/actors.ts';
 
 const namespace = useNamespace('accept-keycloak');
 const tag = Date.now().toString(36);
@@ -266,7 +267,7 @@ describe('signing in at Keycloak after acceptance', () => {
     expect((await passwordGrant(realm.issuer, realm.accept.clientId, realm.accept.clientSecret, s.email, PASSWORD)).status).toBe(200);
   });
 
-  it('a membership removed from the User leaves its Keycloak group; a deleted User\u2019s account is disabled', async () => {
+  it('a group removed from the invitation leaves its Keycloak group; a deleted User\u2019s account is disabled', async () => {
     const s = spec('leaver', { groups: ['developers', 'qa'] });
     await invite('leaver', s);
     const answer = await acceptWithPassword(await mailedLink(s.email), { password: PASSWORD });
@@ -279,8 +280,8 @@ describe('signing in at Keycloak after acceptance', () => {
     const id = user.status?.identity?.id ?? '';
     expect((await admin.account(id)).groups.sort()).toEqual(['/tenants/acme', '/tenants/acme/developers', '/tenants/acme/qa']);
 
-    const memberships = (user.spec.memberships ?? []).map((m) => ({ ...m, groups: ['developers'] }));
-    await kubectlOk(['patch', 'users.usher.dev', name, '--type=merge', '-p', JSON.stringify({ spec: { memberships } })]);
+    // The change as Git makes it: the invitation loses a group, the User's membership follows, and Keycloak follows the User.
+    await kubectlOk(['patch', 'userinvitation', 'leaver', '-n', namespace(), '--type=merge', '-p', JSON.stringify({ spec: { groups: ['developers'] } })]);
     await poll('the group gone', async () => ((await admin.account(id)).groups.includes('/tenants/acme/qa') ? undefined : true));
     expect((await admin.account(id)).groups.sort()).toEqual(['/tenants/acme', '/tenants/acme/developers']);
 
@@ -288,6 +289,93 @@ describe('signing in at Keycloak after acceptance', () => {
     const after = await admin.account(id);
     expect(after).toMatchObject({ enabled: false, groups: [] });
     expect((await passwordGrant(realm.issuer, realm.accept.clientId, realm.accept.clientSecret, s.email, PASSWORD)).status).toBeGreaterThanOrEqual(400);
+  });
+});
+
+describe('createUserDirectly with Keycloak (SSO or LDAP setups)', () => {
+  it('makes the account at once with the groups, no password, and emailVerified false', async () => {
+    const s = spec('direct', { createUserDirectly: true, groups: ['sre'] });
+    await invite('direct', s);
+    const name = await userOf('direct');
+    const user = await poll('provisioned', async () => {
+      const u = await readUser(name);
+      return provisioned(u)?.status === 'True' ? u : undefined;
+    });
+    const account = await admin.account(user.status?.identity?.id ?? '');
+    expect(account).toMatchObject({ enabled: true, credentialTypes: [], emailVerified: false });
+    expect(account.groups.sort()).toEqual(['/tenants/acme', '/tenants/acme/sre']);
+  });
+});
+
+// docs/security.md, "8. Taking over an account at the identity provider": a tenant admin (get/create on
+// invitations in their namespace, nothing else) invites the address of someone's Keycloak account and
+// accepts the link themselves.
+describe('a tenant admin invites the address of someone\u2019s Keycloak account', () => {
+  let tenantAdmin: Actor;
+  const victimPassword = 'the victim\u2019s own long passphrase';
+  // Not containing the name typed on the form (the password policy would refuse it before anything else).
+  const attackerPassword = 'an entirely different passphrase here';
+
+  beforeAll(async () => {
+    tenantAdmin = await actor('kc-tenant-admin', namespace(), [{ apiGroups: ['usher.dev'], resources: ['userinvitations'], verbs: ['get', 'create'] }]);
+  });
+
+  async function inviteAs(name: string, email: string): Promise<string> {
+    const doc = {
+      apiVersion: 'usher.dev/v1alpha1',
+      kind: 'UserInvitation',
+      metadata: { name, namespace: namespace() },
+      spec: { email, tenant: 'acme', groups: ['admins'] },
+    };
+    expect((await tenantAdmin.kubectl(['create', '-f', '-'], JSON.stringify(doc))).code).toBe(0);
+    return poll('the link in status', async () => {
+      const got = await tenantAdmin.kubectl(['get', 'userinvitation', name, '-n', namespace(), '-o', 'jsonpath={.status.link}']);
+      return got.code === 0 && got.stdout.startsWith('http') ? got.stdout : undefined;
+    });
+  }
+
+  it('gets no password form and a posted one is refused; the account and its password are untouched', async () => {
+    const email = `victim+${tag}@example.com`;
+    const id = await admin.createUser({ email, firstName: 'Vic', lastName: 'Tim', password: victimPassword, groups: [] });
+    const link = await inviteAs('takeover', email);
+    const session = new Session();
+    const shown = await poll('the page to know the account', async () => {
+      const got = await session.get(link);
+      return got.status === 200 && got.body.includes('You already have an account') ? got : undefined;
+    });
+    expect(shown.body).not.toContain('autocomplete="new-password"');
+    const posted = await session.post(link, {
+      csrf: csrfOf(shown.body),
+      intent: 'password',
+      firstName: 'Mallory',
+      password: attackerPassword,
+      confirm: attackerPassword,
+    });
+    expect(posted.status).toBe(422);
+    expect(posted.body).toContain('An account for this address already exists: sign in to it to accept.');
+    expect(await readInvitation('takeover').then((i) => i.status?.phase)).toBe('Sent');
+    expect(await admin.account(id)).toMatchObject({ groups: [], credentialTypes: ['password'] });
+    expect((await passwordGrant(realm.issuer, realm.accept.clientId, realm.accept.clientSecret, email, victimPassword)).status).toBe(200);
+    expect((await passwordGrant(realm.issuer, realm.accept.clientId, realm.accept.clientSecret, email, attackerPassword)).status).toBeGreaterThanOrEqual(400);
+  });
+
+  it('even when the account appears after the controller looked: the User is made, the account is left alone (AccountExists)', async () => {
+    const email = `late-victim+${tag}@example.com`;
+    const link = await inviteAs('late-takeover', email);
+    // The controller looked once the link was mailed (Sent) and found nothing; the account is made right after.
+    await poll('Sent', async () => ((await readInvitation('late-takeover')).status?.phase === 'Sent' ? true : undefined));
+    const id = await admin.createUser({ email, firstName: 'Lena', lastName: 'Late', password: victimPassword, groups: [] });
+    expect((await acceptWithPassword(link, { firstName: 'Mallory', password: attackerPassword })).status).toBe(200);
+    const name = await userOf('late-takeover');
+    const user = await poll('AccountExists', async () => {
+      const u = await readUser(name);
+      return provisioned(u)?.reason === 'AccountExists' ? u : undefined;
+    });
+    expect(provisioned(user)?.message).toContain('Usher did not create it');
+    expect(user.status?.conditions?.find((c) => c.type === 'Stalled')?.status).toBe('True');
+    expect(await admin.account(id)).toMatchObject({ enabled: true, groups: [], credentialTypes: ['password'] });
+    expect((await passwordGrant(realm.issuer, realm.accept.clientId, realm.accept.clientSecret, email, victimPassword)).status).toBe(200);
+    expect((await passwordGrant(realm.issuer, realm.accept.clientId, realm.accept.clientSecret, email, attackerPassword)).status).toBeGreaterThanOrEqual(400);
   });
 });
 
@@ -357,7 +445,7 @@ async function cuttableProxy(target: URL): Promise<Cuttable> {
 
 interface RealmAdmin {
   createUser(u: { email: string; firstName: string; lastName: string; password: string; groups: string[] }): Promise<string>;
-  account(id: string): Promise<{ enabled: boolean; groups: string[]; credentialTypes: string[] }>;
+  account(id: string): Promise<{ enabled: boolean; emailVerified: boolean; groups: string[]; credentialTypes: string[] }>;
   findByEmail(email: string): Promise<string | undefined>;
 }
 
@@ -388,7 +476,12 @@ async function realmAdmin(kc: TestKeycloak, realmName: string): Promise<RealmAdm
       const user = await c.users.findOne({ id });
       const groups = await c.users.listGroups({ id, briefRepresentation: false });
       const credentials = await c.users.getCredentials({ id });
-      return { enabled: user?.enabled ?? false, groups: groups.map((g) => g.path ?? ''), credentialTypes: credentials.map((x) => x.type ?? '') };
+      return {
+        enabled: user?.enabled ?? false,
+        emailVerified: user?.emailVerified ?? false,
+        groups: groups.map((g) => g.path ?? ''),
+        credentialTypes: credentials.map((x) => x.type ?? ''),
+      };
     },
     async findByEmail(email) {
       const c = await fresh();

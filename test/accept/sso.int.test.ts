@@ -2,7 +2,10 @@
 // certified implementation) on a loopback port, driven through its own login
 // and consent pages by headless Chromium; then the callback's refusals
 // (another account, an unverified email, a cancelled sign-in, a forged
-// state) over plain HTTP.
+// state) over plain HTTP. Kept beside the Keycloak tests (keycloak.int.test.ts,
+// SSO against the realm Usher provisions) for what Keycloak will not do on
+// demand: issue an unverified email, or a string "true" for email_verified,
+// and accept any login without an account.
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { Provider, type Configuration } from 'oidc-provider';
@@ -149,6 +152,8 @@ describe('in the browser', () => {
       firstName: 'Jane',
       lastName: 'Doe',
       authentication: 'External',
+      // The provider vouched for the address (email_verified).
+      emailVerified: true,
       memberships: [membershipOf(inv.invitation)],
     });
     expect(await readSecret(USHER_NAMESPACE, `usher-credentials-${userName}`)).toBeUndefined();
