@@ -19,7 +19,7 @@
 //
 // The page's rate limits are raised out of the way, as in the accept benchmark.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GROUP, USER_PLURAL, VERSION, type User } from '../src/api/types.ts';
@@ -27,9 +27,9 @@ import { Informer, type ListResult } from '../src/runtime/informer.ts';
 import { freePort } from '../tools/control-plane/control-plane.ts';
 import { startDemoKeycloak, type DemoKeycloak } from '../tools/demo-keycloak.ts';
 import { createInvitations, invitationBody, pool, TENANT } from './support/invitations.ts';
-import { startOperator, summariseProblems, type Operator } from './support/operator.ts';
+import { startOperator, summariseProblems, type LogLine, type Operator } from './support/operator.ts';
 import { wallNow, watchPhases, type PhaseWatch } from './support/phases.ts';
-import { startPlane, type Plane } from './support/plane.ts';
+import { cpuSeconds, startPlane, type Plane } from './support/plane.ts';
 import { startSink, type Sink } from './support/sink.ts';
 import { percentile } from './support/stats.ts';
 
@@ -79,11 +79,17 @@ export interface AcceptSide {
   acceptedSeconds: number;
   /** First GET → the last User seen Provisioned=True (with Keycloak only). */
   provisionedSeconds?: number;
+  /** Each person's own accept (the page's 200) → their User seen Provisioned=True, ms (with Keycloak only). */
+  acceptToProvisioned?: { p50: number; p99: number };
+  /** The Users' Provisioned condition as the bench's watch saw it, "status reason" → how many Users went through it (with Keycloak only). */
+  provisionedReasons?: Record<string, number>;
   post: { p50: number; p99: number };
   errors: number;
   statuses: Record<string, number>;
   /** With Keycloak: of a sample of the accepted people, how many signed in with their groups. */
   signInCheck?: { tried: number; ok: number };
+  /** CPU seconds per accept over the batch (first GET to the end): the operator (page and controller), the control plane, Keycloak (its JVM). */
+  cpuPerAccept: { operator: number; apiserver: number; etcd: number; keycloak?: number };
   problems: string;
   loadAverage: string;
 }
@@ -111,8 +117,11 @@ const GROUPS = [`/tenants/${TENANT}`, `/tenants/${TENANT}/data-engineers`];
 const rateLimits = '    rateLimit: { perClientPerMinute: 100000000, perTokenPerMinute: 100000000 }';
 
 /** Users by email: when the bench's watch first saw each, and first saw it Provisioned=True (wall-clock ms). */
-async function watchUsers(plane: Plane): Promise<{ provisionedAt: Map<string, number>; stop(): void }> {
+async function watchUsers(plane: Plane): Promise<{ provisionedAt: Map<string, number>; reasons: Map<string, number>; stop(): void }> {
   const provisionedAt = new Map<string, number>();
+  /** Provisioned condition reasons seen, each User counted once per reason it went through. */
+  const reasons = new Map<string, number>();
+  const seenReasons = new Set<string>();
   const informer = new Informer<User>({
     kubeConfig: plane.kubeConfig,
     path: `/apis/${GROUP}/${VERSION}/${USER_PLURAL}`,
@@ -121,7 +130,13 @@ async function watchUsers(plane: Plane): Promise<{ provisionedAt: Map<string, nu
     backoff: { initialMs: 200, maxMs: 2000 },
   });
   const note = (user: User): void => {
-    const provisioned = user.status?.conditions?.find((c) => c.type === 'Provisioned')?.status === 'True';
+    const condition = user.status?.conditions?.find((c) => c.type === 'Provisioned');
+    const reason = `${condition?.status ?? 'none'} ${condition?.reason ?? ''}`.trim();
+    if (!seenReasons.has(`${user.spec.email} ${reason}`)) {
+      seenReasons.add(`${user.spec.email} ${reason}`);
+      reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+    }
+    const provisioned = condition?.status === 'True';
     if (provisioned && !provisionedAt.has(user.spec.email)) provisionedAt.set(user.spec.email, wallNow());
   };
   informer.on('add', note);
@@ -129,10 +144,33 @@ async function watchUsers(plane: Plane): Promise<{ provisionedAt: Map<string, nu
   await informer.start();
   return {
     provisionedAt,
+    reasons,
     stop: () => {
       informer.stop();
     },
   };
+}
+
+/** CPU seconds (user + system) of every process in a process group (Keycloak runs in one of its own: kc.sh and its JVM). */
+function groupCpuSeconds(pgid: number): number {
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // After the command name: state, ppid, pgrp, …; utime and stime are fields 14 and 15 of stat(5).
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid) total += cpuSeconds(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+/** summariseProblems, with the path of an informer's failed list (which watch it was). */
+function describeProblems(problems: readonly LogLine[]): string {
+  return summariseProblems(problems.map((p) => (typeof p.path === 'string' ? { ...p, msg: `${p.msg} (${p.path})` } : p)));
 }
 
 async function until(what: string, done: () => boolean, timeoutMs: number): Promise<void> {
@@ -278,7 +316,14 @@ async function acceptsAtOnce(side: Side, kc: DemoKeycloak | undefined, n: number
   const la = loadAverage();
   const statuses: Record<string, number> = {};
   let errors = 0;
+  const cpu = (): { operator: number; apiserver: number; etcd: number; keycloak: number } => ({
+    operator: side.op.cpuSeconds(),
+    ...side.plane.cpu(),
+    keycloak: kc ? groupCpuSeconds(kc.keycloak.pid) : 0,
+  });
+  const cpu0 = cpu();
   const t0 = wallNow();
+  const reasonsBefore = new Map(side.users.reasons);
   const answers = await Promise.all(
     links.map(async (link, i) => {
       try {
@@ -304,6 +349,13 @@ async function acceptsAtOnce(side: Side, kc: DemoKeycloak | undefined, n: number
     provisionedSeconds = (Math.max(...emails.map((e) => side.users.provisionedAt.get(e) ?? NaN)) - t0) / 1000;
   }
   const seconds = Math.max(acceptedSeconds, provisionedSeconds ?? 0);
+  const acceptToProvisioned = kc ? answers.flatMap((a, i) => (a ? [(side.users.provisionedAt.get(emails[i] ?? '') ?? NaN) - a.at] : [])) : undefined;
+  const provisionedReasons = kc
+    ? Object.fromEntries([...side.users.reasons].map(([k, v]): [string, number] => [k, v - (reasonsBefore.get(k) ?? 0)]).filter(([, v]) => v > 0))
+    : undefined;
+  const cpu1 = cpu();
+  const per = (key: 'operator' | 'apiserver' | 'etcd' | 'keycloak'): number => (cpu1[key] - cpu0[key]) / n;
+  const cpuPerAccept = { operator: per('operator'), apiserver: per('apiserver'), etcd: per('etcd'), ...(kc ? { keycloak: per('keycloak') } : {}) };
   const post = done.map((a) => a.postMs);
   let signInCheck: AcceptSide['signInCheck'];
   if (kc) {
@@ -319,18 +371,26 @@ async function acceptsAtOnce(side: Side, kc: DemoKeycloak | undefined, n: number
     pageSeconds,
     acceptedSeconds,
     ...(provisionedSeconds !== undefined ? { provisionedSeconds } : {}),
+    ...(acceptToProvisioned ? { acceptToProvisioned: { p50: percentile(acceptToProvisioned, 50), p99: percentile(acceptToProvisioned, 99) } } : {}),
+    ...(provisionedReasons ? { provisionedReasons } : {}),
     post: { p50: percentile(post, 50), p99: percentile(post, 99) },
     errors,
     statuses,
     ...(signInCheck ? { signInCheck } : {}),
-    problems: summariseProblems(side.op.problems),
+    problems: describeProblems(side.op.problems),
+    cpuPerAccept,
     loadAverage: la,
   };
   log(
     `  ${kc ? 'with Keycloak' : 'without Keycloak'}: ${n} accepts at once, ${result.rate.toFixed(1)}/s end to end (${seconds.toFixed(2)} s: page's last 200 at ${pageSeconds.toFixed(2)} s, ` +
       `all Accepted at ${acceptedSeconds.toFixed(2)} s${provisionedSeconds !== undefined ? `, all Provisioned at ${provisionedSeconds.toFixed(2)} s` : ''}); ` +
+      (result.acceptToProvisioned
+        ? `each accept → its User Provisioned p50 ${result.acceptToProvisioned.p50.toFixed(0)} ms, p99 ${result.acceptToProvisioned.p99.toFixed(0)} ms (Provisioned as seen: ${JSON.stringify(result.provisionedReasons)}); `
+        : '') +
       `POST p50 ${result.post.p50.toFixed(0)} ms, p99 ${result.post.p99.toFixed(0)} ms; ${errors} errors (statuses ${JSON.stringify(statuses)})` +
-      `${signInCheck ? `; ${signInCheck.ok} of ${signInCheck.tried} sampled people signed in with their groups` : ''}; operator problems: ${result.problems}; load average ${la}`,
+      `${signInCheck ? `; ${signInCheck.ok} of ${signInCheck.tried} sampled people signed in with their groups` : ''}; ` +
+      `CPU ms per accept: operator ${(1000 * cpuPerAccept.operator).toFixed(0)}, apiserver ${(1000 * cpuPerAccept.apiserver).toFixed(0)}, etcd ${(1000 * cpuPerAccept.etcd).toFixed(0)}` +
+      `${cpuPerAccept.keycloak !== undefined ? `, Keycloak ${(1000 * cpuPerAccept.keycloak).toFixed(0)}` : ''}; operator problems: ${result.problems}; load average ${la}`,
   );
   return result;
 }

@@ -341,7 +341,8 @@ if (wants('keycloak')) {
   results.keycloak = r;
   save();
   const side = (s: KeycloakResult['with']): string =>
-    `${s.seconds.toFixed(2)} s to all Accepted${s.provisionedSeconds !== undefined ? ' and Provisioned' : ''}; POST p50 ${ms(s.post.p50)}, p99 ${ms(s.post.p99)}; ${s.errors} errors; load average ${s.loadAverage}`;
+    `${s.seconds.toFixed(2)} s to all Accepted${s.provisionedSeconds !== undefined ? ' and Provisioned' : ''}; POST p50 ${ms(s.post.p50)}, p99 ${ms(s.post.p99)}; ${s.errors} errors; ` +
+    `CPU ms/accept: operator ${(1000 * s.cpuPerAccept.operator).toFixed(0)}${s.cpuPerAccept.keycloak !== undefined ? `, Keycloak ${(1000 * s.cpuPerAccept.keycloak).toFixed(0)}` : ''}; load average ${s.loadAverage}`;
   rows.push(
     {
       bench: '7 keycloak',
