@@ -1,6 +1,6 @@
 // The controller's mailer: renders an invitation with the (possibly
 // operator-supplied) templates and sends it through the SMTP transport.
-import { normalizeEmail } from '../invitation/email.ts';
+import { displayEmail, normalizeEmail } from '../invitation/email.ts';
 import type { UserInvitation } from '../api/types.ts';
 import type { MailConfig } from '../config/types.ts';
 import type { InvitationMailer } from '../controller/ports.ts';
@@ -22,12 +22,13 @@ export function createInvitationMailer(
   return {
     async sendInvitation(invitation: UserInvitation, link: string, expiresAt: Date) {
       const { spec } = invitation;
+      // Sent to the address's one form (an internationalised domain in ASCII), shown as people read it.
       const email = normalizeEmail(spec.email);
       let message;
       try {
         message = renderInvitationMail(
           {
-            email,
+            email: displayEmail(spec.email),
             scope: spec.scope ?? 'Tenant',
             ...(spec.tenant ? { tenant: spec.tenant } : {}),
             groups: spec.groups ?? [],

@@ -3,8 +3,10 @@
 import type { Logger } from '../runtime/log.ts';
 
 import { createTransport } from 'nodemailer';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SMTPPoolOptions } from 'nodemailer/lib/smtp-pool';
 import type { MailConfig } from '../config/types.ts';
+import { hasUnicodeLocalPart } from '../invitation/email.ts';
 import { headerText } from './text.ts';
 
 export interface OutgoingMail {
@@ -52,10 +54,9 @@ export function assertSingleAddress(to: string): void {
   }
 }
 
-export function transportOptions(config: MailConfig, timeouts: MailTimeouts): SMTPPoolOptions & { pool: true } {
-  const rate = config.rateLimitPerSecond;
+/** How to reach and talk to the server: what the pool and a single connection (the SMTPUTF8 check) share. */
+function connectionOptions(config: MailConfig, timeouts: MailTimeouts): SMTPConnection.Options {
   return {
-    pool: true,
     host: config.host,
     port: config.port,
     secure: config.tls === 'implicit',
@@ -64,15 +65,23 @@ export function transportOptions(config: MailConfig, timeouts: MailTimeouts): SM
     requireTLS: config.tls === 'starttls',
     ignoreTLS: config.tls === 'none',
     tls: { rejectUnauthorized: !config.allowSelfSigned },
-    ...(config.auth ? { auth: { user: config.auth.user, pass: config.auth.password } } : {}),
-    maxConnections: Math.max(1, config.pool.maxConnections),
-    // nodemailer counts whole messages per window: 0.5/s becomes 1 per 2 s.
-    ...(rate > 0 ? (Number.isInteger(rate) ? { rateLimit: rate, rateDelta: 1000 } : { rateLimit: 1, rateDelta: Math.ceil(1000 / rate) }) : {}),
     connectionTimeout: timeouts.connectionMs,
     greetingTimeout: timeouts.greetingMs,
     socketTimeout: timeouts.socketMs,
     dnsTimeout: timeouts.dnsMs,
     logger: false,
+  };
+}
+
+export function transportOptions(config: MailConfig, timeouts: MailTimeouts): SMTPPoolOptions & { pool: true } {
+  const rate = config.rateLimitPerSecond;
+  return {
+    pool: true,
+    ...connectionOptions(config, timeouts),
+    ...(config.auth ? { auth: { user: config.auth.user, pass: config.auth.password } } : {}),
+    maxConnections: Math.max(1, config.pool.maxConnections),
+    // nodemailer counts whole messages per window: 0.5/s becomes 1 per 2 s.
+    ...(rate > 0 ? (Number.isInteger(rate) ? { rateLimit: rate, rateDelta: 1000 } : { rateLimit: 1, rateDelta: Math.ceil(1000 / rate) }) : {}),
   };
 }
 
@@ -101,13 +110,55 @@ export function classifySendError(err: unknown): Extract<SendResult, { ok: false
   return code === undefined ? { ok: false, permanent, response } : { ok: false, permanent, code, response };
 }
 
+/** How long an answer to "does the server offer SMTPUTF8?" is kept. */
+export const SMTPUTF8_CHECK_TTL_MS = 10 * 60_000;
+
+/**
+ * Whether the server offers SMTPUTF8 (RFC 6531), from its EHLO reply (after
+ * STARTTLS when that is used, as the mails themselves go). nodemailer sends a
+ * UTF-8 address without SMTPUTF8 to a server that does not offer it, which may
+ * then deliver it mangled or not at all; so Usher asks first.
+ */
+export function offersSmtpUtf8(config: MailConfig, timeouts: MailTimeouts): Promise<boolean> {
+  const connection = new SMTPConnection(connectionOptions(config, timeouts));
+  return new Promise((resolve, reject) => {
+    connection.once('error', reject);
+    connection.connect((err) => {
+      if (err) {
+        reject(err);
+        return;
+      }
+      const reply = typeof connection.lastServerResponse === 'string' ? connection.lastServerResponse : '';
+      connection.quit();
+      resolve(/[ -]SMTPUTF8\b/im.test(reply));
+    });
+  });
+}
+
 export function createMailer(config: MailConfig, log?: MailLog, options: { timeouts?: Partial<MailTimeouts> } = {}): Mailer {
   const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
   const transporter = createTransport(transportOptions(config, timeouts));
   const target = { host: config.host, port: config.port };
+  let smtpUtf8: { offered: boolean; at: number } | undefined;
   return {
     async send(msg) {
       assertSingleAddress(msg.to);
+      if (hasUnicodeLocalPart(msg.to)) {
+        try {
+          if (!smtpUtf8 || Date.now() - smtpUtf8.at > SMTPUTF8_CHECK_TTL_MS) smtpUtf8 = { offered: await offersSmtpUtf8(config, timeouts), at: Date.now() };
+        } catch (err) {
+          const result = classifySendError(err);
+          log?.warn({ ...target, response: result.response }, 'could not ask the SMTP server whether it offers SMTPUTF8');
+          return { ...result, permanent: false };
+        }
+        if (!smtpUtf8.offered) {
+          const response =
+            `spec.email: ${msg.to} has a local part beyond ASCII, which only a mail server offering SMTPUTF8 (RFC 6531) can deliver, ` +
+            `and ${config.host}:${config.port} does not offer it (use an ASCII address, or a mail server with SMTPUTF8)`;
+          log?.warn({ ...target }, 'the SMTP server does not offer SMTPUTF8: an internationalised address cannot be mailed');
+          return { ok: false, permanent: true, response };
+        }
+      }
       try {
         const info = await transporter.sendMail({
           from: config.from,

@@ -6,7 +6,18 @@ import type { AddressObject } from 'mailparser';
 import { pino } from 'pino';
 import type { MailConfig } from '../../src/config/types.ts';
 import { renderInvitationMail } from '../../src/mail/message.ts';
-import { classifySendError, createMailer, transportOptions, DEFAULT_TIMEOUTS, type MailLog, type Mailer, type OutgoingMail } from '../../src/mail/transport.ts';
+import type { UserInvitation } from '../../src/api/types.ts';
+import { createInvitationMailer } from '../../src/mail/invitation-mailer.ts';
+import {
+  classifySendError,
+  createMailer,
+  offersSmtpUtf8,
+  transportOptions,
+  DEFAULT_TIMEOUTS,
+  type MailLog,
+  type Mailer,
+  type OutgoingMail,
+} from '../../src/mail/transport.ts';
 import { closedPort, mailConfig, selfSignedCert, smtpError, startSmtp, type TestSmtp, type TestSmtpOptions } from './support/smtp.ts';
 
 const TIMEOUTS = { connectionMs: 1000, greetingMs: 300, socketMs: 2000, dnsMs: 1000 };
@@ -321,5 +332,89 @@ describe('verify and options', () => {
     const results = await Promise.all(Array.from({ length: 5 }, () => m.send(message)));
     expect(results.every((r) => r.ok)).toBe(true);
     expect(performance.now() - started).toBeGreaterThanOrEqual(900);
+  });
+});
+
+describe('internationalised addresses (RFC 6530), on a server with and without SMTPUTF8', () => {
+  /** The server, recording whether each MAIL FROM carried SMTPUTF8, and each RCPT TO as it came over the wire. */
+  async function recording(options: TestSmtpOptions = {}): Promise<TestSmtp & { smtpUtf8: boolean[]; rcptTo: string[] }> {
+    const smtpUtf8: boolean[] = [];
+    const rcptTo: string[] = [];
+    const quiet = (): void => undefined;
+    // smtp-server hands its hooks the domain decoded from punycode; its debug log has the command as sent.
+    const logger = {
+      debug: (_meta: unknown, prefix: unknown, line: unknown) => {
+        if (prefix === 'C:' && typeof line === 'string' && /^RCPT TO:/i.test(line)) rcptTo.push(line);
+      },
+      info: quiet,
+      warn: quiet,
+      error: quiet,
+      trace: quiet,
+      fatal: quiet,
+      level: 'debug',
+    };
+    const s = await server({
+      ...options,
+      logger: logger as unknown as TestSmtpOptions['logger'],
+      onMailFrom(_address, session, callback) {
+        smtpUtf8.push(session.envelope.smtpUtf8 === true);
+        callback();
+      },
+    });
+    return Object.assign(s, { smtpUtf8, rcptTo });
+  }
+
+  test('an internationalised domain goes out in punycode, on either server, and the mail shows it in Unicode', async () => {
+    for (const hideSMTPUTF8 of [false, true]) {
+      const smtp = await recording({ hideSMTPUTF8 });
+      const invitations = createInvitationMailer(mailConfig(smtp.port), undefined, { timeouts: TIMEOUTS });
+      const invitation = {
+        apiVersion: 'usher.dev/v1alpha1',
+        kind: 'UserInvitation',
+        metadata: { name: 'jose', namespace: 'acme' },
+        spec: { email: 'Jose@Bücher.example', tenant: 'acme', groups: ['devs'] },
+      } satisfies UserInvitation;
+      const result = await invitations.sendInvitation(invitation, LINK, new Date(Date.now() + 86_400_000));
+      invitations.close();
+      expect(result, `hideSMTPUTF8: ${String(hideSMTPUTF8)}`).toEqual({ ok: true });
+      const { mail, envelope } = smtp.received[0] ?? expect.unreachable();
+      expect(smtp.rcptTo).toEqual(['RCPT TO:<jose@xn--bcher-kva.example>']);
+      expect(envelope.to).toEqual(['jose@bücher.example']); // as smtp-server decodes it
+      expect(smtp.smtpUtf8).toEqual([false]);
+      expect(mail.text).toContain('Jose@bücher.example');
+    }
+  });
+
+  test('a UTF-8 local part goes out with SMTPUTF8 to a server that offers it', async () => {
+    const smtp = await recording();
+    const result = await mailer(mailConfig(smtp.port)).send({ ...message, to: 'jöse@example.com' });
+    expect(result).toMatchObject({ ok: true });
+    expect(smtp.rcptTo).toEqual(['RCPT TO:<jöse@example.com>']);
+    expect(smtp.smtpUtf8).toEqual([true]);
+  });
+
+  test('a UTF-8 local part is not sent to a server without SMTPUTF8: a permanent failure naming spec.email and why', async () => {
+    const smtp = await recording({ hideSMTPUTF8: true });
+    const log = recordingLog();
+    const result = await mailer(mailConfig(smtp.port), log).send({ ...message, to: 'jöse@example.com' });
+    expect(result).toEqual({
+      ok: false,
+      permanent: true,
+      response: `spec.email: jöse@example.com has a local part beyond ASCII, which only a mail server offering SMTPUTF8 (RFC 6531) can deliver, and 127.0.0.1:${smtp.port} does not offer it (use an ASCII address, or a mail server with SMTPUTF8)`,
+    });
+    expect(smtp.received).toEqual([]);
+    expect(smtp.smtpUtf8).toEqual([]);
+    expect(log.lines.map((l) => l.msg)).toEqual(['the SMTP server does not offer SMTPUTF8: an internationalised address cannot be mailed']);
+  });
+
+  test('the question is asked after STARTTLS, as the mail goes, and a server that is down makes it transient', async () => {
+    const smtp = await recording({ key: cert.key, cert: cert.cert });
+    const starttls = mailConfig(smtp.port, { tls: 'starttls', allowSelfSigned: true });
+    expect(await offersSmtpUtf8(starttls, TIMEOUTS)).toBe(true);
+    expect(await mailer(starttls).send({ ...message, to: 'jöse@example.com' })).toMatchObject({ ok: true });
+    expect(smtp.received[0]?.secure).toBe(true);
+
+    const down = await mailer(mailConfig(await closedPort())).send({ ...message, to: 'jöse@example.com' });
+    expect(down).toMatchObject({ ok: false, permanent: false, response: expect.stringMatching(/ECONNREFUSED/) as unknown });
   });
 });
