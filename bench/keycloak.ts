@@ -42,9 +42,10 @@ export interface KeycloakBenchOptions {
   /** Between two token requests while waiting for the first sign-in (25 ms). */
   pollMs?: number;
   /**
-   * Keycloak's JIT: 'full' (the default: C1 then C2, as a production Keycloak runs) or 'c1'
-   * (-XX:TieredStopAtLevel=1, what tools/keycloak gives the tests: a faster start, a slower
-   * argon2id check at every sign-in).
+   * Keycloak's JIT: 'c1' (the default: -XX:TieredStopAtLevel=1, as tools/keycloak starts it for
+   * the tests and the demo) or 'full' (C1 then C2, as a production Keycloak runs). In a run of a
+   * minute or two C2 is still compiling, and its compiler threads cost Keycloak more CPU per
+   * accept than the faster argon2id check saves (BENCHMARKS.md has both).
    */
   jit?: 'full' | 'c1';
   log: (line: string) => void;
@@ -412,7 +413,7 @@ export async function keycloakBench(options: KeycloakBenchOptions): Promise<Keyc
 
   const dir = mkdtempSync(join(tmpdir(), 'usher-bench-kc-'));
   const acceptPort = await freePort();
-  const jit = options.jit ?? 'full';
+  const jit = options.jit ?? 'c1';
   const kcStarted = performance.now();
   let kc: DemoKeycloak | undefined;
   // tools/keycloak starts the JVM with -XX:TieredStopAtLevel=1 and then JAVA_OPTS_APPEND: a later flag wins.

@@ -48,7 +48,7 @@ const { values } = parseArgs({
     'expiry-spread': { type: 'string', default: '45' },
     'keycloak-sign-ins': { type: 'string', default: '30' },
     'keycloak-accepts': { type: 'string', default: '100' },
-    'keycloak-jit': { type: 'string', default: 'full' },
+    'keycloak-jit': { type: 'string', default: 'c1' },
     'operator-root': { type: 'string' },
     'skip-limit': { type: 'boolean', default: false },
     profile: { type: 'string' },
@@ -63,7 +63,7 @@ if (values.help) {
   [--workers 4] [--create-concurrency 16] [--latency-n 200] [--memory 0,10000,50000] [--restart-n 10000]
   [--seed-concurrency 48] [--accept-seconds 10] [--accept-connections 16] [--accept-pooled]
   [--accept-skip-before] [--accept-cost-requests 1000] [--expiry-n 1000] [--expiry-start 45]
-  [--expiry-spread 45] [--keycloak-sign-ins 30] [--keycloak-accepts 100] [--keycloak-jit full|c1]
+  [--expiry-spread 45] [--keycloak-sign-ins 30] [--keycloak-accepts 100] [--keycloak-jit c1|full]
   [--operator-root DIR] [--skip-limit] [--profile DIR] [--out FILE]\n`);
   process.exit(0);
 }
@@ -336,7 +336,7 @@ if (wants('keycloak')) {
   const accepts = int('keycloak-accepts', values['keycloak-accepts']);
   log(`\n[keycloak] signing in after acceptance: the operator with usher.identity keycloak (a real Keycloak, started once), and without it for the ratio`);
   const jit = values['keycloak-jit'];
-  if (jit !== 'full' && jit !== 'c1') throw new Error(`--keycloak-jit must be full or c1, not ${JSON.stringify(jit)}`);
+  if (jit !== 'full' && jit !== 'c1') throw new Error(`--keycloak-jit must be c1 or full, not ${JSON.stringify(jit)}`);
   const r = await keycloakBench({ signIns, accepts, workers, jit, log });
   results.keycloak = r;
   save();
