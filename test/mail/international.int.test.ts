@@ -35,7 +35,8 @@ async function smtp(options: TestSmtpOptions = {}): Promise<TestSmtp & { rcptTo:
     fatal: quiet,
     level: 'debug',
   };
-  const server = await startSmtp({ ...options, logger: logger as unknown as TestSmtpOptions['logger'] });
+  // No STARTTLS (smtp-server warns about its built-in certificate once it has a logger).
+  const server = await startSmtp({ hideSTARTTLS: true, ...options, logger: logger as unknown as TestSmtpOptions['logger'] });
   servers.push(server);
   return Object.assign(server, { rcptTo });
 }
