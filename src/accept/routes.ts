@@ -5,7 +5,7 @@
 // Each answers with a whole page and the status that fits it.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { normalizeEmail } from '../invitation/email.ts';
+import { displayEmail, normalizeEmail } from '../invitation/email.ts';
 import type { UsherConfig } from '../config/types.ts';
 import { parseToken } from '../invitation/token.ts';
 import type { User } from '../api/types.ts';
@@ -242,7 +242,8 @@ export function viewOf(found: Found): InvitationView {
   const { spec } = found.invitation;
   const scope = spec.scope ?? 'Tenant';
   return {
-    email: found.record.email,
+    // The address as the person knows it: an internationalised domain in Unicode, not its punycode.
+    email: displayEmail(found.record.email),
     scope,
     ...(scope === 'Tenant' && spec.tenant ? { tenant: spec.tenant } : {}),
     groups: spec.groups ?? [],
