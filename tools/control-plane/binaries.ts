@@ -111,7 +111,12 @@ async function goBuild(opts: { moduleDir: string; packages: string[]; outDir: st
 }
 
 /** Serialises builds between concurrent processes (two test runs, say) with an atomic mkdir. */
-async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` holding a lock folder (mkdir is atomic), so that two runs never
+ * build or install into one cache folder at once; a lock whose holder died is
+ * taken over. `waiting` says what is waited for, every 30 s.
+ */
+export async function withLock<T>(lockDir: string, fn: () => Promise<T>, waiting = (dir: string) => `waiting for another build holding ${dir}`): Promise<T> {
   mkdirSync(dirname(lockDir), { recursive: true });
   for (let waited = 0; ; waited += 1000) {
     try {
@@ -124,7 +129,7 @@ async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
         rmSync(lockDir, { recursive: true, force: true });
         continue;
       }
-      if (waited % 30_000 === 0) process.stderr.write(`waiting for another build holding ${lockDir}\n`);
+      if (waited % 30_000 === 0) process.stderr.write(`${waiting(lockDir)}\n`);
       await new Promise((r) => setTimeout(r, 1000));
     }
   }

@@ -16,8 +16,8 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { cacheRoot } from '../control-plane/binaries.ts';
+import { join } from 'node:path';
+import { cacheRoot, withLock } from '../control-plane/binaries.ts';
 import { freePort } from '../control-plane/control-plane.ts';
 import { BUILD_OPTIONS, launchKeycloak, logTail, type Log } from './process.ts';
 
@@ -54,14 +54,18 @@ export async function ensureKeycloak(log: Log = stderrLog): Promise<KeycloakInst
   const home = join(cacheRoot(), `keycloak-${KEYCLOAK_VERSION}`);
   const found = installed(home);
   if (found) return found;
-  return withLock(`${home}.lock`, log, async () => {
-    const again = installed(home);
-    if (again) return again;
-    await install(home, log);
-    const done = installed(home);
-    if (!done) throw new Error(`keycloak: the install in ${home} is incomplete`);
-    return done;
-  });
+  return withLock(
+    `${home}.lock`,
+    async () => {
+      const again = installed(home);
+      if (again) return again;
+      await install(home, log);
+      const done = installed(home);
+      if (!done) throw new Error(`keycloak: the install in ${home} is incomplete`);
+      return done;
+    },
+    (dir) => `keycloak: waiting for another install holding ${dir}`,
+  );
 }
 
 /** The cached install at `home` when it is complete (the rename at the end of install() makes that all or nothing). */
@@ -256,43 +260,4 @@ function run(command: string, args: string[], logFile: string | undefined, cwd?:
       else reject(new Error(`keycloak: ${command} ${args.join(' ')} failed (exit ${code})${tail}`));
     });
   });
-}
-
-/** Serialises installs between processes with an atomic mkdir; a lock whose owner died is taken over. */
-async function withLock<T>(lockDir: string, log: Log, fn: () => Promise<T>): Promise<T> {
-  mkdirSync(dirname(lockDir), { recursive: true });
-  for (let waited = 0; ; waited += 1000) {
-    try {
-      mkdirSync(lockDir);
-      writeFileSync(join(lockDir, 'pid'), String(process.pid));
-      break;
-    } catch {
-      let owner = 0;
-      try {
-        owner = Number(readFileSync(join(lockDir, 'pid'), 'utf8'));
-      } catch {
-        // being created right now
-      }
-      if (owner && !alive(owner)) {
-        rmSync(lockDir, { recursive: true, force: true });
-        continue;
-      }
-      if (waited % 30_000 === 0) log(`keycloak: waiting for another install holding ${lockDir}`);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    rmSync(lockDir, { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
