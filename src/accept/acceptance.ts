@@ -139,9 +139,9 @@ async function provisionUser(
   const { store } = deps;
   const names = { ...(as.firstName ? { firstName: as.firstName } : {}), ...(as.lastName ? { lastName: as.lastName } : {}) };
   const name = userNameFor(record.email);
-  // Proven by a link Usher mailed to the address, or by the SSO provider (the callback checks email_verified);
-  // a link an admin shared by hand proves nothing about the mailbox.
-  const emailVerified = as.kind === 'newExternal' || record.mail?.sentAt !== undefined;
+  // Proven only by the SSO provider (the callback checks email_verified). A mailed link proves nothing about
+  // the mailbox: whoever reads the invitation's status (its admins, with linkDisclosure: Status) holds it too.
+  const emailVerified = as.kind === 'newExternal';
   const spec: Partial<UserSpec> =
     as.kind === 'newPassword'
       ? {

@@ -109,9 +109,10 @@ export interface UserSpec {
   authentication?: 'Password' | 'External';
   credentialsSecret?: { namespace: string; name: string };
   /**
-   * Whether the person proved they receive mail at this address: they accepted
-   * a link Usher mailed there, or an SSO provider vouched for it. False for
-   * createUserDirectly and for links an admin shared by hand. Set once, at creation.
+   * Whether the person proved they receive mail at this address: an SSO
+   * provider vouched for it (email_verified) when they accepted. False for a
+   * password acceptance (the link is also readable by whoever reads the
+   * invitation's status) and for createUserDirectly. Set once, at creation.
    */
   emailVerified?: boolean;
   memberships?: Membership[];

@@ -44,14 +44,16 @@ export class IdentityReconciler {
     const user = store.user(name);
     if (!user) return {};
     try {
-      const account = await provider.findByEmail(user.spec.email);
-      const needsHash = !account && user.spec.authentication === 'Password' && !user.metadata.deletionTimestamp;
+      const accepting = this.accepting(user, now());
+      // While an acceptance is still writing the User there is nothing to ask the provider (it waits either way).
+      const account = accepting && !user.metadata.deletionTimestamp ? undefined : await provider.findByEmail(user.spec.email);
+      const needsHash = !accepting && !account && user.spec.authentication === 'Password' && !user.metadata.deletionTimestamp;
       const passwordHash = needsHash ? await store.passwordHash(name) : undefined;
       const plan = planAccount({
         user,
         account,
         hasPasswordHash: passwordHash !== undefined,
-        accepting: this.accepting(user, now()),
+        accepting,
         onUserDelete: this.deps.config.onUserDelete,
       });
       const { user: after, account: final } = await this.act(user, plan, account, passwordHash);

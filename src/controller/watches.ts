@@ -79,15 +79,25 @@ export function setUpWatches(informers: WatchedInformers, targets: WatchTargets)
 
 /**
  * The identity controller's watches (usher.identity): a User, added or changed
- * (a membership, a deletion under way with its finalizer), is reconciled with
- * its account. Its own status writes come back as updates, which find nothing to do.
+ * (a membership, a deletion under way, its finalizers or its acceptance marks),
+ * is reconciled with its account. Updates that change none of that (its own
+ * status writes, a relist's unchanged copy) are not: each reconcile asks the
+ * identity provider, which should not pay for Usher's own echoes.
  */
 export function setUpUserWatches(informers: Pick<WatchedInformers, 'users'>, enqueue: (name: string) => void): void {
-  for (const type of ['add', 'update'] as const) {
-    informers.users.on(type, (user) => {
-      enqueue(user.metadata.name);
-    });
-  }
+  informers.users.on('add', (user) => {
+    enqueue(user.metadata.name);
+  });
+  informers.users.on('update', (user, old?: User) => {
+    if (!old || accountRelevantChange(user, old)) enqueue(user.metadata.name);
+  });
+}
+
+/** Whether an update of a User may change what its account should be. */
+export function accountRelevantChange(user: User, old: User): boolean {
+  const key = (u: User): string =>
+    JSON.stringify([u.metadata.generation, u.metadata.deletionTimestamp, u.metadata.finalizers, u.metadata.annotations, u.metadata.uid, u.spec]);
+  return key(user) !== key(old);
 }
 
 /** The invitation a record Secret is bound to (none for a Secret that is no record). */

@@ -167,10 +167,13 @@ export function createKeycloakProvider(config: KeycloakProviderConfig, log: Logg
         await call('list users', () => admin.users.find({ max: 1, briefRepresentation: true }));
         const profile = await call('read the user profile', () => admin.users.getProfile({ realm }));
         const policy: string = profile.unmanagedAttributePolicy ?? 'DISABLED';
-        if (policy !== 'ADMIN_EDIT' && policy !== 'ENABLED') {
+        // ADMIN_EDIT only: ENABLED keeps the attributes but lets every account holder edit their own,
+        // so anyone could write usher_roles (or the marker usher_user_uid) into their own tokens.
+        if (policy !== 'ADMIN_EDIT') {
+          const why = policy === 'ENABLED' ? 'lets people edit the attributes Usher stores on their own accounts' : 'drops the attributes Usher stores';
           return {
             ok: false,
-            reason: `${where}: the realm's user profile drops the attributes Usher stores (${USER_UID_ATTRIBUTE}, ${ROLES_ATTRIBUTE}): set its unmanaged attribute policy to ADMIN_EDIT (it is ${policy})`,
+            reason: `${where}: the realm's user profile ${why} (${USER_UID_ATTRIBUTE}, ${ROLES_ATTRIBUTE}): set its unmanaged attribute policy to ADMIN_EDIT (it is ${policy})`,
           };
         }
         return { ok: true };
@@ -397,6 +400,7 @@ function toAccount(user: UserRepresentation, groups: string[]): IdentityAccount 
     username: user.username ?? '',
     email: user.email ?? '',
     enabled: user.enabled ?? false,
+    emailVerified: user.emailVerified ?? false,
     ...(uid !== undefined ? { usherUserUid: uid } : {}),
     groups,
     roles: stringValues(user.attributes, ROLES_ATTRIBUTE),

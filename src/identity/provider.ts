@@ -8,6 +8,8 @@ export interface IdentityAccount {
   username: string;
   email: string;
   enabled: boolean;
+  /** Whether the realm holds the account's email as verified (its holder proved the mailbox). */
+  emailVerified: boolean;
   /** The uid of the Usher User that created this account (attribute usher_user_uid); absent for accounts anyone else made. */
   usherUserUid?: string;
   /** Paths of the account's groups under the trees Usher manages (/tenants/..., /instance/...). */

@@ -63,7 +63,11 @@ export function isManagedGroup(path: string): boolean {
 export interface AccountView {
   id: string;
   username: string;
+  /** As the provider stores it (Keycloak lower-cases every letter). */
+  email: string;
   enabled: boolean;
+  /** Whether the provider holds the account's email as verified by its holder. */
+  emailVerified: boolean;
   /** The uid of the User that made the account; absent when anyone else made it. */
   usherUserUid?: string;
   groups: readonly string[];
@@ -105,15 +109,21 @@ const NO_ACCESS: Access = { groups: [], roles: [] };
 
 /** The steps that make the account match the User, and the condition that says where it stands. */
 export function planAccount(observed: AccountObserved): AccountPlan {
-  const { user, account } = observed;
+  const { user } = observed;
   const uid = user.metadata.uid ?? '';
   const holdsFinalizer = user.metadata.finalizers?.includes(IDENTITY_FINALIZER) ?? false;
+  // The provider compares addresses with every letter lower-cased, Usher with A-Z only (Élodie@ and élodie@
+  // are two people to Usher): an account whose stored address is not exactly this User's is someone else's.
+  const account = observed.account && observed.account.email === user.spec.email ? observed.account : undefined;
+  const foreign = observed.account !== undefined && account === undefined;
   const managed = account !== undefined && account.usherUserUid === uid;
+  // Only an account this User made or joined is released when it goes (not one it was kept away from).
+  const ours = account !== undefined && (managed || user.status?.identity?.id === account.id);
 
   if (user.metadata.deletionTimestamp) {
     if (!holdsFinalizer) return { steps: [] };
     const steps: AccountStep[] = [];
-    if (account) {
+    if (account && ours) {
       if (managed && observed.onUserDelete === 'Delete') steps.push({ kind: 'delete' });
       else {
         if (hasManagedAccess(account)) steps.push({ kind: 'setAccess', access: NO_ACCESS });
@@ -132,6 +142,8 @@ export function planAccount(observed: AccountObserved): AccountPlan {
   const want = accessOf(user.spec.memberships);
   const password = user.spec.authentication === 'Password';
 
+  if (foreign) return { steps, provisioned: accountExists(observed.account?.username ?? '') };
+
   if (!account) {
     if (password && !observed.hasPasswordHash) {
       return { steps, provisioned: waiting('WaitingForPassword', 'The password hash is not written yet.'), requeueAfterMs: WAIT_MS };
@@ -140,20 +152,11 @@ export function planAccount(observed: AccountObserved): AccountPlan {
     return { steps, provisioned: ready('Created', syncedMessage(true)), account: { managed: true } };
   }
 
-  // Someone else's account: joined only if the person signed in to it (accepted through SSO).
-  if (!managed && password) {
-    return {
-      steps,
-      provisioned: {
-        type: PROVISIONED,
-        status: 'False',
-        reason: 'AccountExists',
-        message:
-          `An account with this address (${account.username}) exists at the identity provider and Usher did not create it; Usher leaves it untouched. ` +
-          'The person accepts by signing in to it through SSO; an admin may instead remove that account.',
-      },
-      account: { managed: false, id: account.id, username: account.username },
-    };
+  // Someone else's account is joined (groups and roles only) by an External User, who signed in through SSO
+  // or was made directly by an admin, and only when the provider holds its address as verified by its holder:
+  // an account made with that address by someone who does not own the mailbox gains nothing.
+  if (!managed && (password || !account.emailVerified)) {
+    return { steps, provisioned: accountExists(account.username), account: { managed: false, id: account.id, username: account.username } };
   }
 
   if (!sameAccess(account, want)) steps.push({ kind: 'setAccess', access: want });
@@ -208,6 +211,17 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
 function syncedMessage(managed: boolean): string {
   const which = managed ? 'The account Usher created' : 'The existing account the person signed in to';
   return `${which} has the User\u2019s groups and roles.`;
+}
+
+function accountExists(username: string): DesiredCondition {
+  return {
+    type: PROVISIONED,
+    status: 'False',
+    reason: 'AccountExists',
+    message:
+      `An account with this address (${username}) exists at the identity provider and Usher did not create it; Usher leaves it untouched. ` +
+      'The person accepts by signing in to it through SSO (its address verified there); an admin may instead remove that account.',
+  };
 }
 
 function ready(reason: string, message: string): DesiredCondition {

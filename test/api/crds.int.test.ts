@@ -75,6 +75,37 @@ describe('UserInvitation CRD', () => {
     expect(result.stderr).toContain(field);
     expect(result.stderr).toContain(reason);
   });
+
+  it('fixes createUserDirectly once the invitation is UserCreated (it would otherwise fall back to Pending, where the address may change)', async () => {
+    await kubectlOk(['create', '-n', ns(), '-f', '-'], {
+      input: invitation('direct', { email: 'sam@example.com', tenant: 'acme', groups: ['sre'], createUserDirectly: true }),
+    });
+    await kubectlOk([
+      'patch',
+      'userinvitation',
+      'direct',
+      '-n',
+      ns(),
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { phase: 'UserCreated' } }),
+    ]);
+    const result = await kubectl([
+      'patch',
+      'userinvitation',
+      'direct',
+      '-n',
+      ns(),
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { createUserDirectly: false } }),
+    ]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('spec.createUserDirectly: Forbidden: cannot change once the invitation is UserCreated');
+    // Other edits still go through (the groups follow onto the User).
+    await kubectlOk(['patch', 'userinvitation', 'direct', '-n', ns(), '--type=merge', '-p', JSON.stringify({ spec: { groups: ['sre', 'oncall'] } })]);
+  });
 });
 
 describe('the test control plane', () => {

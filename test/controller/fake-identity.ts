@@ -55,6 +55,7 @@ export class FakeIdentityProvider implements IdentityProvider {
       username: a.username,
       email: a.email,
       enabled: a.enabled,
+      emailVerified: a.emailVerified,
       ...(a.usherUserUid !== undefined ? { usherUserUid: a.usherUserUid } : {}),
       groups: a.allGroups.filter(isManagedGroup),
       roles: a.roles,

@@ -4,7 +4,7 @@
 import { KubeConfig, type V1Namespace, type V1Secret } from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Membership, User, UserInvitation } from '../../src/api/types.ts';
-import { invitationsOfUser, labelsChanged, setUpWatches, type WatchedInformers } from '../../src/controller/watches.ts';
+import { accountRelevantChange, invitationsOfUser, labelsChanged, setUpWatches, type WatchedInformers } from '../../src/controller/watches.ts';
 import { secretFromRecord, type InvitationRecord } from '../../src/invitation/record.ts';
 import { Informer, type ListResult, type ObjectLike, type WatchLike } from '../../src/runtime/informer.ts';
 
@@ -234,5 +234,28 @@ describe('labelsChanged', () => {
     expect(labelsChanged(ns({ a: '1' }), ns())).toBe(true);
     expect(labelsChanged(ns(), ns({ a: '1' }))).toBe(true);
     expect(labelsChanged(ns({ a: '1' }), ns({ b: '1' }))).toBe(true);
+  });
+});
+
+describe('accountRelevantChange: which User updates the identity controller looks at', () => {
+  const base: User = {
+    apiVersion: 'usher.dev/v1alpha1',
+    kind: 'User',
+    metadata: { name: 'jane', uid: 'u1', generation: 1, resourceVersion: '1' },
+    spec: { email: 'jane@example.com', memberships: [{ scope: 'Tenant', tenant: 'acme' }] },
+  };
+  it.each<[string, User, boolean]>([
+    [
+      'its own status write (only status and resourceVersion move)',
+      { ...base, metadata: { ...base.metadata, resourceVersion: '2' }, status: { conditions: [] } },
+      false,
+    ],
+    ['a relist copy', { ...base }, false],
+    ['a membership edited', { ...base, metadata: { ...base.metadata, generation: 2 }, spec: { ...base.spec, memberships: [] } }, true],
+    ['a deletion under way', { ...base, metadata: { ...base.metadata, deletionTimestamp: '2026-12-01T00:00:00Z' } }, true],
+    ['a finalizer added', { ...base, metadata: { ...base.metadata, finalizers: ['usher.dev/identity-account'] } }, true],
+    ['the acceptance marks dropped', { ...base, metadata: { ...base.metadata, annotations: {} } }, true],
+  ])('%s → %s', (_what, next, expected) => {
+    expect(accountRelevantChange(next, base)).toBe(expected);
   });
 });

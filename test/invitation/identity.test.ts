@@ -37,7 +37,7 @@ describe('accessOf: memberships become groups and roles', () => {
 });
 
 const UID = 'uid-1';
-function user(over: { spec?: Partial<User['spec']>; finalizer?: boolean; deleting?: boolean } = {}): User {
+function user(over: { spec?: Partial<User['spec']>; finalizer?: boolean; deleting?: boolean; joined?: boolean } = {}): User {
   return {
     apiVersion: 'usher.dev/v1alpha1',
     kind: 'User',
@@ -49,13 +49,17 @@ function user(over: { spec?: Partial<User['spec']>; finalizer?: boolean; deletin
       ...(over.deleting ? { deletionTimestamp: '2026-12-01T10:00:00Z' } : {}),
     },
     spec: { email: 'jane@example.com', authentication: 'Password', memberships: [acme], ...over.spec },
+    // Joined: the status names the account (someone else's) this User was given access on.
+    ...(over.joined ? { status: { identity: { provider: 'keycloak', id: 'kc-1', username: 'jane@example.com', managed: false } } } : {}),
   };
 }
 const synced = accessOf([acme]);
 const account = (over: Partial<AccountView> = {}): AccountView => ({
   id: 'kc-1',
   username: 'jane@example.com',
+  email: 'jane@example.com',
   enabled: true,
+  emailVerified: true,
   usherUserUid: UID,
   groups: [...synced.groups, '/staff'],
   roles: synced.roles,
@@ -103,12 +107,33 @@ describe('planAccount', () => {
     ],
     [
       'deleting a joined account, Delete: only Usher access goes',
-      { user: user({ deleting: true }), account: account({ usherUserUid: undefined }), onUserDelete: 'Delete' },
+      { user: user({ deleting: true, joined: true }), account: account({ usherUserUid: undefined }), onUserDelete: 'Delete' },
       ['setAccess', 'removeFinalizer'],
       undefined,
     ],
     ['deleting, no account', { user: user({ deleting: true }) }, ['removeFinalizer'], undefined],
     ['deleting without the finalizer: nothing', { user: user({ deleting: true, finalizer: false }), account: account() }, [], undefined],
+    [
+      'an account whose address differs beyond A-Z case (\u00c9lodie@ vs \u00e9lodie@): someone else\u2019s, even for an External User',
+      {
+        user: user({ spec: { email: '\u00c9lodie@example.com', authentication: 'External' } }),
+        account: account({ email: '\u00e9lodie@example.com', usherUserUid: undefined }),
+      },
+      [],
+      'AccountExists',
+    ],
+    [
+      'an External User (made directly) and an account whose address its holder never verified: not joined',
+      { user: user({ spec: { authentication: 'External' } }), account: account({ usherUserUid: undefined, emailVerified: false, groups: [], roles: [] }) },
+      [],
+      'AccountExists',
+    ],
+    [
+      'deleting a User kept away from someone else\u2019s account: the account is not touched',
+      { user: user({ deleting: true }), account: account({ usherUserUid: undefined }) },
+      ['removeFinalizer'],
+      undefined,
+    ],
   ])('%s', (_name, over, steps, reason) => {
     const plan = planAccount(observed(over));
     expect(plan.steps.map((s) => s.kind)).toEqual(steps);
@@ -116,7 +141,7 @@ describe('planAccount', () => {
   });
 
   it('removes Usher access but keeps other groups when a joined account leaves', () => {
-    const plan = planAccount(observed({ user: user({ deleting: true }), account: account({ usherUserUid: undefined }) }));
+    const plan = planAccount(observed({ user: user({ deleting: true, joined: true }), account: account({ usherUserUid: undefined }) }));
     expect(plan.steps[0]).toEqual({ kind: 'setAccess', access: { groups: [], roles: [] } });
   });
 
