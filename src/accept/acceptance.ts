@@ -28,7 +28,7 @@
 // its own record. It never leaves a used record without a User.
 import { randomBytes } from 'node:crypto';
 import type { Membership, User, UserInvitation, UserSpec } from '../api/types.ts';
-import { ACCEPTING_CLAIM_ANNOTATION, ACCEPTING_RECORD_ANNOTATION, userMatches, withMembership } from '../invitation/users.ts';
+import { ACCEPTING_CLAIM_ANNOTATION, ACCEPTING_RECORD_ANNOTATION, userMatches, withMembership, withoutMembership } from '../invitation/users.ts';
 import { membershipOf } from '../invitation/decide.ts';
 import { isConflict, isConflictOrAlreadyExists, isNotFound } from '../runtime/client.ts';
 import type { InvitationRecord } from '../invitation/record.ts';
@@ -225,8 +225,7 @@ async function rollBack(store: AcceptStore, user: User, created: boolean, invita
   }
   const latest = await store.user(user.metadata.name);
   if (!latest) return;
-  const memberships = (latest.spec.memberships ?? []).filter((m) => m.invitation?.uid !== invitation.metadata.uid);
-  await store.replaceUser({ ...latest, spec: { ...latest.spec, memberships } });
+  await store.replaceUser(withoutMembership(latest, invitation.metadata.uid ?? ''));
 }
 
 type Claim = { kind: 'claimed'; record: ClaimedRecord } | { kind: 'alreadyAccepted' } | { kind: 'busy' } | { kind: 'gone' };

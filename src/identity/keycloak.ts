@@ -34,13 +34,8 @@ export interface KeycloakProviderConfig {
 
 export const USER_UID_ATTRIBUTE = 'usher_user_uid';
 export const ROLES_ATTRIBUTE = 'usher_roles';
-/** The group trees Usher manages (the domain's rule); memberships elsewhere are never touched. */
-export const USHER_TREES = MANAGED_GROUP_ROOTS;
 /** The realm-management role Usher's service account needs (tools/keycloak/realm.ts). */
 export const REQUIRED_ROLE = 'manage-users';
-
-/** Whether a group path lies in one of Usher's trees (the roots included). */
-export const isUsherGroup = isManagedGroup;
 
 /** A token is renewed this long before it expires. */
 const TOKEN_MARGIN_MS = 30_000;
@@ -145,7 +140,7 @@ export function createKeycloakProvider(config: KeycloakProviderConfig, log: Logg
 
   const account = async (user: UserRepresentation): Promise<IdentityAccount> => {
     const id = user.id ?? '';
-    const groups = [...(await groupsOf(id)).keys()].filter(isUsherGroup).sort();
+    const groups = [...(await groupsOf(id)).keys()].filter(isManagedGroup).sort();
     return toAccount(user, groups);
   };
 
@@ -252,7 +247,7 @@ export function createKeycloakProvider(config: KeycloakProviderConfig, log: Logg
         joined.push(path);
       }
       for (const [path, groupId] of current) {
-        if (!isUsherGroup(path) || groups.has(path)) continue;
+        if (!isManagedGroup(path) || groups.has(path)) continue;
         try {
           await call(`remove an account from group ${path}`, () => admin.users.delFromGroup({ id, groupId }));
         } catch (err) {
@@ -426,8 +421,8 @@ function sameSet(a: string[], b: string[]): boolean {
 /** The wanted groups, each a full path inside Usher's trees (the controller's promise; checked, since a typo would touch other groups). */
 function checkedGroups(paths: string[], where: string): Set<string> {
   for (const path of paths) {
-    if (!/^(\/[^/]+)+$/.test(path) || !isUsherGroup(path)) {
-      throw new KeycloakError(`${where}: ${JSON.stringify(path)} is not a group path under ${USHER_TREES.join(' or ')}`, false);
+    if (!/^(\/[^/]+)+$/.test(path) || !isManagedGroup(path)) {
+      throw new KeycloakError(`${where}: ${JSON.stringify(path)} is not a group path under ${MANAGED_GROUP_ROOTS.join(' or ')}`, false);
     }
   }
   return new Set(paths);

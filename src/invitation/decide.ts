@@ -21,7 +21,7 @@
 // lets the invitation go.
 import { normalizeEmail } from './email.ts';
 import { forbiddenReason, invalidReason } from './rules.ts';
-import { ACCEPTING_RECORD_ANNOTATION, describeMembership, membershipFrom, sameMembership } from './users.ts';
+import { ACCEPTING_RECORD_ANNOTATION, describeMembership, membershipFrom, sameMembership, withoutMembership } from './users.ts';
 import { REISSUE_ANNOTATION, type Membership, type User, type UserInvitation, type UserInvitationStatus } from '../api/types.ts';
 import { parseDuration } from '../config/duration.ts';
 import type { UsherConfig } from '../config/types.ts';
@@ -173,7 +173,7 @@ function deletion(f: Facts): Plan {
   const { liveUser: user, granted } = f;
   if (o.config.access.onInvitationDelete === 'RemoveMembership' && user && granted) {
     const uid = o.invitation.metadata.uid ?? '';
-    const others = (user.spec.memberships ?? []).filter((m) => m.invitation?.uid !== uid);
+    const others = withoutMembership(user, uid).spec.memberships ?? [];
     if (others.length === 0 && o.config.access.deleteUserWithoutMemberships) {
       actions.push({
         kind: 'deleteUser',

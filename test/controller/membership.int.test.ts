@@ -22,6 +22,7 @@ import { acceptWithPassword, acceptYaml, startPage, USHER_NAMESPACE, type Runnin
 import { deleteNamespaces, kubectl, kubectlOk } from '../support/cluster.ts';
 import { argoHealth, ensureArgoHealth, ensureKstatus, kstatus } from '../gitops/checks.ts';
 import { FakeIdentityProvider } from './fake-identity.ts';
+import { actor, type Actor } from '../support/actors.ts';
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const PASSWORD = 'violet kettle over the harbour';
@@ -129,6 +130,15 @@ afterAll(async () => {
 });
 
 describe('an accepted invitation keeps owning its membership', () => {
+  // docs/security.md, attack 9: the edits and deletions are made as a tenant admin of acme, with only
+  // the rights on invitations of that one namespace that the chart's admin role aggregates.
+  let tenantAdmin: Actor;
+  beforeAll(async () => {
+    tenantAdmin = await actor('members-tenant-admin', acme, [
+      { apiGroups: ['usher.dev'], resources: ['userinvitations'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+    ]);
+  });
+
   const email = address('jane');
   const userName = userNameFor(email);
 
@@ -179,18 +189,49 @@ describe('an accepted invitation keeps owning its membership', () => {
   });
 
   it('the API server refuses a change of address, scope or tenant once accepted, saying why', async () => {
-    const refused = await kubectl(['patch', 'userinvitation', 'jane', '-n', acme, '--type=merge', '-p', JSON.stringify({ spec: { email: address('janet') } })]);
+    const refused = await tenantAdmin.kubectl([
+      'patch',
+      'userinvitation',
+      'jane',
+      '-n',
+      acme,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { email: address('janet') } }),
+    ]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr.trim()).toBe(
       `The UserInvitation "jane" is invalid: spec.email: Forbidden: cannot change once the invitation is Accepted: the access it granted belongs to the User of ${email}. ` +
         `Invite ${address('janet')} with a new invitation (and delete this one to end the old access).`,
     );
-    const tenant = await kubectl(['patch', 'userinvitation', 'jane', '-n', acme, '--type=merge', '-p', JSON.stringify({ spec: { tenant: 'globex' } })]);
+    const tenant = await tenantAdmin.kubectl([
+      'patch',
+      'userinvitation',
+      'jane',
+      '-n',
+      acme,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { tenant: 'globex' } }),
+    ]);
     expect(tenant.stderr).toContain(
       'spec.tenant: Forbidden: cannot change once the invitation is Accepted: the access it granted is in tenant acme. Invite into tenant globex with a new invitation',
     );
     // A change of case is no change of address; nor is anything else refused.
-    await kubectlOk(['patch', 'userinvitation', 'jane', '-n', acme, '--type=merge', '-p', JSON.stringify({ spec: { email: email.toUpperCase() } })]);
+    expect(
+      (
+        await tenantAdmin.kubectl([
+          'patch',
+          'userinvitation',
+          'jane',
+          '-n',
+          acme,
+          '--type=merge',
+          '-p',
+          JSON.stringify({ spec: { email: email.toUpperCase() } }),
+        ])
+      ).code,
+    ).toBe(0);
     process.stdout.write(`membership: the email change was refused: ${refused.stderr.trim()}\n`);
   });
 
@@ -231,8 +272,10 @@ describe('an accepted invitation keeps owning its membership', () => {
     expect(await secretExists(USHER_NAMESPACE, credentialsSecretName(userName))).toBe(true);
 
     // kubectl delete waits for the finalizer: the controller's part is done when it returns.
+    // The tenant admin of acme cannot reach globex's invitation; deleting their own ends only the access it gave.
+    expect((await tenantAdmin.kubectl(['delete', 'userinvitation', 'jane-direct', '-n', globex])).stderr).toMatch(/forbidden/i);
     let started = performance.now();
-    await kubectlOk(['delete', 'userinvitation', 'jane', '-n', acme, '--timeout=30s']);
+    expect((await tenantAdmin.kubectl(['delete', 'userinvitation', 'jane', '-n', acme, '--timeout=30s'])).code).toBe(0);
     const firstMs = Math.round(performance.now() - started);
     const one = await user(userName);
     expect(one?.spec.memberships).toEqual([expect.objectContaining({ tenant: 'globex', groups: ['ops'] })]);
