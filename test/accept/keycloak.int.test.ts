@@ -122,11 +122,16 @@ async function readUser(name: string): Promise<User> {
   return JSON.parse(await kubectlOk(['get', 'users.usher.dev', name, '-o', 'json'])) as User;
 }
 
-/** The link from the invitation mail sent to `email`. */
+/**
+ * The link from the invitation mail sent to `email`, once the page opens it. The page finds links in
+ * its own watch-fed caches, which may see the record a moment after the controller has mailed it
+ * (on a busy machine, long enough for a browser to get there first and be told the link is unknown).
+ */
 async function mailedLink(email: string): Promise<string> {
   const mail = await poll('the invitation mail', () => Promise.resolve(smtp.received.find((m) => m.envelope.to.includes(email))));
   const link = /https?:\/\/\S+\/accept\/[A-Za-z0-9_.-]+/.exec(mail.mail.text ?? '')?.[0];
   if (!link) throw new Error(`no link in the mail:\n${mail.mail.text ?? ''}`);
+  await poll('the page to know the mailed link', async () => ((await fetch(link)).status === 200 ? true : undefined), 10_000);
   return link;
 }
 
@@ -212,12 +217,15 @@ describe('signing in at Keycloak after acceptance', () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const tab = await context.newPage();
     await expect
-      .poll(async () => {
-        await tab.goto(link);
-        return tab.locator('input[type="password"]').count();
-      })
-      .toBe(0);
-    expect(await tab.getByText('You already have an account').count()).toBeGreaterThan(0);
+      .poll(
+        async () => {
+          await tab.goto(link);
+          return tab.getByText('You already have an account').count();
+        },
+        { timeout: 15_000 },
+      )
+      .toBeGreaterThan(0);
+    expect(await tab.locator('input[type="password"]').count()).toBe(0);
     await tab.getByRole('button', { name: 'Continue with SSO' }).click();
     await signInAtKeycloak(tab, s.email, theirPassword);
     expect(await tab.getByRole('heading', { level: 1 }).textContent()).toBe('Welcome aboard, Erin!');
