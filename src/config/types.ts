@@ -96,6 +96,31 @@ export interface AccessConfig {
   deleteUserWithoutMemberships: boolean;
 }
 
+/**
+ * Memberships projected into Kubernetes RBAC (usher.rbac; absent when off,
+ * the default). README, "From invitation to kubectl"; docs/adr/0008.
+ */
+export interface RbacConfig {
+  /** Platform role name → the ClusterRole its holders are bound to (developer: edit). */
+  roleMap: Record<string, string>;
+  /** Invited group name → the ClusterRole the group is bound to, as a `Group` subject (developers: view). */
+  groupMap: Record<string, string>;
+  /** How the API server names the person (its AuthenticationConfiguration's claimMappings.username). */
+  username: {
+    /**
+     * IdentityUsername: the account's username at the identity provider
+     * (status.identity.username; Keycloak's preferred_username claim), the
+     * default with usher.identity. Email: the User's address (the email claim),
+     * the default without it.
+     */
+    from: 'IdentityUsername' | 'Email';
+    /** Prepended to the name, as claimMappings.username.prefix does (default ""). */
+    prefix: string;
+  };
+  /** How the API server names groups (claimMappings.groups): the token's group paths, /tenants/<t>/<g>, with this prefix. */
+  groups: { prefix: string };
+}
+
 export interface UsherConfig {
   /** Where the acceptance page is reachable from the invitee's browser, without a trailing slash. */
   baseUrl: string;
@@ -129,6 +154,8 @@ export interface UsherConfig {
   /** Absent for provider none: acceptance ends in the User resource and its password hash. */
   identity?: IdentityConfig;
   access: AccessConfig;
+  /** Absent when off (the default): memberships end at the User (and its identity provider account). */
+  rbac?: RbacConfig;
   controller: {
     workers: number;
     /** Full relist of every watched resource at this period, a safety net for missed events. */

@@ -18,7 +18,8 @@
 //     an account Usher created is then disabled or deleted (onUserDelete).
 import type { Condition, Membership, User, UserIdentityStatus, UserStatus } from '../api/types.ts';
 import type { IdentityConfig } from '../config/types.ts';
-import { mergeConditions, readiness, type DesiredCondition } from './conditions.ts';
+import type { DesiredCondition } from './conditions.ts';
+import { withOwnedCondition } from './user-status.ts';
 
 /** Held by a User whose account Usher may still have to release at the identity provider. */
 export const IDENTITY_FINALIZER = 'usher.dev/identity-account';
@@ -171,9 +172,7 @@ export function planAccount(observed: AccountObserved): AccountPlan {
 export function accountStatus(user: User, plan: AccountPlan, identity: UserIdentityStatus | undefined, now: Date): UserStatus {
   const generation = user.metadata.generation;
   const provisioned = plan.provisioned;
-  const conditions: Condition[] = provisioned
-    ? mergeConditions(user.status?.conditions, [provisioned, ...readinessOf(provisioned)], generation, now)
-    : (user.status?.conditions ?? []);
+  const conditions: Condition[] = provisioned ? withOwnedCondition(user.status?.conditions, provisioned, generation, now) : (user.status?.conditions ?? []);
   return {
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     ...(identity ? { identity } : {}),
@@ -185,12 +184,6 @@ export function accountStatus(user: User, plan: AccountPlan, identity: UserIdent
 export function failedStatus(user: User, reason: string, message: string, now: Date): UserStatus {
   const provisioned: DesiredCondition = { type: PROVISIONED, status: 'False', reason, message };
   return accountStatus(user, { steps: [], provisioned }, user.status?.identity, now);
-}
-
-function readinessOf(provisioned: DesiredCondition): DesiredCondition[] {
-  if (provisioned.status === 'True') return readiness('ready', provisioned.reason, provisioned.message);
-  const waitingFor = ['AcceptanceInProgress', 'WaitingForPassword', 'ProviderUnavailable'];
-  return readiness(waitingFor.includes(provisioned.reason) ? 'progressing' : 'stalled', provisioned.reason, provisioned.message);
 }
 
 function hasManagedAccess(account: AccountView): boolean {

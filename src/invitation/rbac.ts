@@ -1,0 +1,221 @@
+// From a User's memberships to the RBAC bindings Kubernetes enforces
+// (usher.rbac; docs/adr/0008). Pure: the controller (src/controller/rbac-reconciler.ts)
+// reads the User and the namespaces from its caches, calls projectUser, and
+// makes the bindings it finds say so.
+//
+//   Tenant scope, role R mapped to ClusterRole C:
+//     a RoleBinding to C in every namespace labelled with the tenant, or only in
+//     R's listed namespaces, each of which must be labelled with that tenant
+//     (another tenant's namespace, or one that does not exist, is not bound and is named).
+//   Instance scope, role R mapped to C: a ClusterRoleBinding to C, or RoleBindings
+//     in R's listed namespaces (those that exist).
+//   Group G mapped (groupMap) to C: the same, for the Group subject the API
+//     server sees (the token's group path, /tenants/<t>/<G> or /instance/<G>, with
+//     the groups prefix). Such a binding is shared by every User holding G there.
+//   A role or group with no mapping binds nothing; a role without one is named.
+import type { Membership, User } from '../api/types.ts';
+import type { RbacConfig } from '../config/types.ts';
+import type { DesiredCondition } from './conditions.ts';
+import { createHash } from 'node:crypto';
+
+export const BOUND = 'Bound';
+/** On every binding Usher makes (with app.kubernetes.io/managed-by: usher). */
+export const BINDING_KIND_LABEL = 'usher.dev/binding';
+/** On a person's binding: the User it binds (its owner). */
+export const BINDING_USER_LABEL = 'usher.dev/user';
+
+export interface Subject {
+  kind: 'User' | 'Group';
+  name: string;
+}
+
+export interface DesiredBinding {
+  kind: 'RoleBinding' | 'ClusterRoleBinding';
+  /** RoleBindings only. */
+  namespace?: string;
+  name: string;
+  clusterRole: string;
+  subject: Subject;
+  /** A Group binding: shared by every User holding that group (owned by all of them), not the User's alone. */
+  shared: boolean;
+}
+
+export type ProjectionNote =
+  | { kind: 'UnmappedRole'; role: string }
+  | { kind: 'NamespaceOutsideTenant'; role: string; namespace: string; tenant: string; actualTenant: string | undefined }
+  | { kind: 'NamespaceNotFound'; role: string; namespace: string };
+
+export interface Projection {
+  bindings: DesiredBinding[];
+  notes: ProjectionNote[];
+  /** Set when nothing can be bound yet: the API server's name for the person is not known (no account yet). */
+  waitingFor?: string;
+}
+
+/** The namespaces as the projection needs them: which exist, and the tenant each is labelled with. */
+export interface NamespaceView {
+  /** The tenant label's value of an existing namespace (undefined: no label); absent from the map: no such namespace. */
+  tenantOf: ReadonlyMap<string, string | undefined>;
+}
+
+/** The name the API server gives this person (a User subject), or undefined while it is not known yet. */
+export function usernameOf(user: User, rbac: RbacConfig): string | undefined {
+  const name = rbac.username.from === 'Email' ? user.spec.email : user.status?.identity?.username;
+  return name === undefined || name === '' ? undefined : `${rbac.username.prefix}${name}`;
+}
+
+export function projectUser(user: User, namespaces: NamespaceView, rbac: RbacConfig): Projection {
+  const notes: ProjectionNote[] = [];
+  const memberships = user.spec.memberships ?? [];
+  const username = usernameOf(user, rbac);
+  const bindings = new Map<string, DesiredBinding>();
+  const add = (b: DesiredBinding): void => {
+    bindings.set(`${b.kind}/${b.namespace ?? ''}/${b.name}`, b);
+  };
+  const tenantNamespaces = (tenant: string): string[] => [...namespaces.tenantOf].filter(([, t]) => t === tenant).map(([name]) => name);
+
+  for (const m of memberships) {
+    const tenant = m.scope === 'Tenant' ? m.tenant : undefined;
+    if (m.scope === 'Tenant' && !tenant) continue;
+    for (const role of m.roles ?? []) {
+      const clusterRole = rbac.roleMap[role.name];
+      if (clusterRole === undefined) {
+        notes.push({ kind: 'UnmappedRole', role: role.name });
+        continue;
+      }
+      if (username === undefined) continue;
+      const subject: Subject = { kind: 'User', name: username };
+      const listed = role.namespaces ?? [];
+      if (tenant !== undefined) {
+        const where = listed.length === 0 ? tenantNamespaces(tenant) : listed.filter((ns) => inTenant(ns, role.name, tenant, namespaces, notes));
+        for (const ns of where) add(personBinding(user, 'RoleBinding', clusterRole, subject, ns));
+      } else if (listed.length === 0) {
+        add(personBinding(user, 'ClusterRoleBinding', clusterRole, subject));
+      } else {
+        for (const ns of listed) {
+          if (namespaces.tenantOf.has(ns)) add(personBinding(user, 'RoleBinding', clusterRole, subject, ns));
+          else notes.push({ kind: 'NamespaceNotFound', role: role.name, namespace: ns });
+        }
+      }
+    }
+    for (const group of m.groups ?? []) {
+      const clusterRole = rbac.groupMap[group];
+      if (clusterRole === undefined) continue;
+      const subject: Subject = { kind: 'Group', name: `${rbac.groups.prefix}${groupPath(m, group)}` };
+      if (tenant === undefined) add(groupBinding('ClusterRoleBinding', clusterRole, subject, m, group));
+      else for (const ns of tenantNamespaces(tenant)) add(groupBinding('RoleBinding', clusterRole, subject, m, group, ns));
+    }
+  }
+  return {
+    bindings: [...bindings.values()].sort(byKey),
+    notes: dedupeNotes(notes),
+    ...(username === undefined && memberships.length > 0 ? { waitingFor: 'its account at the identity provider (status.identity.username)' } : {}),
+  };
+}
+
+/** The Bound condition for a projection and what applying it met (bindings the API server refused). */
+export function boundCondition(projection: Projection, refused: readonly { binding: DesiredBinding; message: string }[]): DesiredCondition {
+  const { bindings, notes } = projection;
+  if (projection.waitingFor !== undefined)
+    return { type: BOUND, status: 'False', reason: 'WaitingForAccount', message: `No RoleBindings yet: waiting for ${projection.waitingFor}.` };
+  const first = refused[0];
+  if (first) {
+    return {
+      type: BOUND,
+      status: 'False',
+      reason: 'BindForbidden',
+      message:
+        `The API server refused ${refused.length === 1 ? 'a binding' : `${refused.length} bindings`}, first ${describe(first.binding)}: ${first.message}. ` +
+        'Usher may bind only the ClusterRoles its chart grants `bind` on (the values of config.rbac.roleMap and groupMap).',
+    };
+  }
+  const outside = notes.filter((n) => n.kind !== 'UnmappedRole');
+  const unmapped = notes.filter((n) => n.kind === 'UnmappedRole').map((n) => n.role);
+  const unmappedText = unmapped.length ? ` Roles with no ClusterRole in usher.rbac.roleMap (not bound): ${unmapped.join(', ')}.` : '';
+  if (outside.length > 0) {
+    return {
+      type: BOUND,
+      status: 'False',
+      reason: 'NamespaceOutsideTenant',
+      message: `Not bound: ${outside.map(describeNote).join('; ')}.${unmappedText}`,
+    };
+  }
+  const count = bindings.length;
+  return {
+    type: BOUND,
+    status: 'True',
+    reason: unmapped.length ? 'PartlyMapped' : 'Bound',
+    message: `${count === 0 ? 'No bindings needed' : `${count} binding${count === 1 ? '' : 's'} in place`}.${unmappedText}`,
+  };
+}
+
+export function describe(b: DesiredBinding): string {
+  const where = b.kind === 'RoleBinding' ? `in namespace ${b.namespace ?? ''}` : 'cluster-wide';
+  return `${b.kind} ${b.name} (${b.subject.kind} ${b.subject.name} → ClusterRole ${b.clusterRole}, ${where})`;
+}
+
+function describeNote(n: Exclude<ProjectionNote, { kind: 'UnmappedRole' }>): string {
+  if (n.kind === 'NamespaceNotFound') return `role ${n.role} lists namespace ${n.namespace}, which does not exist`;
+  const actual = n.actualTenant === undefined ? 'belongs to no tenant' : `belongs to tenant ${n.actualTenant}`;
+  return `role ${n.role} lists namespace ${n.namespace}, which ${actual}, not ${n.tenant}`;
+}
+
+function inTenant(ns: string, role: string, tenant: string, namespaces: NamespaceView, notes: ProjectionNote[]): boolean {
+  if (!namespaces.tenantOf.has(ns)) {
+    notes.push({ kind: 'NamespaceNotFound', role, namespace: ns });
+    return false;
+  }
+  const actualTenant = namespaces.tenantOf.get(ns);
+  if (actualTenant === tenant) return true;
+  notes.push({ kind: 'NamespaceOutsideTenant', role, namespace: ns, tenant, actualTenant });
+  return false;
+}
+
+/** The group's path in the token, as the identity provider names it (src/invitation/identity.ts accessOf). */
+function groupPath(m: Membership, group: string): string {
+  return m.scope === 'Instance' ? `/instance/${group}` : `/tenants/${m.tenant ?? ''}/${group}`;
+}
+
+function personBinding(user: User, kind: DesiredBinding['kind'], clusterRole: string, subject: Subject, namespace?: string): DesiredBinding {
+  return {
+    kind,
+    ...(namespace !== undefined ? { namespace } : {}),
+    name: bindingName(`usher:${user.metadata.name}:${clusterRole}`),
+    clusterRole,
+    subject,
+    shared: false,
+  };
+}
+
+function groupBinding(kind: DesiredBinding['kind'], clusterRole: string, subject: Subject, m: Membership, group: string, namespace?: string): DesiredBinding {
+  const where = m.scope === 'Instance' ? 'instance' : `tenant:${m.tenant ?? ''}`;
+  return {
+    kind,
+    ...(namespace !== undefined ? { namespace } : {}),
+    name: bindingName(`usher:group:${where}:${group}:${clusterRole}`),
+    clusterRole,
+    subject,
+    shared: true,
+  };
+}
+
+/** Readable when it fits (RBAC names are path segments of at most 253 characters), a hash of it when not. */
+function bindingName(readable: string): string {
+  if (readable.length <= 253) return readable;
+  return `usher:${createHash('sha256').update(readable).digest('hex').slice(0, 40)}`;
+}
+
+function byKey(a: DesiredBinding, b: DesiredBinding): number {
+  const key = (x: DesiredBinding): string => `${x.kind}/${x.namespace ?? ''}/${x.name}`;
+  return key(a).localeCompare(key(b));
+}
+
+function dedupeNotes(notes: readonly ProjectionNote[]): ProjectionNote[] {
+  const seen = new Set<string>();
+  return notes.filter((n) => {
+    const key = JSON.stringify(n);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
