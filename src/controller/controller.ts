@@ -13,7 +13,9 @@ import { countByPhase, type UsherMetrics } from '../metrics/metrics.ts';
 import { KubeCluster } from './kube-store.ts';
 import type { InvitationMailer } from './ports.ts';
 import { Reconciler } from './reconciler.ts';
-import { setUpUserWatches, setUpWatches } from './watches.ts';
+import { setUpRbacWatches, setUpUserWatches, setUpWatches } from './watches.ts';
+import { KubeBindings } from './rbac-store.ts';
+import { RbacReconciler } from './rbac-reconciler.ts';
 import type { PooledAuthentication } from '../runtime/pooled-client.ts';
 import type { InvitationRecord } from '../invitation/record.ts';
 import type { IdentityProvider } from '../identity/provider.ts';
@@ -46,6 +48,9 @@ export class Controller {
   private readonly runner: WorkerRunner;
   /** Users → their identity provider accounts (only with usher.identity). */
   private readonly userRunner: WorkerRunner | undefined;
+  /** Users → their RoleBindings (only with usher.rbac). */
+  private readonly rbacRunner: WorkerRunner | undefined;
+  private readonly bindings: KubeBindings | undefined;
   private readonly reconciler: Reconciler;
   private readonly options: ControllerOptions;
   private running = false;
@@ -100,6 +105,38 @@ export class Controller {
       });
       this.userRunner = userRunner;
     }
+    const rbac = options.config.rbac;
+    if (rbac) {
+      const bindings = new KubeBindings(options.kubeConfig, options.log, options.config.controller.resyncPeriodMs, options.auth);
+      const reconciler = new RbacReconciler({
+        users: this.cluster,
+        namespaces: () => this.cluster.namespaces.list(),
+        bindings,
+        rbac,
+        tenantLabel: options.config.tenancy.namespaceLabel,
+        log: options.log.child({ component: 'rbac' }),
+      });
+      const rbacRunner = new WorkerRunner({
+        workers: options.config.controller.workers,
+        sync: (name) => reconciler.reconcile(name),
+        log: options.log,
+        keyField: 'user',
+      });
+      setUpRbacWatches(
+        {
+          users: this.cluster.users,
+          namespaces: this.cluster.namespaces,
+          roleBindings: bindings.roleBindings,
+          clusterRoleBindings: bindings.clusterRoleBindings,
+        },
+        options.config.tenancy.namespaceLabel,
+        (name) => {
+          rbacRunner.add(name);
+        },
+      );
+      this.bindings = bindings;
+      this.rbacRunner = rbacRunner;
+    }
     setUpWatches(this.cluster, {
       enqueue: (namespace, name) => {
         this.runner.add(objectKey(namespace, name));
@@ -122,14 +159,20 @@ export class Controller {
     return { reconciles: this.userRunner?.stats.syncs ?? 0, errors: this.userRunner?.stats.errors ?? 0 };
   }
 
+  /** User reconciles of their RoleBindings started and failed so far (zero without usher.rbac). */
+  get rbacStats(): ControllerStats {
+    return { reconciles: this.rbacRunner?.stats.syncs ?? 0, errors: this.rbacRunner?.stats.errors ?? 0 };
+  }
+
   /** Fills the caches, then starts the workers. Resolves once caches are synced. */
   async start(): Promise<void> {
-    await this.cluster.start();
+    await Promise.all([this.cluster.start(), ...(this.bindings?.informers().map((i) => i.start()) ?? [])]);
     this.options.log.info({ invitations: this.cluster.invitations.list().length }, 'caches synced, starting workers');
     this.running = true;
     await this.removeRecords(this.cluster.orphanRecords());
     this.runner.start();
     this.userRunner?.start();
+    this.rbacRunner?.start();
   }
 
   /**
@@ -159,13 +202,14 @@ export class Controller {
   /** Stops taking new keys and waits for in-flight reconciles to finish (graceful shutdown). */
   async stop(): Promise<void> {
     this.running = false;
-    await Promise.all([this.runner.stop(), this.userRunner?.stop()]);
+    await Promise.all([this.runner.stop(), this.userRunner?.stop(), this.rbacRunner?.stop()]);
+    for (const informer of this.bindings?.informers() ?? []) informer.stop();
     this.cluster.stop();
   }
 
   /** Whether every cache has been filled (readiness). */
   synced(): boolean {
-    return this.cluster.hasSynced();
+    return this.cluster.hasSynced() && (this.bindings?.informers().every((i) => i.hasSynced()) ?? true);
   }
 
   /** Invitation keys waiting for a worker (the work-queue depth metric). */

@@ -307,7 +307,7 @@ export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
  * informer shows it, and everything written before a relist's list request
  * once that relist has replaced the cache.
  */
-function overlayFor<T extends ObjectLike>(informer: Informer<T>): Overlay<T> {
+export function overlayFor<T extends ObjectLike>(informer: Informer<T>): Overlay<T> {
   const overlay = new Overlay<T>(
     (key) => {
       const { namespace, name } = splitObjectKey(key);

@@ -54,6 +54,41 @@ export interface UserStore {
   userEvent(user: User, type: 'Normal' | 'Warning', reason: string, message: string): void;
 }
 
+/** A RoleBinding or a ClusterRoleBinding as plain JSON (the two have the same shape: metadata, roleRef, subjects). */
+export interface BindingManifest {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
+    deletionTimestamp?: Date;
+  };
+  roleRef: { apiGroup: string; kind: string; name: string };
+  subjects?: { apiGroup?: string; kind: string; name: string; namespace?: string }[];
+}
+
+export interface BindingObject {
+  kind: 'RoleBinding' | 'ClusterRoleBinding';
+  object: BindingManifest;
+}
+
+/** What the RBAC controller reads (caches of Usher's own bindings) and changes. */
+export interface BindingStore {
+  binding(kind: BindingObject['kind'], namespace: string | undefined, name: string): BindingObject | undefined;
+  /** Every binding of Usher's with an ownerReference to the User with this uid. */
+  ownedBy(uid: string): BindingObject[];
+  /** Fails with AlreadyExists when the name is taken, Forbidden when the API server will not let Usher bind that ClusterRole. */
+  create(binding: BindingObject): Promise<BindingObject>;
+  /** Optimistic: fails with a conflict when the object's resourceVersion is stale. */
+  replace(binding: BindingObject): Promise<BindingObject>;
+  /** Only if it is still the object seen (uid and resourceVersion); gone already: done. */
+  delete(binding: BindingObject): Promise<void>;
+}
+
 export interface InvitationMailer {
   /** Renders and sends the invitation mail for this record's token. */
   sendInvitation(invitation: UserInvitation, link: string, expiresAt: Date): Promise<{ ok: true } | { ok: false; permanent: boolean; response: string }>;

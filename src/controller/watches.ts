@@ -13,7 +13,12 @@
 //
 // and, with usher.identity, the identity controller's (setUpUserWatches):
 //   User added or changed             → itself (its account at the identity provider)
-import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
+//
+// and, with usher.rbac, the RBAC controller's (setUpRbacWatches):
+//   User added or changed             → itself (its memberships, its account's username, a deletion)
+//   Namespace added, relabelled, gone → the Users with memberships it may concern
+//   Usher's RoleBinding or ClusterRoleBinding changed or deleted → the Users that own it
+import type { V1ClusterRoleBinding, V1Namespace, V1RoleBinding, V1Secret } from '@kubernetes/client-node';
 import type { User, UserInvitation } from '../api/types.ts';
 import { recordFromSecret } from '../invitation/record.ts';
 import type { Informer } from '../runtime/informer.ts';
@@ -91,6 +96,56 @@ export function setUpUserWatches(informers: Pick<WatchedInformers, 'users'>, enq
   informers.users.on('update', (user, old?: User) => {
     if (!old || accountRelevantChange(user, old)) enqueue(user.metadata.name);
   });
+}
+
+/** The RBAC controller's watches (usher.rbac); keys are User names. */
+export function setUpRbacWatches(
+  informers: Pick<WatchedInformers, 'users' | 'namespaces'> & { roleBindings: Informer<V1RoleBinding>; clusterRoleBindings: Informer<V1ClusterRoleBinding> },
+  tenantLabel: string,
+  enqueue: (userName: string) => void,
+): void {
+  informers.users.on('add', (user) => {
+    enqueue(user.metadata.name);
+  });
+  informers.users.on('update', (user, old?: User) => {
+    if (!old || rbacRelevantChange(user, old)) enqueue(user.metadata.name);
+  });
+  const enqueueConcerned = (namespace: V1Namespace, old?: V1Namespace): void => {
+    const name = namespace.metadata?.name ?? '';
+    const tenants = new Set([namespace, old].map((n) => n?.metadata?.labels?.[tenantLabel]).filter((t): t is string => t !== undefined));
+    for (const user of informers.users.list()) if (concernsUser(user, name, tenants)) enqueue(user.metadata.name);
+  };
+  informers.namespaces.on('add', (namespace) => {
+    enqueueConcerned(namespace);
+  });
+  informers.namespaces.on('update', (namespace, old) => {
+    if (labelsChanged(namespace, old) || namespace.metadata?.deletionTimestamp !== old.metadata?.deletionTimestamp) enqueueConcerned(namespace, old);
+  });
+  informers.namespaces.on('delete', (namespace) => {
+    enqueueConcerned(namespace);
+  });
+  for (const bindings of [informers.roleBindings, informers.clusterRoleBindings] as Informer<V1RoleBinding>[]) {
+    // Drift: someone edited or deleted one of Usher's bindings; its owners put it back (or finish removing it).
+    for (const type of ['update', 'delete'] as const) {
+      bindings.on(type, (binding) => {
+        for (const owner of binding.metadata?.ownerReferences ?? []) if (owner.kind === 'User') enqueue(owner.name);
+      });
+    }
+  }
+}
+
+/** Whether an update of a User may change its bindings: memberships, a deletion, its account's username. */
+export function rbacRelevantChange(user: User, old: User): boolean {
+  const key = (u: User): string =>
+    JSON.stringify([u.metadata.uid, u.metadata.deletionTimestamp, u.spec.email, u.spec.memberships, u.status?.identity?.username]);
+  return key(user) !== key(old);
+}
+
+/** Whether a namespace named `namespace`, of these tenants (its label before and after), may change what the User is bound to. */
+function concernsUser(user: User, namespace: string, tenants: ReadonlySet<string>): boolean {
+  return (user.spec.memberships ?? []).some(
+    (m) => (m.scope === 'Tenant' && m.tenant !== undefined && tenants.has(m.tenant)) || (m.roles ?? []).some((r) => r.namespaces?.includes(namespace)),
+  );
 }
 
 /** Whether an update of a User may change what its account should be. */

@@ -9,9 +9,10 @@
 //   createOrReplace       create, or replace what is there (last writer wins)
 //   deleteIgnoringNotFound a delete that is done when the object is gone already
 //
-// secretsClient(), namespacesClient() and customObjectsClient() bind it to a
+// secretsClient(), namespacesClient(), roleBindingsClient(),
+// clusterRoleBindingsClient() and customObjectsClient() bind it to a
 // kind; tests pass a ResourceApi of their own.
-import type { CoreV1Api, CustomObjectsApi, V1Namespace, V1Secret } from '@kubernetes/client-node';
+import type { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, V1ClusterRoleBinding, V1Namespace, V1RoleBinding, V1Secret } from '@kubernetes/client-node';
 import { isAlreadyExists, isNotFound } from './client.ts';
 import type { ListResult, ObjectLike } from './informer.ts';
 
@@ -147,6 +148,32 @@ export function namespacesClient(core: CoreV1Api): TypedClient<V1Namespace> {
     replace: (_namespace, name, body) => core.replaceNamespace({ name, body }),
     replaceStatus: (_namespace, name, body) => core.replaceNamespaceStatus({ name, body }),
     delete: (_namespace, name, preconditions) => core.deleteNamespace({ name, ...withPreconditions(preconditions) }),
+  });
+}
+
+/** RoleBindings (namespaced; a list without a namespace lists every namespace). */
+export function roleBindingsClient(rbac: RbacAuthorizationV1Api): TypedClient<V1RoleBinding> {
+  const ns = (namespace: string | undefined): string => namespaceOf('RoleBinding', namespace);
+  return new TypedClient<V1RoleBinding>('RoleBinding', {
+    read: (namespace, name) => rbac.readNamespacedRoleBinding({ namespace: ns(namespace), name }),
+    list: (namespace, labelSelector) =>
+      namespace
+        ? rbac.listNamespacedRoleBinding({ namespace, ...withSelector(labelSelector) })
+        : rbac.listRoleBindingForAllNamespaces(withSelector(labelSelector)),
+    create: (namespace, body) => rbac.createNamespacedRoleBinding({ namespace: ns(namespace), body }),
+    replace: (namespace, name, body) => rbac.replaceNamespacedRoleBinding({ namespace: ns(namespace), name, body }),
+    delete: (namespace, name, preconditions) => rbac.deleteNamespacedRoleBinding({ namespace: ns(namespace), name, ...withPreconditions(preconditions) }),
+  });
+}
+
+/** ClusterRoleBindings (cluster-scoped). */
+export function clusterRoleBindingsClient(rbac: RbacAuthorizationV1Api): TypedClient<V1ClusterRoleBinding> {
+  return new TypedClient<V1ClusterRoleBinding>('ClusterRoleBinding', {
+    read: (_namespace, name) => rbac.readClusterRoleBinding({ name }),
+    list: (_namespace, labelSelector) => rbac.listClusterRoleBinding(withSelector(labelSelector)),
+    create: (_namespace, body) => rbac.createClusterRoleBinding({ body }),
+    replace: (_namespace, name, body) => rbac.replaceClusterRoleBinding({ name, body }),
+    delete: (_namespace, name, preconditions) => rbac.deleteClusterRoleBinding({ name, ...withPreconditions(preconditions) }),
   });
 }
 
