@@ -8,7 +8,7 @@ import { getSystemErrorMessage } from 'node:util';
 import { CORE_SCHEMA, load, YAMLException } from 'js-yaml';
 import { parseDuration } from './duration.ts';
 import { checkShape, formatPath, type RawConfig } from './schema.ts';
-import type { AcceptConfig, IdentityConfig, MailConfig, UsherConfig } from './types.ts';
+import type { AcceptConfig, IdentityConfig, MailConfig, RbacConfig, UsherConfig } from './types.ts';
 
 /** The configuration cannot be used; the message lists every problem, one per line, each naming the file and key. */
 export class ConfigError extends Error {
@@ -95,6 +95,11 @@ const DEFAULTS = {
   resyncPeriod: 'PT10M',
   onInvitationDelete: 'RemoveMembership',
   deleteUserWithoutMemberships: true,
+  // usher.rbac: off; usernames from the identity provider's account with usher.identity, else the address; no prefixes.
+  rbacEnabled: false,
+  usernameFromWithIdentity: 'IdentityUsername',
+  usernameFromWithoutIdentity: 'Email',
+  rbacPrefix: '',
 } as const;
 
 interface Io {
@@ -163,7 +168,49 @@ function convert(raw: Pruned<RawConfig>, io: Io, problems: string[]): UsherConfi
     // Where the accepted person signs in, unless the file says: the realm's account console.
     config.accept.loginUrl ??= `${identityConfig.keycloak.url}/realms/${encodeURIComponent(identityConfig.keycloak.realm)}/account`;
   }
+  const rbacConfig = rbac(usher.rbac ?? {}, usher.identity?.provider ?? 'none', problems);
+  if (rbacConfig !== undefined) config.rbac = rbacConfig;
   return config;
+}
+
+type RawRbac = NonNullable<NonNullable<Pruned<RawConfig>['usher']>['rbac']>;
+
+/**
+ * usher.rbac, when enabled (absent otherwise: its other keys are then only
+ * checked for their shape, so that switching it off needs no other edit).
+ * The names in the maps were checked by the schema (keys: the CRD's patterns
+ * for role and group names; values: ClusterRole names); what is left are the
+ * rules across keys.
+ */
+function rbac(raw: RawRbac, provider: 'none' | 'keycloak', problems: string[]): RbacConfig | undefined {
+  const at = 'usher.rbac';
+  if (!(raw.enabled ?? DEFAULTS.rbacEnabled)) return undefined;
+  const roleMap = stringMap(raw.roleMap);
+  const groupMap = stringMap(raw.groupMap);
+  // A map whose entries were all wrong is empty now, but was not as written: its problems say enough.
+  const mapProblems = problems.some((p) => p.startsWith(`${at}.roleMap`) || p.startsWith(`${at}.groupMap`));
+  if (Object.keys(roleMap).length === 0 && Object.keys(groupMap).length === 0 && !mapProblems) {
+    problems.push(`${at}: binds nothing: map a role or a group, or leave ${at}.enabled false (${at}.roleMap and ${at}.groupMap are both empty)`);
+  }
+  const withIdentity = provider === 'keycloak';
+  const from = raw.username?.from ?? (withIdentity ? DEFAULTS.usernameFromWithIdentity : DEFAULTS.usernameFromWithoutIdentity);
+  if (from === 'IdentityUsername' && !withIdentity) {
+    problems.push(
+      `${at}.username.from: IdentityUsername needs usher.identity.provider: keycloak (the username is that of the person's account at the identity provider, ` +
+        'which exists only with one); use Email, or set up usher.identity',
+    );
+  }
+  return {
+    roleMap,
+    groupMap,
+    username: { from, prefix: raw.username?.prefix ?? DEFAULTS.rbacPrefix },
+    groups: { prefix: raw.groups?.prefix ?? DEFAULTS.rbacPrefix },
+  };
+}
+
+/** A copy of a mapping of names, without what was pruned. */
+function stringMap(raw: Partial<Record<string, string>> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(raw ?? {}).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
 }
 
 type RawIdentity = NonNullable<NonNullable<Pruned<RawConfig>['usher']>['identity']>;

@@ -17,6 +17,26 @@ const namespaceName = {
   description: 'a namespace name (lowercase letters, digits and dashes)',
 } as const;
 
+// An invitation's platform role and group names: the CRD's patterns for
+// spec.roles[].name and spec.groups[] (crds/usher.dev_userinvitations.yaml),
+// used for the keys of usher.rbac's maps (a wrong key is told `the key "x" is
+// not <description>`).
+const platformName = { maxLength: 128, pattern: '^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$' } as const;
+const nameChars = 'letters, digits, ".", "_" and "-", beginning and ending with a letter or digit, at most 128 characters';
+const roleName = { type: 'string', ...platformName, description: `a platform role name as in an invitation's spec.roles[].name (${nameChars})` } as const;
+const groupName = { type: 'string', ...platformName, description: `a group name as in an invitation's spec.groups (${nameChars})` } as const;
+// What the API server takes as a ClusterRole's name (a path segment): not
+// empty, not "." or "..", no "/" or "%". Written without a lookahead, so that
+// the chart's values.schema.json (Go's regexp) can say the same.
+const clusterRoleName = {
+  type: 'string',
+  maxLength: 253,
+  pattern: '^([^/%.][^/%]*|\\.[^/%.][^/%]*|\\.\\.[^/%]+)$',
+  description: 'a ClusterRole name such as edit or view (not empty, not "." or "..", no "/" or "%")',
+} as const;
+/** A mapping from names (keys) to the ClusterRole each is bound to. */
+const bindingMap = <const K extends JSONSchema>(keys: K) => ({ type: 'object', propertyNames: keys, additionalProperties: clusterRoleName }) as const;
+
 /** A closed object schema (its literal type kept, for FromSchema). */
 type ClosedObject<P extends Record<string, JSONSchema>> = { readonly type: 'object'; readonly additionalProperties: false; readonly properties: P };
 
@@ -112,6 +132,13 @@ export const configSchema = object({
       onInvitationDelete: { enum: ['RemoveMembership', 'Keep'] },
       deleteUserWithoutMemberships: { type: 'boolean' },
     }),
+    rbac: object({
+      enabled: { type: 'boolean' },
+      roleMap: bindingMap(roleName),
+      groupMap: bindingMap(groupName),
+      username: object({ from: { enum: ['IdentityUsername', 'Email'] }, prefix: { type: 'string' } }),
+      groups: object({ prefix: { type: 'string' } }),
+    }),
     controller: object({
       workers: { type: 'integer', minimum: 1 },
       resyncPeriod: duration,
@@ -137,11 +164,18 @@ export interface SchemaProblem {
 /** The document's shape problems, in plain words; empty when it fits the schema. */
 export function checkShape(doc: unknown): SchemaProblem[] {
   if (validate(doc)) return [];
-  return ((validate.errors as DefinedError[] | null | undefined) ?? []).map(describeError);
+  return (
+    ((validate.errors as DefinedError[] | null | undefined) ?? [])
+      // A wrong key of a mapping (propertyNames) is reported by the rule it
+      // broke, and again as "property name must be valid": keep the first.
+      .filter((error) => error.keyword !== 'propertyNames')
+      .map((error) => describeError(error, doc))
+  );
 }
 
-function describeError(error: DefinedError): SchemaProblem {
-  const path = pointerToPath(error.instancePath);
+function describeError(error: DefinedError, doc: unknown): SchemaProblem {
+  if (error.propertyName !== undefined) return describeKeyError(error, error.propertyName, doc);
+  const path = pointerToPath(error.instancePath, doc);
   const hint = typeof error.parentSchema?.description === 'string' ? error.parentSchema.description : undefined;
   const got = describeValue(error.data);
   switch (error.keyword) {
@@ -189,6 +223,24 @@ function describeError(error: DefinedError): SchemaProblem {
   }
 }
 
+/**
+ * A key of a mapping that breaks the mapping's rule for keys (propertyNames,
+ * as in usher.rbac.roleMap): named as the key's own path, so that the key
+ * alone is dropped and the rest of the mapping still checked.
+ */
+function describeKeyError(error: DefinedError, key: string, doc: unknown): SchemaProblem {
+  const path = [...pointerToPath(error.instancePath, doc), key];
+  const hint = typeof error.parentSchema?.description === 'string' ? error.parentSchema.description : undefined;
+  switch (error.keyword) {
+    case 'pattern':
+      return { path, message: `the key ${JSON.stringify(key)} is not ${hint ?? `valid (${error.message ?? error.keyword})`}` };
+    case 'maxLength':
+      return { path, message: `the key is longer than ${error.params.limit} characters` };
+    default:
+      return { path, message: `the key ${JSON.stringify(key)} ${error.message ?? `fails the ${error.keyword} rule`}` };
+  }
+}
+
 const TYPE_WORDS: Partial<Record<string, string>> = {
   string: 'text',
   integer: 'a whole number',
@@ -205,13 +257,19 @@ function describeValue(value: unknown): string {
   return value === undefined ? 'nothing' : JSON.stringify(value);
 }
 
-function pointerToPath(pointer: string): (string | number)[] {
+/** The pointer's segments: list indexes as numbers, keys (even "123", a key of a mapping such as usher.rbac.roleMap) as text. */
+function pointerToPath(pointer: string, doc: unknown): (string | number)[] {
   if (pointer === '') return [];
+  let node = doc;
   return pointer
     .slice(1)
     .split('/')
     .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
-    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+    .map((s) => {
+      const inList = Array.isArray(node);
+      node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[s] : undefined;
+      return inList && /^\d+$/.test(s) ? Number(s) : s;
+    });
 }
 
 /** `usher.tenancy.instanceNamespaces[0]`: how a key is named in messages. */

@@ -6,11 +6,24 @@
 // (SubjectAccessReviews for their ServiceAccounts, what `kubectl auth can-i
 // --as` asks), and the whole list of rules each holds in Usher's namespace and
 // in a tenant's (what `kubectl auth can-i --list` shows) is exactly the
-// expected one. Last, the harness's own identities (operator, accept), which
-// the other test files run Usher as, are held to the same.
+// expected one. Then with config.rbac (memberships projected into RBAC): the
+// controller may write bindings, but the API server lets it bind only the
+// mapped ClusterRoles, which real requests as its ServiceAccount show (with
+// Kubernetes' admin, edit and view filled in by the ClusterRole aggregation
+// controller, which this file runs for that on a local control plane, as
+// aggregated-roles.int.test.ts does: the harness's runs no such controller,
+// and an empty ClusterRole may be bound by anyone). Last,
+// the harness's own identities (operator, accept), which the other test files
+// run Usher as, are held to the same.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadAll } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ensureControlPlaneBinaries } from '../../tools/control-plane/binaries.ts';
+import { freePort } from '../../tools/control-plane/control-plane.ts';
 import { deleteNamespaces, kubectl, kubectlOk } from '../support/cluster.ts';
 import { CHART, helmOk, useHelm } from './support.ts';
 
@@ -28,11 +41,12 @@ const ACCEPT = `system:serviceaccount:${USHER}:usher-accept`;
 
 type Disclosure = 'Status' | 'Secret';
 
-async function applyRbac(linkDisclosure: Disclosure): Promise<void> {
+/** Renders templates/rbac.yaml for this file's release and applies it (as admin); `extra`: more helm flags. */
+async function applyRbac(linkDisclosure: Disclosure, extra: string[] = []): Promise<void> {
   const sets = ['serviceAccount.name=usher', 'accept.serviceAccount.name=usher-accept', `config.security.invitations.linkDisclosure=${linkDisclosure}`].flatMap(
     (v) => ['--set', v],
   );
-  const rbac = await helmOk(['template', RELEASE, CHART, '--namespace', USHER, ...sets, '--show-only', 'templates/rbac.yaml']);
+  const rbac = await helmOk(['template', RELEASE, CHART, '--namespace', USHER, ...sets, ...extra, '--show-only', 'templates/rbac.yaml']);
   await kubectlOk(['apply', '-f', '-'], { input: rbac });
 }
 
@@ -315,6 +329,162 @@ describe('with linkDisclosure=Secret', () => {
     expect(await rulesHeld(CONTROLLER, TENANT)).toEqual(expand([...CONTROLLER_CLUSTER, ...CONTROLLER_LINK_SECRETS]));
     expect(await rulesHeld(ACCEPT, USHER)).toEqual(expand([...ACCEPT_CLUSTER, ...ACCEPT_IN_USHER]));
     expect(await rulesHeld(ACCEPT, TENANT)).toEqual(expand(ACCEPT_CLUSTER));
+  });
+});
+
+describe('with config.rbac (memberships projected into RBAC)', () => {
+  const RBAC_VALUES = { enabled: true, roleMap: { developer: 'edit', viewer: 'view' }, groupMap: { developers: 'view' } };
+  const RB = 'rolebindings.rbac.authorization.k8s.io';
+  const CRB = 'clusterrolebindings.rbac.authorization.k8s.io';
+  const CR = 'clusterroles.rbac.authorization.k8s.io';
+  const WRITE = ['create', 'update', 'patch', 'delete'];
+  /** The controller's calls for the projection: its bindings anywhere, and bind on the mapped ClusterRoles. */
+  const BINDING_CALLS = [
+    ...['list', 'watch'].flatMap((verb) => [`${verb} ${RB} -A`, `${verb} ${CRB}`]),
+    ...['get', ...WRITE].flatMap((verb) => [`${verb} ${RB} -n ${TENANT}`, `${verb} ${RB} -n ${USHER}`, `${verb} ${CRB}`]),
+    `bind ${CR}/edit -n ${TENANT}`,
+    `bind ${CR}/view -n ${TENANT}`,
+    `bind ${CR}/edit`,
+    `bind ${CR}/view`,
+  ];
+  /** Any other ClusterRole, bind without a name, escalate, and writing roles: never. */
+  const NEVER = [
+    `bind ${CR}/cluster-admin`,
+    `bind ${CR}/admin`,
+    `bind ${CR}/admin -n ${TENANT}`,
+    `bind ${CR}/cluster-admin -n ${TENANT}`,
+    `bind ${CR}/${RELEASE}-usher`,
+    `bind ${CR}`,
+    `bind roles.rbac.authorization.k8s.io/edit -n ${TENANT}`,
+    `escalate ${CR}`,
+    `escalate ${CR}/edit`,
+    `escalate roles.rbac.authorization.k8s.io -n ${TENANT}`,
+    `create ${CR}`,
+    `update ${CR}/edit`,
+    `create roles.rbac.authorization.k8s.io -n ${TENANT}`,
+    `deletecollection ${RB} -n ${TENANT}`,
+    `deletecollection ${CRB}`,
+  ];
+  /** What the controller may still not do: NEITHER, but for the bindings it now writes. */
+  const STILL_NOT = NEITHER.filter((check) => !check.includes('rolebindings'));
+  const CONTROLLER_RBAC = [
+    'rbac.authorization.k8s.io/rolebindings get list watch create update patch delete',
+    'rbac.authorization.k8s.io/clusterrolebindings get list watch create update patch delete',
+    'rbac.authorization.k8s.io/clusterroles:edit bind',
+    'rbac.authorization.k8s.io/clusterroles:view bind',
+  ];
+  const SA_GROUPS = ['system:serviceaccounts', `system:serviceaccounts:${USHER}`];
+  /** kubectl as the controller's ServiceAccount (impersonated by admin, with a ServiceAccount's groups). */
+  const asController = (args: string[], input?: string) =>
+    kubectl([`--as=${CONTROLLER}`, ...SA_GROUPS.map((g) => `--as-group=${g}`), ...args], input === undefined ? {} : { input });
+  const binding = (kind: 'RoleBinding' | 'ClusterRoleBinding', name: string, role: string): string =>
+    JSON.stringify({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind,
+      // The release's label: afterAll deletes what is cluster-scoped by it.
+      metadata: { name, ...(kind === 'RoleBinding' ? { namespace: TENANT } : {}), labels: { 'app.kubernetes.io/instance': RELEASE } },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: `oidc:jane-${suffix}@example.com` }],
+    });
+
+  /** How many rules a ClusterRole holds. */
+  const ruleCount = async (clusterRole: string): Promise<number> =>
+    ((JSON.parse(await kubectlOk(['get', 'clusterrole', clusterRole, '-o', 'json'])) as { rules?: unknown[] }).rules ?? []).length;
+
+  let aggregator: ChildProcess | undefined;
+  let aggregatorDir = '';
+  let aggregatorLog = '';
+
+  beforeAll(async () => {
+    if (inject('localControlPlane')) {
+      const { kubeControllerManager } = await ensureControlPlaneBinaries();
+      aggregatorDir = mkdtempSync(join(tmpdir(), 'usher-aggregation-'));
+      const admin = inject('kubeconfigs').admin;
+      aggregator = spawn(
+        kubeControllerManager,
+        [
+          `--kubeconfig=${admin}`,
+          `--authentication-kubeconfig=${admin}`,
+          `--authorization-kubeconfig=${admin}`,
+          '--controllers=clusterrole-aggregation',
+          '--leader-elect=false',
+          '--bind-address=127.0.0.1',
+          `--secure-port=${await freePort()}`,
+          `--cert-dir=${aggregatorDir}`,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      aggregator.stderr?.on('data', (chunk: Buffer) => {
+        aggregatorLog = (aggregatorLog + chunk.toString()).slice(-4000);
+      });
+      process.once('exit', () => aggregator?.kill('SIGKILL'));
+    }
+    // Binding an empty ClusterRole escalates nothing, so the API server allows it to anyone: these must hold their rules.
+    for (let i = 0; (await Promise.all(['admin', 'edit', 'view'].map(ruleCount))).includes(0); i++) {
+      if (i >= 120) throw new Error(`admin, edit and view were not aggregated within 30 s; the aggregation controller said:\n${aggregatorLog}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await applyRbac('Status', ['--set-json', `config.rbac=${JSON.stringify(RBAC_VALUES)}`]);
+    await settle(CONTROLLER, BINDING_CALLS, true);
+  }, 120_000);
+
+  afterAll(async () => {
+    if (!aggregator) return;
+    if (aggregator.exitCode === null && aggregator.signalCode === null) {
+      const exited = new Promise((r) => aggregator?.once('exit', r));
+      aggregator.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(aggregatorDir, { recursive: true, force: true });
+  });
+
+  it('the controller’s ServiceAccount can make each of its calls, and write bindings in any namespace', async () => {
+    expect(await wrong(CONTROLLER, [...CONTROLLER_CALLS, ...BINDING_CALLS], true)).toEqual([]);
+  });
+
+  it('the controller’s ServiceAccount can bind no other ClusterRole, escalate nothing, write no roles, and nothing else', async () => {
+    expect(await wrong(CONTROLLER, [...NEVER, ...LINK_SECRET_CALLS, ...STILL_NOT], false)).toEqual([]);
+  });
+
+  it('the acceptance page’s ServiceAccount is unchanged: no bindings, no bind', async () => {
+    expect(await wrong(ACCEPT, ACCEPT_CALLS, true)).toEqual([]);
+    expect(await wrong(ACCEPT, [...BINDING_CALLS, ...NEVER, ...NOT_THE_PAGES, ...NEITHER], false)).toEqual([]);
+  });
+
+  it('each holds exactly its rules, in Usher’s namespace and in a tenant’s (kubectl auth can-i --list)', async () => {
+    expect(await rulesHeld(CONTROLLER, USHER)).toEqual(expand([...CONTROLLER_CLUSTER, ...CONTROLLER_RBAC, ...CONTROLLER_IN_USHER]));
+    expect(await rulesHeld(CONTROLLER, TENANT)).toEqual(expand([...CONTROLLER_CLUSTER, ...CONTROLLER_RBAC]));
+    expect(await rulesHeld(ACCEPT, TENANT)).toEqual(expand(ACCEPT_CLUSTER));
+  });
+
+  it('real requests as the controller: a RoleBinding to a mapped ClusterRole is created, one to cluster-admin or admin refused (403)', async () => {
+    const edit = await asController(['create', '-f', '-'], binding('RoleBinding', 'projected-edit', 'edit'));
+    expect(edit.stderr).toBe('');
+    expect(edit.code).toBe(0);
+    for (const role of ['cluster-admin', 'admin']) {
+      const refused = await asController(['create', '-f', '-'], binding('RoleBinding', `projected-${role}`, role));
+      expect(refused.code, role).not.toBe(0);
+      expect(refused.stderr, role).toContain('Error from server (Forbidden)');
+      expect(refused.stderr, role).toContain('is attempting to grant RBAC permissions not currently held');
+    }
+    expect((await kubectlOk(['get', 'rolebindings', '-n', TENANT, '-o', 'name'])).trim().split('\n')).toEqual([
+      'rolebinding.rbac.authorization.k8s.io/projected-edit',
+    ]);
+  });
+
+  it('real requests as the controller: the same cluster-wide, and no existing binding to another ClusterRole can be given a subject (update is checked too)', async () => {
+    const view = await asController(['create', '-f', '-'], binding('ClusterRoleBinding', `${RELEASE}-projected-view`, 'view'));
+    expect(view.stderr).toBe('');
+    expect(view.code).toBe(0);
+    const admin = await asController(['create', '-f', '-'], binding('ClusterRoleBinding', `${RELEASE}-projected-cluster-admin`, 'cluster-admin'));
+    expect(admin.code).not.toBe(0);
+    expect(admin.stderr).toContain('Error from server (Forbidden)');
+    // A binding to admin made by someone else: the controller may delete it, but not add anyone to it.
+    await kubectlOk(['create', '-f', '-'], { input: binding('RoleBinding', 'someone-elses-admin', 'admin') });
+    const patch = JSON.stringify([{ op: 'add', path: '/subjects/-', value: { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'mallory' } }]);
+    const update = await asController(['patch', 'rolebinding', 'someone-elses-admin', '-n', TENANT, '--type=json', '-p', patch]);
+    expect(update.code).not.toBe(0);
+    expect(update.stderr).toContain('Error from server (Forbidden)');
   });
 });
 

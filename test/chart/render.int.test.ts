@@ -495,6 +495,102 @@ describe('RBAC', () => {
   });
 });
 
+describe('config.rbac (memberships projected into RBAC)', () => {
+  const READ = ['get', 'list', 'watch'];
+  const RBAC_GROUP = 'rbac.authorization.k8s.io';
+  const bindingsRule: PolicyRule = {
+    apiGroups: [RBAC_GROUP],
+    resources: ['rolebindings', 'clusterrolebindings'],
+    verbs: [...READ, 'create', 'update', 'patch', 'delete'],
+  };
+  const bindRule = (names: string[]): PolicyRule => ({ apiGroups: [RBAC_GROUP], resources: ['clusterroles'], verbs: ['bind'], resourceNames: names });
+  const on = (rbac: Record<string, unknown>, config: Record<string, unknown> = {}): Record<string, unknown> => ({
+    config: { ...config, rbac: { enabled: true, ...rbac } },
+  });
+  /** Every rule of Usher's own roles (not the aggregated ones for people, not the test hook's) that is about RBAC objects. */
+  const rbacRules = (manifests: Manifest[]): PolicyRule[] =>
+    manifests
+      .filter((m) => (m.kind === 'Role' || m.kind === 'ClusterRole') && !/-invitation-|-test$/.test(m.metadata.name))
+      .flatMap((m) => (m as Manifest & { rules: PolicyRule[] }).rules)
+      .filter((rule) => rule.apiGroups?.includes(RBAC_GROUP));
+  const keycloak = {
+    identity: { provider: 'keycloak', keycloak: { url: 'https://kc', realm: 'r', clientSecret: { existingSecret: 's' } } },
+    accept: { oidc: { enabled: true, issuer: 'https://kc/realms/r', clientId: 'usher-accept', clientSecret: { existingSecret: 'o' } } },
+  };
+
+  it('is off by default: no RBAC objects, no bind, and no usher.rbac in either configuration file', async () => {
+    const manifests = await template();
+    expect(rbacRules(manifests)).toEqual([]);
+    for (const component of ['controller', 'accept'] as const) {
+      expect(configText(manifests, component), component).not.toContain('rbac');
+      expect(parseConfig(configText(manifests, component), { env: {} }).rbac, component).toBeUndefined();
+    }
+    // Maps filled in but not enabled: still nothing.
+    const off = await template({ config: { rbac: { roleMap: { developer: 'edit' }, groupMap: { developers: 'view' } } } });
+    expect(rbacRules(off)).toEqual([]);
+    expect(configText(off)).not.toContain('rbac');
+  });
+
+  it('gives the controller the bindings and bind on exactly the mapped ClusterRoles, sorted, each once; the page nothing', async () => {
+    const manifests = await template(
+      on({ roleMap: { developer: 'edit', viewer: 'view', 'platform.admin': 'edit' }, groupMap: { developers: 'view', auditors: 'custom-reader' } }),
+    );
+    const controller = rulesOf(manifests, 'ClusterRole', 'usher');
+    expect(controller.slice(0, -2)).toEqual(rulesOf(await template(), 'ClusterRole', 'usher'));
+    expect(controller.slice(-2)).toEqual([bindingsRule, bindRule(['custom-reader', 'edit', 'view'])]);
+    expect(rulesOf(manifests, 'ClusterRole', 'usher-accept')).toEqual(rulesOf(await template(), 'ClusterRole', 'usher-accept'));
+    // Namespaces were read already; nothing else about RBAC objects, and nothing in any Role.
+    expect(controller.filter((rule) => rule.resources?.includes('namespaces'))).toEqual([{ apiGroups: [''], resources: ['namespaces'], verbs: READ }]);
+    expect(rbacRules(manifests)).toEqual([bindingsRule, bindRule(['custom-reader', 'edit', 'view'])]);
+    for (const rule of rbacRules(manifests)) {
+      expect(rule.verbs).not.toContain('escalate');
+      expect(rule.verbs).not.toContain('*');
+      if (rule.verbs.includes('bind')) expect(rule.resourceNames?.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('binds groups only, or roles only, and keeps the link-Secret rule with linkDisclosure=Secret', async () => {
+    expect(rulesOf(await template(on({ groupMap: { developers: 'view' } })), 'ClusterRole', 'usher').at(-1)).toEqual(bindRule(['view']));
+    expect(rulesOf(await template(on({ roleMap: { developer: 'edit' } })), 'ClusterRole', 'usher').at(-1)).toEqual(bindRule(['edit']));
+    const secret = await template(on({ roleMap: { developer: 'edit' } }, { security: { invitations: { linkDisclosure: 'Secret' } } }));
+    const rules = rulesOf(secret, 'ClusterRole', 'usher');
+    expect(rules.slice(-3)).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: [...READ, 'create', 'update'] }, bindingsRule, bindRule(['edit'])]);
+  });
+
+  it('writes usher.rbac into both configuration files, only the keys set, and Usher’s loader reads it with its defaults', async () => {
+    const manifests = await template(on({ roleMap: { developer: 'edit' }, groupMap: { developers: 'view' } }));
+    for (const component of ['controller', 'accept'] as const) {
+      const text = configText(manifests, component);
+      expect((load(text) as { usher: { rbac: unknown } }).usher.rbac, component).toEqual({
+        enabled: true,
+        roleMap: { developer: 'edit' },
+        groupMap: { developers: 'view' },
+      });
+      expect(parseConfig(text, { env: {} }).rbac, component).toEqual({
+        roleMap: { developer: 'edit' },
+        groupMap: { developers: 'view' },
+        username: { from: 'Email', prefix: '' },
+        groups: { prefix: '' },
+      });
+    }
+    const prefixed = await template(on({ roleMap: { developer: 'edit' }, username: { from: 'Email', prefix: 'oidc:' }, groups: { prefix: 'oidc:' } }));
+    expect((load(configText(prefixed)) as { usher: { rbac: unknown } }).usher.rbac).toEqual({
+      enabled: true,
+      roleMap: { developer: 'edit' },
+      username: { from: 'Email', prefix: 'oidc:' },
+      groups: { prefix: 'oidc:' },
+    });
+    // With Keycloak, the username is the account's there unless from says otherwise.
+    const withKeycloak = await template(on({ roleMap: { developer: 'edit' } }, keycloak));
+    const text = configText(withKeycloak, 'controller');
+    expect(text).not.toContain('from:');
+    const readFile = (): string => 'secret-from-file';
+    expect(parseConfig(text, { env: {}, readFile, component: 'controller' }).rbac?.username).toEqual({ from: 'IdentityUsername', prefix: '' });
+    const explicit = await template(on({ roleMap: { developer: 'edit' }, username: { from: 'IdentityUsername' } }, keycloak));
+    expect(parseConfig(configText(explicit, 'controller'), { env: {}, readFile, component: 'controller' }).rbac?.username.from).toBe('IdentityUsername');
+  });
+});
+
 describe('the client address behind the Ingress (config.accept.trustProxy)', () => {
   const ingress = { enabled: true, host: 'join.example.com' };
   const trustProxyOf = async (values: Record<string, unknown>): Promise<unknown> => {
@@ -782,5 +878,38 @@ describe('wrong values', () => {
     expect(await failure({ serviceAccount: { name: 'usher' }, accept: { serviceAccount: { name: 'usher' } } })).toContain(
       'the acceptance page needs a ServiceAccount of its own',
     );
+  });
+
+  it('refuses config.rbac that binds nothing, or takes usernames from an identity provider there is none of', async () => {
+    const nothing =
+      'config.rbac.enabled is true but binds nothing: map a role or a group (config.rbac.roleMap, config.rbac.groupMap), or leave config.rbac.enabled false';
+    expect(await failure({ config: { rbac: { enabled: true } } })).toContain(nothing);
+    expect(await failure({ config: { rbac: { enabled: true, roleMap: {}, groupMap: {} } } })).toContain(nothing);
+    expect(await failure({ config: { rbac: { enabled: true, roleMap: { developer: 'edit' }, username: { from: 'IdentityUsername' } } } })).toContain(
+      'config.rbac.username.from is IdentityUsername: that needs config.identity.provider keycloak',
+    );
+  });
+
+  it('refuses config.rbac names that Usher would refuse: role and group names as the CRD has them, ClusterRole names, the username source', async () => {
+    const enabled = (rbac: Record<string, unknown>): Record<string, unknown> => ({ config: { rbac: { enabled: true, ...rbac } } });
+    expect(await failure(enabled({ roleMap: { 'lead dev': 'edit' } }))).toContain("at '/config/rbac/roleMap': additional properties 'lead dev' not allowed");
+    expect(await failure(enabled({ roleMap: { [`r${'o'.repeat(128)}`]: 'edit' } }))).toContain("at '/config/rbac/roleMap': additional properties 'roo");
+    expect(await failure(enabled({ groupMap: { '/tenants/acme/developers': 'view' } }))).toContain(
+      "at '/config/rbac/groupMap': additional properties '/tenants/acme/developers' not allowed",
+    );
+    for (const name of ['rbac/edit', '100%', '.', '..', '']) {
+      expect(await failure(enabled({ roleMap: { developer: name } })), name).toContain("at '/config/rbac/roleMap/developer'");
+    }
+    expect(await failure(enabled({ roleMap: { developer: 'edit' }, username: { from: 'email' } }))).toContain("at '/config/rbac/username/from'");
+    expect(await failure({ config: { rbac: { enable: true } } })).toContain("at '/config/rbac': additional properties 'enable' not allowed");
+    // The same names are good ones for Usher's loader and for the chart.
+    const longest = `r${'o'.repeat(126)}t`;
+    const manifests = await template(enabled({ roleMap: { 'platform.admin_2': 'system:aggregate-to-edit', a: '...', [longest]: 'view' } }));
+    expect(rulesOf(manifests, 'ClusterRole', 'usher').at(-1)?.resourceNames).toEqual(['...', 'system:aggregate-to-edit', 'view']);
+    expect(parseConfig(configText(manifests), { env: {} }).rbac?.roleMap).toEqual({
+      'platform.admin_2': 'system:aggregate-to-edit',
+      a: '...',
+      [longest]: 'view',
+    });
   });
 });

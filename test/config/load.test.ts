@@ -50,6 +50,12 @@ describe('parseConfig: the repo example', () => {
       pool: { maxConnections: 5 },
       rateLimitPerSecond: 0,
     });
+    expect(config.rbac).toEqual({
+      roleMap: { developer: 'edit', viewer: 'view' },
+      groupMap: { developers: 'view' },
+      username: { from: 'Email', prefix: 'oidc:' },
+      groups: { prefix: 'oidc:' },
+    });
   });
 
   it('loads every key of the documented format', () => {
@@ -92,6 +98,12 @@ describe('parseConfig: the repo example', () => {
   access:
     onInvitationDelete: Keep
     deleteUserWithoutMemberships: false
+  rbac:
+    enabled: true
+    roleMap: { developer: edit, platform.admin: admin }
+    groupMap: { data-engineers: view }
+    username: { from: Email, prefix: "oidc:" }
+    groups: { prefix: "oidc-groups:" }
   controller:
     workers: 8
     resyncPeriod: PT1H
@@ -138,6 +150,12 @@ describe('parseConfig: the repo example', () => {
         trustProxy: ['10.0.0.0/8', 'fd00::1'],
       },
       access: { onInvitationDelete: 'Keep', deleteUserWithoutMemberships: false },
+      rbac: {
+        roleMap: { developer: 'edit', 'platform.admin': 'admin' },
+        groupMap: { 'data-engineers': 'view' },
+        username: { from: 'Email', prefix: 'oidc:' },
+        groups: { prefix: 'oidc-groups:' },
+      },
       controller: { workers: 8, resyncPeriodMs: 3600 * 1000 },
     } satisfies UsherConfig);
   });
@@ -171,11 +189,12 @@ describe('parseConfig: defaults', () => {
     ['a file of comments', '# nothing configured yet\n'],
     ['an empty mapping', '{}'],
     ['an usher key with nothing under it', 'usher:\n  # baseUrl: https://x\n'],
-    ['empty sections', 'usher:\n  security: {}\n  tenancy: {}\n  accept: {}\n  access: {}\n  controller: {}\n'],
-  ])('%s gives all defaults and no mail', (_name, yaml) => {
+    ['empty sections', 'usher:\n  security: {}\n  tenancy: {}\n  accept: {}\n  access: {}\n  rbac: {}\n  controller: {}\n'],
+  ])('%s gives all defaults, no mail and no RBAC', (_name, yaml) => {
     const config = parse(yaml);
     expect(config).toEqual(defaults);
     expect(config).not.toHaveProperty('mail');
+    expect(config).not.toHaveProperty('rbac');
   });
 
   it.each([
@@ -652,5 +671,185 @@ describe('parseConfig: usher.access', () => {
     ['a typo', 'usher:\n  access:\n    onInvitationDeleted: Keep\n', 'usher.access.onInvitationDeleted: unknown key (did you mean "onInvitationDelete"?)'],
   ])('refuses %s, naming the key', (_name, yaml, problem) => {
     expect(errorOf(yaml).problems).toEqual([problem]);
+  });
+});
+
+describe('parseConfig: usher.rbac', () => {
+  const rbac = (lines: string, before = ''): string => `usher:\n${before}  rbac:\n${lines}`;
+  const enabled = (lines = ''): string => rbac(`    enabled: true\n    roleMap: { developer: edit }\n${lines}`);
+  const oidc = '  accept:\n    oidc: { issuer: https://login.example.com/realms/platform, clientId: usher-accept, clientSecretEnv: KC_SECRET }\n';
+  const keycloak = `${oidc}  identity:\n    provider: keycloak\n    keycloak: { url: https://login.example.com, realm: platform, clientId: usher, clientSecretEnv: KC_SECRET }\n`;
+  const env = { KC_SECRET: 's3cret' };
+
+  it.each([
+    ['absent', ''],
+    ['an empty section', rbac('    {}\n').replace('  rbac:\n    {}', '  rbac: {}')],
+    ['enabled: false', rbac('    enabled: false\n')],
+    // Switched off, the rest is kept but unused: not even the rules across keys apply (only the shape).
+    ['enabled: false with maps and names', rbac('    enabled: false\n    roleMap: { developer: edit }\n    username: { from: Email, prefix: "oidc:" }\n')],
+    ['enabled: false with nothing mapped', rbac('    enabled: false\n    roleMap: {}\n    groupMap: {}\n')],
+    ['enabled: false with IdentityUsername and no usher.identity', rbac('    enabled: false\n    username: { from: IdentityUsername }\n')],
+  ])('is off (config.rbac absent): %s', (_name, yaml) => {
+    expect(parse(yaml)).not.toHaveProperty('rbac');
+  });
+
+  it.each<[string, string, Partial<ParseOptions>, NonNullable<UsherConfig['rbac']>]>([
+    [
+      'a role mapped, without usher.identity: the username is the address, no prefixes',
+      enabled(),
+      {},
+      { roleMap: { developer: 'edit' }, groupMap: {}, username: { from: 'Email', prefix: '' }, groups: { prefix: '' } },
+    ],
+    [
+      'a group mapped only',
+      rbac('    enabled: true\n    groupMap: { developers: view }\n'),
+      {},
+      { roleMap: {}, groupMap: { developers: 'view' }, username: { from: 'Email', prefix: '' }, groups: { prefix: '' } },
+    ],
+    [
+      'with usher.identity (Keycloak): the username is the account’s there',
+      rbac('    enabled: true\n    roleMap: { developer: edit }\n', keycloak),
+      { env },
+      { roleMap: { developer: 'edit' }, groupMap: {}, username: { from: 'IdentityUsername', prefix: '' }, groups: { prefix: '' } },
+    ],
+    [
+      'with usher.identity and from: Email',
+      rbac('    enabled: true\n    roleMap: { developer: edit }\n    username: { from: Email }\n', keycloak),
+      { env },
+      { roleMap: { developer: 'edit' }, groupMap: {}, username: { from: 'Email', prefix: '' }, groups: { prefix: '' } },
+    ],
+    [
+      'prefixes, and one ClusterRole for several names',
+      enabled('    groupMap: { developers: edit, "data.engineers_2": view }\n    username: { prefix: "oidc:" }\n    groups: { prefix: "oidc:" }\n'),
+      {},
+      {
+        roleMap: { developer: 'edit' },
+        groupMap: { developers: 'edit', 'data.engineers_2': 'view' },
+        username: { from: 'Email', prefix: 'oidc:' },
+        groups: { prefix: 'oidc:' },
+      },
+    ],
+    [
+      'ClusterRole names that are path segments, not DNS names',
+      rbac('    enabled: true\n    roleMap: { a: "system:aggregate-to-edit", b: "...", c: ".hidden", d: "Odd Name" }\n'),
+      {},
+      {
+        roleMap: { a: 'system:aggregate-to-edit', b: '...', c: '.hidden', d: 'Odd Name' },
+        groupMap: {},
+        username: { from: 'Email', prefix: '' },
+        groups: { prefix: '' },
+      },
+    ],
+  ])('reads %s', (_name, yaml, opts, expected) => {
+    expect(parse(yaml, opts).rbac).toEqual(expected);
+  });
+
+  const roleRule = `is not a platform role name as in an invitation's spec.roles[].name (letters, digits, ".", "_" and "-", beginning and ending with a letter or digit, at most 128 characters)`;
+  const clusterRole = 'a ClusterRole name such as edit or view (not empty, not "." or "..", no "/" or "%")';
+  const clusterRoleRule = `is not ${clusterRole}`;
+
+  it.each<[string, string, string[], Partial<ParseOptions>?]>([
+    [
+      'enabled with nothing mapped',
+      rbac('    enabled: true\n'),
+      ['usher.rbac: binds nothing: map a role or a group, or leave usher.rbac.enabled false (usher.rbac.roleMap and usher.rbac.groupMap are both empty)'],
+    ],
+    [
+      'enabled with both maps empty',
+      rbac('    enabled: true\n    roleMap: {}\n    groupMap: {}\n'),
+      ['usher.rbac: binds nothing: map a role or a group, or leave usher.rbac.enabled false (usher.rbac.roleMap and usher.rbac.groupMap are both empty)'],
+    ],
+    [
+      'IdentityUsername without usher.identity',
+      enabled('    username: { from: IdentityUsername }\n'),
+      [
+        "usher.rbac.username.from: IdentityUsername needs usher.identity.provider: keycloak (the username is that of the person's account at the identity provider, which exists only with one); use Email, or set up usher.identity",
+      ],
+    ],
+    [
+      'IdentityUsername with usher.identity.provider: none',
+      rbac('    enabled: true\n    roleMap: { developer: edit }\n    username: { from: IdentityUsername }\n', '  identity:\n    provider: none\n'),
+      ['usher.rbac.username.from: IdentityUsername needs usher.identity.provider: keycloak'],
+    ],
+    [
+      'a role name with a space',
+      enabled('    groupMap: {}\n').replace('developer: edit', '"lead dev": edit'),
+      [`usher.rbac.roleMap.lead dev: the key "lead dev" ${roleRule}`],
+    ],
+    ['a role name ending in a dash', rbac('    enabled: true\n    roleMap: { "dev-": edit }\n'), [`usher.rbac.roleMap.dev-: the key "dev-" ${roleRule}`]],
+    [
+      'a role name longer than the CRD allows',
+      rbac(`    enabled: true\n    roleMap: { ${'r'.repeat(129)}: edit }\n`),
+      [`usher.rbac.roleMap.${'r'.repeat(129)}: the key is longer than 128 characters`],
+    ],
+    [
+      'a group name that is a path',
+      rbac('    enabled: true\n    groupMap: { /tenants/acme/developers: view }\n'),
+      [
+        'usher.rbac.groupMap./tenants/acme/developers: the key "/tenants/acme/developers" is not a group name as in an invitation\'s spec.groups (letters, digits, ".", "_" and "-", beginning and ending with a letter or digit, at most 128 characters)',
+      ],
+    ],
+    [
+      'a ClusterRole name with a slash',
+      rbac('    enabled: true\n    roleMap: { developer: rbac/edit }\n'),
+      [`usher.rbac.roleMap.developer: "rbac/edit" ${clusterRoleRule}`],
+    ],
+    [
+      'a ClusterRole name with a percent sign',
+      rbac('    enabled: true\n    groupMap: { developers: "100%" }\n'),
+      [`usher.rbac.groupMap.developers: "100%" ${clusterRoleRule}`],
+    ],
+    ['a ClusterRole named "."', rbac('    enabled: true\n    roleMap: { developer: "." }\n'), [`usher.rbac.roleMap.developer: "." ${clusterRoleRule}`]],
+    ['a ClusterRole named ".."', rbac('    enabled: true\n    roleMap: { developer: ".." }\n'), [`usher.rbac.roleMap.developer: ".." ${clusterRoleRule}`]],
+    ['an empty ClusterRole name', rbac('    enabled: true\n    roleMap: { developer: "" }\n'), [`usher.rbac.roleMap.developer: "" ${clusterRoleRule}`]],
+    [
+      'a ClusterRole name that is too long',
+      rbac(`    enabled: true\n    roleMap: { developer: ${'c'.repeat(254)} }\n`),
+      ['usher.rbac.roleMap.developer: is longer than 253 characters'],
+    ],
+    [
+      'a ClusterRole that is no name',
+      rbac('    enabled: true\n    roleMap: { developer: [edit, view] }\n'),
+      [`usher.rbac.roleMap.developer: must be ${clusterRole}, not a list`],
+    ],
+    // A key that looks like a number is a key, not a list index.
+    [
+      'a role named by digits, mapped to a bad name',
+      rbac('    enabled: true\n    roleMap: { "42": a/b }\n'),
+      [`usher.rbac.roleMap.42: "a/b" ${clusterRoleRule}`],
+    ],
+    ['a map that is a list', rbac('    enabled: true\n    roleMap: [edit]\n'), ['usher.rbac.roleMap: must be a mapping of keys, not a list']],
+    [
+      'an unknown username source',
+      enabled('    username: { from: email }\n'),
+      ['usher.rbac.username.from: must be one of IdentityUsername, Email, not "email" (did you mean "Email"?)'],
+    ],
+    ['a prefix that is no text', enabled('    groups: { prefix: 1 }\n'), ['usher.rbac.groups.prefix: must be text, not 1']],
+    ['enabled: yes', rbac('    enabled: yes\n    roleMap: { developer: edit }\n'), ['usher.rbac.enabled: must be true or false, not "yes"']],
+    ['a typo', enabled('    groupsMap: { developers: view }\n'), ['usher.rbac.groupsMap: unknown key (did you mean "groupMap"?)']],
+    // Shape problems are reported whether or not it is enabled: a typo is a typo.
+    [
+      'a typo while switched off',
+      rbac('    enabled: false\n    rolemap: { developer: edit }\n'),
+      ['usher.rbac.rolemap: unknown key (did you mean "roleMap"?)'],
+    ],
+    // The wrong entries alone are dropped: the others are still checked, and "binds nothing" is not said of maps that were not empty.
+    [
+      'several wrong entries at once',
+      rbac('    enabled: true\n    roleMap: { "lead dev": edit, developer: a/b, viewer: view }\n    groupMap: { "g/h": "" }\n'),
+      [
+        `usher.rbac.roleMap.lead dev: the key "lead dev" ${roleRule}`,
+        `usher.rbac.roleMap.developer: "a/b" ${clusterRoleRule}`,
+        'usher.rbac.groupMap.g/h: the key "g/h" is not a group name',
+        `usher.rbac.groupMap.g/h: "" ${clusterRoleRule}`,
+      ],
+    ],
+    ['only wrong entries', rbac('    enabled: true\n    roleMap: { developer: a/b }\n'), [`usher.rbac.roleMap.developer: "a/b" ${clusterRoleRule}`]],
+  ])('refuses %s, naming the key', (_name, yaml, expected, opts) => {
+    const { problems } = errorOf(yaml, opts);
+    expect(problems).toHaveLength(expected.length);
+    expected.forEach((problem, i) => {
+      expect(problems[i]).toContain(problem);
+    });
   });
 });

@@ -51,6 +51,30 @@ describe('RawConfig, derived from configSchema', () => {
     expectTypeOf<NonNullable<NonNullable<Usher['accept']>['rateLimit']>>().toEqualTypeOf<{ perClientPerMinute?: number; perTokenPerMinute?: number }>();
   });
 
+  it('reads usher.rbac’s maps as records of names (the names’ rules are in the schema, not the type)', () => {
+    expectTypeOf<NonNullable<Usher['rbac']>>().toEqualTypeOf<{
+      enabled?: boolean;
+      roleMap?: Record<string, string>;
+      groupMap?: Record<string, string>;
+      username?: { from?: 'IdentityUsername' | 'Email'; prefix?: string };
+      groups?: { prefix?: string };
+    }>();
+  });
+
+  it('names a wrong key of a map by its own path, once, and a key of digits as a key', () => {
+    expect(checkShape({ usher: { rbac: { roleMap: { 'lead dev': 'edit', developer: 'edit' }, groupMap: { '7': 'a/b' } } } })).toEqual([
+      {
+        path: ['usher', 'rbac', 'roleMap', 'lead dev'],
+        message: expect.stringMatching(/^the key "lead dev" is not a platform role name/) as unknown,
+      },
+      { path: ['usher', 'rbac', 'groupMap', '7'], message: expect.stringMatching(/^"a\/b" is not a ClusterRole name/) as unknown },
+    ]);
+    // List indexes stay numbers.
+    expect(checkShape({ usher: { tenancy: { instanceNamespaces: ['ok', 'Not_OK'] } } }).map((p) => p.path)).toEqual([
+      ['usher', 'tenancy', 'instanceNamespaces', 1],
+    ]);
+  });
+
   it('and a document of that type is one the schema accepts at run time (type and validation agree)', () => {
     const full: Required<RawConfig> = {
       usher: {
@@ -70,6 +94,13 @@ describe('RawConfig, derived from configSchema', () => {
           trustProxy: 1,
           rateLimit: { perClientPerMinute: 60 },
           oidc: { issuer: 'https://login.example.com', clientId: 'usher', clientSecretEnv: 'X' },
+        },
+        rbac: {
+          enabled: true,
+          roleMap: { developer: 'edit' },
+          groupMap: { developers: 'view' },
+          username: { from: 'Email', prefix: 'oidc:' },
+          groups: { prefix: 'oidc:' },
         },
         controller: { workers: 4, resyncPeriod: 'PT10M' },
       },

@@ -105,6 +105,10 @@ the values key to set.
 {{- if not $c.identity.keycloak.clientSecret.existingSecret }}{{ fail "config.identity.provider is keycloak: set config.identity.keycloak.clientSecret.existingSecret to the Secret holding the secret of Usher's client" }}{{ end }}
 {{- if not $c.accept.oidc.enabled }}{{ fail "config.identity.provider is keycloak: enable config.accept.oidc with the same realm as issuer (people who already have an account there accept by signing in to it)" }}{{ end }}
 {{- end }}
+{{- if $c.rbac.enabled }}
+{{- if and (not $c.rbac.roleMap) (not $c.rbac.groupMap) }}{{ fail "config.rbac.enabled is true but binds nothing: map a role or a group (config.rbac.roleMap, config.rbac.groupMap), or leave config.rbac.enabled false" }}{{ end }}
+{{- if and (eq $c.rbac.username.from "IdentityUsername") (ne $c.identity.provider "keycloak") }}{{ fail "config.rbac.username.from is IdentityUsername: that needs config.identity.provider keycloak (the username of the person's account there); use Email, or leave it empty for the default" }}{{ end }}
+{{- end }}
 {{- if and .Values.ingress.enabled (not .Values.ingress.host) }}{{ fail "ingress.enabled is true: set ingress.host" }}{{ end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}{{ fail "replicaCount > 1 needs leaderElection.enabled: otherwise every pod reconciles" }}{{ end }}
 {{- if eq (include "usher.serviceAccountName" .) (include "usher.acceptServiceAccountName" .) }}{{ fail "serviceAccount.name and accept.serviceAccount.name are the same: the acceptance page needs a ServiceAccount of its own (its rights are far fewer than the controller's)" }}{{ end }}
@@ -169,6 +173,18 @@ X-Forwarded-For (values.yaml says when that holds).
 {{- $_ := set $usher "identity" (dict "provider" "keycloak" "onUserDelete" $c.identity.onUserDelete "keycloak" $keycloak) }}
 {{- end }}
 {{- $_ := set $usher "access" $c.access }}
+{{- /* config.rbac, only when enabled and only the keys set: Usher's defaults apply to the rest (username.from's depends on config.identity). */}}
+{{- if $c.rbac.enabled }}
+{{- $rbac := dict "enabled" true }}
+{{- with $c.rbac.roleMap }}{{ $_ := set $rbac "roleMap" . }}{{ end }}
+{{- with $c.rbac.groupMap }}{{ $_ := set $rbac "groupMap" . }}{{ end }}
+{{- $username := dict }}
+{{- with $c.rbac.username.from }}{{ $_ := set $username "from" . }}{{ end }}
+{{- with $c.rbac.username.prefix }}{{ $_ := set $username "prefix" . }}{{ end }}
+{{- with $username }}{{ $_ := set $rbac "username" . }}{{ end }}
+{{- with $c.rbac.groups.prefix }}{{ $_ := set $rbac "groups" (dict "prefix" .) }}{{ end }}
+{{- $_ := set $usher "rbac" $rbac }}
+{{- end }}
 {{- $_ := set $usher "controller" $c.controller }}
 {{- toYaml (dict "usher" $usher) }}
 {{- end }}
