@@ -103,7 +103,7 @@ export class KubeBindings implements BindingStore {
 
   private client(kind: Kind): TypedClient<V1RoleBinding> {
     // The two kinds have the same shape (metadata, roleRef, subjects).
-    return kind === 'RoleBinding' ? this.clients.RoleBinding : (this.clients.ClusterRoleBinding);
+    return kind === 'RoleBinding' ? this.clients.RoleBinding : this.clients.ClusterRoleBinding;
   }
 
   private remember(kind: Kind, written: V1RoleBinding): BindingObject {

@@ -6,17 +6,9 @@
 // nothing while links are in status (the default) and reads invitations once
 // linkDisclosure=Secret moves them out (docs/security.md, "The actors").
 //
-// The harness's kube-controller-manager runs only the garbage-collector and
-// namespace controllers, so on a local control plane this file runs the
-// ClusterRole aggregation controller itself (the same binary, that one
-// controller), as every real cluster does.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ensureControlPlaneBinaries } from '../../tools/control-plane/binaries.ts';
-import { freePort } from '../../tools/control-plane/control-plane.ts';
+// The harness's kube-controller-manager runs the ClusterRole aggregation
+// controller, as every real cluster does.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { actor, type Actor } from '../support/actors.ts';
 import { deleteNamespaces, kubectl, kubectlOk } from '../support/cluster.ts';
 import { CHART, helmOk, useHelm } from './support.ts';
@@ -29,9 +21,6 @@ const home = `team-${suffix}`;
 const elsewhere = `other-${suffix}`;
 useHelm();
 
-let aggregator: ChildProcess | undefined;
-let aggregatorDir = '';
-let aggregatorLog = '';
 const people: Partial<Record<'admin' | 'edit' | 'view', Actor>> = {};
 
 async function applyRoles(sets: string[] = []): Promise<void> {
@@ -81,7 +70,7 @@ async function until<T>(what: string, read: () => Promise<T>, done: (value: T) =
     last = await read();
     if (done(last)) return;
   }
-  throw new Error(`${what}: still ${JSON.stringify(last)} after 30s${aggregatorLog ? `; the aggregation controller said:\n${aggregatorLog}` : ''}`);
+  throw new Error(`${what}: still ${JSON.stringify(last)} after 30s`);
 }
 
 async function can(who: Actor, verb: string, namespace: string, subresource?: string): Promise<boolean> {
@@ -98,29 +87,6 @@ async function can(who: Actor, verb: string, namespace: string, subresource?: st
 }
 
 beforeAll(async () => {
-  if (inject('localControlPlane')) {
-    const { kubeControllerManager } = await ensureControlPlaneBinaries();
-    aggregatorDir = mkdtempSync(join(tmpdir(), 'usher-aggregation-'));
-    const admin = inject('kubeconfigs').admin;
-    aggregator = spawn(
-      kubeControllerManager,
-      [
-        `--kubeconfig=${admin}`,
-        `--authentication-kubeconfig=${admin}`,
-        `--authorization-kubeconfig=${admin}`,
-        '--controllers=clusterrole-aggregation',
-        '--leader-elect=false',
-        '--bind-address=127.0.0.1',
-        `--secure-port=${await freePort()}`,
-        `--cert-dir=${aggregatorDir}`,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    aggregator.stderr?.on('data', (chunk: Buffer) => {
-      aggregatorLog = (aggregatorLog + chunk.toString()).slice(-4000);
-    });
-    process.once('exit', () => aggregator?.kill('SIGKILL'));
-  }
   for (const ns of [home, elsewhere]) {
     await kubectlOk(['create', 'namespace', ns]);
     await kubectlOk(['label', 'namespace', ns, 'usher.dev/tenant=acme']);
@@ -139,19 +105,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await kubectl(['delete', 'clusterrole', ...ROLES, '--ignore-not-found']);
   // Leave the built-in roles as they were: wait until aggregation has taken the rules out again.
-  if (aggregator) {
-    try {
-      await until(
-        'the built-in admin role without invitations',
-        () => invitationVerbs('admin'),
-        (verbs) => verbs.length === 0,
-      );
-    } finally {
-      aggregator.kill('SIGTERM');
-      await new Promise((r) => aggregator?.once('exit', r));
-      rmSync(aggregatorDir, { recursive: true, force: true });
-    }
-  }
+  await until(
+    'the built-in admin role without invitations',
+    () => invitationVerbs('admin'),
+    (verbs) => verbs.length === 0,
+  );
   await deleteNamespaces(home, elsewhere);
 });
 

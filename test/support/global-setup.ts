@@ -11,6 +11,10 @@ declare module 'vitest' {
   export interface ProvidedContext {
     kubeconfigs: Record<UserName, string>;
     localControlPlane: boolean;
+    /** The local control plane's folder (tokens.csv, sa.key, sa.pub, the API server's flags); absent for USE_EXISTING_CLUSTER. */
+    controlPlaneDir?: string;
+    /** The local control plane's etcd, http://127.0.0.1:PORT; absent for USE_EXISTING_CLUSTER. */
+    etcdUrl?: string;
   }
 }
 
@@ -57,6 +61,11 @@ export async function setup(project: TestProject): Promise<void> {
         'accept.serviceAccount.name=usher-accept',
         'config.security.invitations.linkDisclosure=Secret',
         ...identity,
+        // The operator may bind exactly edit and view (the roles these maps name); tests show it is refused cluster-admin.
+        'config.rbac.enabled=true',
+        'config.rbac.roleMap.developer=edit',
+        'config.rbac.roleMap.viewer=view',
+        'config.rbac.groupMap.developers=view',
       ].flatMap((s) => ['--set', s]);
       const rbac = execFileSync(
         await ensureHelm(),
@@ -72,6 +81,11 @@ export async function setup(project: TestProject): Promise<void> {
   }
   project.provide('kubeconfigs', plane.kubeconfigs);
   project.provide('localControlPlane', plane.local);
+  // For a second API server on the same etcd (tools/control-plane/oidc-apiserver.ts).
+  if (plane.local) {
+    project.provide('controlPlaneDir', plane.dir);
+    if (plane.etcdUrl) project.provide('etcdUrl', plane.etcdUrl);
+  }
   keycloakStateDir = prepareSharedKeycloak(); // Keycloak
   project.provide('keycloakStateDir', keycloakStateDir); // Keycloak
 }

@@ -1,7 +1,8 @@
 // A local Kubernetes control plane in the envtest mould: real etcd, real
 // kube-apiserver with RBAC on, and a kube-controller-manager running only the
-// garbage-collector and namespace controllers (so ownerReferences and namespace
-// deletion behave as in a cluster). Everything listens on free loopback ports
+// garbage-collector, namespace and ClusterRole-aggregation controllers (so
+// ownerReferences, namespace deletion and the built-in admin/edit/view roles,
+// which are empty until aggregated, behave as in a cluster). Everything listens on free loopback ports
 // and keeps its data in one temp folder, which stop() removes.
 //
 // A small guard process watches the Node process that started them: if it dies
@@ -34,6 +35,9 @@ export const USERS = {
 } as const;
 
 export type UserName = keyof typeof USERS;
+
+/** In a local control plane's folder: kube-apiserver's flags as a JSON array (a second API server reuses them). */
+export const APISERVER_ARGS_FILE = 'kube-apiserver.args.json';
 
 export interface ControlPlane {
   /** https://127.0.0.1:PORT of the API server. */
@@ -261,6 +265,8 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
       '--endpoint-reconciler-type=none',
       '--v=1',
     ];
+    // For a second API server on the same etcd (oidc-apiserver.ts), which starts with these flags.
+    writeFileSync(join(dir, APISERVER_ARGS_FILE), JSON.stringify(apiserverArgs));
     let apiserver = launch('kube-apiserver', bins.kubeApiserver, apiserverArgs);
     // The self-signed serving cert kube-apiserver writes is for localhost/127.0.0.1;
     // clients verify it with its CA (the cert itself).
@@ -313,7 +319,7 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
       `--kubeconfig=${kubeconfigs.admin}`,
       `--authentication-kubeconfig=${kubeconfigs.admin}`,
       `--authorization-kubeconfig=${kubeconfigs.admin}`,
-      '--controllers=garbagecollector,namespace',
+      '--controllers=garbagecollector,namespace,clusterrole-aggregation',
       '--leader-elect=false',
       '--bind-address=127.0.0.1',
       `--secure-port=${kcmPort}`,
