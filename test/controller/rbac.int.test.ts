@@ -14,6 +14,7 @@ import type { RbacConfig, UsherConfig } from '../../src/config/types.ts';
 import { Controller } from '../../src/controller/controller.ts';
 import { userNameFor } from '../../src/invitation/naming.ts';
 import { loadKubeConfig } from '../../src/runtime/client.ts';
+import { actor } from '../support/actors.ts';
 import { deleteNamespaces, kubectl, kubectlOk } from '../support/cluster.ts';
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -124,16 +125,32 @@ describe.skipIf(!inject('localControlPlane'))('memberships become RoleBindings',
     await until('vic no longer may there', async () => !(await canI(vic, 'list', 'pods', ns.later)));
   });
 
-  it('a listed namespace of another tenant is not bound, and the User and an Event say so', async () => {
+  it('attack 10: a tenant admin lists another tenant\u2019s namespace, or a namespace of no tenant, in a role; neither is bound, and the User and an Event say so', async () => {
+    // Only what the chart's admin aggregates for invitations, in the dev namespace alone.
+    const tenantAdmin = await actor('rbac-tenant-admin', ns.dev, [
+      { apiGroups: ['usher.dev'], resources: ['userinvitations'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+    ]);
     const eve = address('eve');
-    await invite('eve', eve, { roles: [{ name: 'developer', namespaces: [ns.dev, ns.globex] }] });
+    const doc = {
+      apiVersion: 'usher.dev/v1alpha1',
+      kind: 'UserInvitation',
+      metadata: { name: 'eve', namespace: ns.dev },
+      spec: { email: eve, tenant, createUserDirectly: true, roles: [{ name: 'developer', namespaces: [ns.dev, ns.globex, 'default'] }] },
+    };
+    const created = await tenantAdmin.kubectl(['create', '-f', '-'], JSON.stringify(doc));
+    expect(created.code, created.stderr).toBe(0);
+    // The tenant admin cannot write RoleBindings there, nor label a namespace into the tenant.
+    expect((await tenantAdmin.kubectl(['create', 'rolebinding', 'mine', '-n', ns.globex, '--clusterrole=edit', `--user=oidc:${eve}`])).code).not.toBe(0);
+    expect((await tenantAdmin.kubectl(['label', 'namespace', ns.globex, `usher.dev/tenant=${tenant}`, '--overwrite'])).code).not.toBe(0);
     const u = await until('Bound False', async () => {
       const got = await user(eve);
       return bound(got)?.reason === 'NamespaceOutsideTenant' ? got : undefined;
     });
     expect(bound(u)?.message).toContain(`namespace ${ns.globex}, which belongs to tenant ${other}, not ${tenant}`);
+    expect(bound(u)?.message).toContain(`namespace default, which belongs to no tenant, not ${tenant}`);
     expect(await canI(eve, 'create', 'deployments', ns.dev)).toBe(true);
     expect(await canI(eve, 'create', 'deployments', ns.globex)).toBe(false);
+    expect(await canI(eve, 'create', 'deployments', 'default')).toBe(false);
     const events = await kubectlOk([
       'get',
       'events.events.k8s.io',
