@@ -2,7 +2,8 @@
 //
 //   1. The realm: enabled, no self-registration, and a user profile that keeps
 //      unmanaged attributes for admins (unmanagedAttributePolicy ADMIN_EDIT), since
-//      Usher stores usher_user_uid and usher_roles on the users it creates.
+//      Usher stores usher_user_uid and usher_roles on the users it creates, and
+//      whose lastName is optional, as on Usher's form.
 //   2. The client `usher`: confidential, the service account only (client-credentials
 //      grant, no browser flows), whose service-account user holds the realm-management
 //      role manage-users (USHER_CLIENT_ROLES) and nothing else.
@@ -63,8 +64,12 @@ export async function setUpRealm(admin: KeycloakAdminClient, opts: RealmOptions)
   if (existing) await admin.realms.update({ realm }, { enabled: true, registrationAllowed: false });
   else await admin.realms.create({ realm, enabled: true, registrationAllowed: false });
   const profile = await admin.users.getProfile({ realm });
-  if (profile.unmanagedAttributePolicy !== UnmanagedAttributePolicy.AdminEdit) {
-    await admin.users.updateProfile({ realm, ...profile, unmanagedAttributePolicy: UnmanagedAttributePolicy.AdminEdit });
+  // Usher's form asks for a last name but does not require one; Keycloak's default profile does, and
+  // would hold an account without one at "update your profile" (and refuse it a token by password grant).
+  const lastNameRequired = profile.attributes?.some((a) => a.name === 'lastName' && a.required !== undefined) ?? false;
+  if (profile.unmanagedAttributePolicy !== UnmanagedAttributePolicy.AdminEdit || lastNameRequired) {
+    const attributes = profile.attributes?.map((a) => (a.name === 'lastName' ? { ...a, required: undefined } : a));
+    await admin.users.updateProfile({ realm, ...profile, ...(attributes ? { attributes } : {}), unmanagedAttributePolicy: UnmanagedAttributePolicy.AdminEdit });
   }
 
   // 2. The client Usher calls the admin API with, and its service account's roles.
