@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { UserInvitation } from '../../src/api/types.ts';
+import type { Condition, UserInvitation } from '../../src/api/types.ts';
+import { withOwnedCondition } from '../../src/invitation/user-status.ts';
 import { kubectlOk, useNamespace } from '../support/cluster.ts';
 import { argoHealth, ensureArgoHealth, ensureKstatus, kstatus, type Health } from './checks.ts';
 import { CASES, deleteUsers, invitationsInEveryPhase, type Case } from './phases.ts';
@@ -73,13 +74,23 @@ describe('GitOps health of live invitations in every phase', () => {
     }
   });
 
-  it('the User check: Provisioned True is Healthy, a wait that ends by itself Progressing, any other refusal Degraded', async () => {
+  it('the User check: Ready is Healthy, Stalled Degraded, a wait that ends by itself Progressing, whichever controller said it', async () => {
     const tag = namespace().split('-').pop() ?? '';
+    const at = new Date('2026-12-01T12:00:00Z');
+    // The conditions as Usher's controllers write them: each its own, the summary from all (src/invitation/user-status.ts).
+    const owned = (...conditions: [string, 'True' | 'False', string, string][]): Condition[] =>
+      conditions.reduce<Condition[]>((list, [type, status, reason, message]) => withOwnedCondition(list, { type, status, reason, message }, 1, at), []);
     const cases = {
       'no-status': { argo: 'Progressing', conditions: undefined },
-      provisioned: { argo: 'Healthy', conditions: [['Provisioned', 'True', 'Created', 'Created the account with the User’s access.']] },
-      'provider-down': { argo: 'Progressing', conditions: [['Provisioned', 'False', 'ProviderUnavailable', 'Keycloak answered 503.']] },
-      'account-exists': { argo: 'Degraded', conditions: [['Provisioned', 'False', 'AccountExists', 'An account with this address exists.']] },
+      provisioned: { argo: 'Healthy', conditions: owned(['Provisioned', 'True', 'Created', 'Created the account with the User’s access.']) },
+      'provider-down': { argo: 'Progressing', conditions: owned(['Provisioned', 'False', 'ProviderUnavailable', 'Keycloak answered 503.']) },
+      'account-exists': { argo: 'Degraded', conditions: owned(['Provisioned', 'False', 'AccountExists', 'An account with this address exists.']) },
+      'bound-only': { argo: 'Healthy', conditions: owned(['Bound', 'True', 'Bound', '2 bindings in place.']) },
+      'bind-forbidden': {
+        argo: 'Degraded',
+        conditions: owned(['Provisioned', 'True', 'Created', 'Created.'], ['Bound', 'False', 'BindForbidden', 'The API server refused a binding.']),
+      },
+      'waiting-for-account': { argo: 'Progressing', conditions: owned(['Bound', 'False', 'WaitingForAccount', 'No RoleBindings yet.']) },
     } as const;
     const names = Object.keys(cases).map((c) => `gitops-${c}-${tag}`);
     try {
@@ -91,7 +102,7 @@ describe('GitOps health of live invitations in every phase', () => {
         if (conditions) {
           const status = {
             observedGeneration: live.metadata.generation ?? 1,
-            conditions: conditions.map(([type, s, reason, message]) => ({ type, status: s, reason, message, lastTransitionTime: '2026-12-01T12:00:00Z' })),
+            conditions,
           };
           live = JSON.parse(
             await kubectlOk(['patch', 'users.usher.dev', name, '--subresource=status', '--type=merge', '-o', 'json', '-p', JSON.stringify({ status })]),

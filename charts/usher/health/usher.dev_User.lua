@@ -1,21 +1,20 @@
 -- Argo CD health check for usher.dev/User, for argocd-cm's
 -- resource.customizations.health.usher.dev_User (README: "Argo CD"). A User's
--- Provisioned condition says whether its account at the identity provider
--- matches it. Uses only Lua's base and table libraries.
+-- own conditions each come from one of Usher's controllers (Provisioned: its
+-- account at the identity provider; Bound: its RoleBindings), and Ready,
+-- Stalled and Reconciling sum them up; this reads the summary, as kstatus
+-- does. Uses only Lua's base and table libraries.
 --
---   no status, or an edit not yet seen                    Progressing
---   Provisioned=True                                      Healthy
---   Provisioned=False, a wait that ends by itself         Progressing
---     (AcceptanceInProgress, WaitingForPassword, ProviderUnavailable)
---   Provisioned=False, anything else (AccountExists ...)  Degraded
--- Users made before Usher wrote User status have none and stay Progressing;
+--   no status, or an edit not yet seen        Progressing
+--   Stalled=True (AccountExists, BindForbidden, NamespaceOutsideTenant ...)  Degraded
+--   Ready=True                                Healthy
+--   anything else (a wait that ends by itself: ProviderUnavailable, WaitingForAccount ...)  Progressing
 -- test/gitops/health.int.test.ts runs it on User objects of each kind.
 local hs = {}
-local retryable = { AcceptanceInProgress = true, WaitingForPassword = true, ProviderUnavailable = true }
 
 if obj.status == nil or obj.status.conditions == nil then
   hs.status = "Progressing"
-  hs.message = "Waiting for Usher to provision the User."
+  hs.message = "Waiting for Usher to reconcile the User."
   return hs
 end
 
@@ -27,24 +26,20 @@ if generation ~= nil and observed ~= nil and observed < generation then
   return hs
 end
 
-local provisioned = nil
+local by = {}
 for _, c in ipairs(obj.status.conditions) do
-  if c.type == "Provisioned" then
-    provisioned = c
-  end
+  by[c.type] = c
 end
 
-if provisioned == nil or provisioned.status == "Unknown" then
-  hs.status = "Progressing"
-  hs.message = "Waiting for Usher to provision the User."
-elseif provisioned.status == "True" then
-  hs.status = "Healthy"
-  hs.message = provisioned.message or "Provisioned."
-elseif retryable[provisioned.reason] then
-  hs.status = "Progressing"
-  hs.message = provisioned.message or provisioned.reason
-else
+if by.Stalled ~= nil and by.Stalled.status == "True" then
   hs.status = "Degraded"
-  hs.message = provisioned.message or provisioned.reason or "Not provisioned."
+  hs.message = by.Stalled.message or by.Stalled.reason or "Stalled."
+elseif by.Ready ~= nil and by.Ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = by.Ready.message or "Ready."
+else
+  hs.status = "Progressing"
+  local why = by.Ready or by.Reconciling
+  hs.message = (why and (why.message or why.reason)) or "Waiting for Usher to reconcile the User."
 end
 return hs
