@@ -8,9 +8,11 @@
 //   npm run bench -- --only throughput,latency     # some of them
 //   npm run bench -- --n 500 --sweep none --memory 0,2000 --restart-n 2000 --expiry-n 200   # a quick run
 //   npm run bench -- --only keycloak                # signing in after acceptance (starts Keycloak)
+//   npm run bench -- --only peer --n 2000           # Usher beside a Go controller-runtime peer, one control plane
 //
 // Benchmarks: throughput (N at once, operator against the limit, plus a sweep
-// of smaller N for the plot), latency, memory, restart, accept, expiry, keycloak.
+// of smaller N for the plot), latency, memory, restart, accept, expiry, keycloak,
+// peer (Usher and bench/peer-go one after the other on one control plane).
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -19,12 +21,13 @@ import { acceptBench, type AcceptResult } from './accept.ts';
 import { expiry, type ExpiryResult } from './expiry.ts';
 import { keycloakBench, type KeycloakResult } from './keycloak.ts';
 import { latency, type LatencyResult } from './latency.ts';
+import { peerBench, type PeerResult } from './peer.ts';
 import { root } from './support/plane.ts';
 import { bytes, mib, ms, perSecond, table, type Row } from './support/stats.ts';
 import { state, type StateResult } from './state.ts';
 import { limitBatch, operatorBatch, type BatchResult } from './throughput.ts';
 
-const ALL = ['throughput', 'latency', 'memory', 'restart', 'accept', 'expiry', 'keycloak'] as const;
+const ALL = ['throughput', 'latency', 'memory', 'restart', 'accept', 'expiry', 'keycloak', 'peer'] as const;
 type BenchName = (typeof ALL)[number];
 
 const { values } = parseArgs({
@@ -49,6 +52,7 @@ const { values } = parseArgs({
     'keycloak-sign-ins': { type: 'string', default: '30' },
     'keycloak-accepts': { type: 'string', default: '100' },
     'keycloak-jit': { type: 'string', default: 'c1' },
+    'peer-sequential-n': { type: 'string', default: '50' },
     'operator-root': { type: 'string' },
     'skip-limit': { type: 'boolean', default: false },
     profile: { type: 'string' },
@@ -63,7 +67,7 @@ if (values.help) {
   [--workers 4] [--create-concurrency 16] [--latency-n 200] [--memory 0,10000,50000] [--restart-n 10000]
   [--seed-concurrency 48] [--accept-seconds 10] [--accept-connections 16] [--accept-pooled]
   [--accept-skip-before] [--accept-cost-requests 1000] [--expiry-n 1000] [--expiry-start 45]
-  [--expiry-spread 45] [--keycloak-sign-ins 30] [--keycloak-accepts 100] [--keycloak-jit c1|full]
+  [--expiry-spread 45] [--keycloak-sign-ins 30] [--keycloak-accepts 100] [--keycloak-jit c1|full] [--peer-sequential-n 50]
   [--operator-root DIR] [--skip-limit] [--profile DIR] [--out FILE]\n`);
   process.exit(0);
 }
@@ -103,6 +107,7 @@ const results: {
   accept?: AcceptResult;
   expiry?: ExpiryResult;
   keycloak?: KeycloakResult;
+  peer?: PeerResult;
 } = {
   machine: {
     cpus: cpus().length,
@@ -363,6 +368,91 @@ if (wants('keycloak')) {
       metric: 'with / without Keycloak',
       value: `${(100 * r.ratio).toFixed(0)}%`,
       note: `Keycloak ${r.keycloakVersion} (JIT ${r.jit}); ${r.with.signInCheck ? `${r.with.signInCheck.ok}/${r.with.signInCheck.tried} sampled people signed in` : ''}`,
+    },
+  );
+}
+
+if (wants('peer')) {
+  const n = int('n', values.n);
+  const sequentialN = int('peer-sequential-n', values['peer-sequential-n']);
+  log(
+    `\n[peer] Usher and the Go controller-runtime peer (bench/peer-go), one after the other on one control plane: N=${n} at once, ${sequentialN} one at a time`,
+  );
+  const r = await peerBench({ n, sequentialN, createConcurrency: int('create-concurrency', values['create-concurrency']), log });
+  results.peer = r;
+  save();
+  const { usher: u, peer: p } = r;
+  const ratio = (a: number, b: number): string => (a / b).toFixed(2);
+  const pair = (a: string, b: string): string => `${a} / ${b}`;
+  rows.push(
+    {
+      bench: '8 peer',
+      metric: `throughput, N=${n}: Usher / peer`,
+      value: pair(perSecond(u.rate), perSecond(p.rate)),
+      note: `ratio ${ratio(u.rate, p.rate)}; ${u.seconds.toFixed(1)} s / ${p.seconds.toFixed(1)} s to all Sent; mails ${u.mails} / ${p.mails}, duplicates ${u.duplicateMails} / ${p.duplicateMails}`,
+    },
+    {
+      bench: '8 peer',
+      metric: 'created → Sent in the batch p50',
+      value: pair(ms(u.batch.p50), ms(p.batch.p50)),
+      note: `ratio ${ratio(u.batch.p50, p.batch.p50)} (queueing included)`,
+    },
+    {
+      bench: '8 peer',
+      metric: 'created → Sent in the batch p99',
+      value: pair(ms(u.batch.p99), ms(p.batch.p99)),
+      note: `ratio ${ratio(u.batch.p99, p.batch.p99)}`,
+    },
+    {
+      bench: '8 peer',
+      metric: `create → Sent one at a time p50 (n=${u.sequential.n})`,
+      value: pair(ms(u.sequential.p50), ms(p.sequential.p50)),
+      note: `ratio ${ratio(u.sequential.p50, p.sequential.p50)}`,
+    },
+    {
+      bench: '8 peer',
+      metric: 'create → Sent one at a time p99',
+      value: pair(ms(u.sequential.p99), ms(p.sequential.p99)),
+      note: `ratio ${ratio(u.sequential.p99, p.sequential.p99)}; max ${ms(u.sequential.max)} / ${ms(p.sequential.max)}`,
+    },
+    {
+      bench: '8 peer',
+      metric: 'API writes per invitation',
+      value: pair(u.writesPerInvitation.toFixed(2), p.writesPerInvitation.toFixed(2)),
+      note: 'POST/PUT/PATCH/DELETE in the batch, without the creates and Lease renewals',
+    },
+    {
+      bench: '8 peer',
+      metric: 'RSS idle / peak in the batch',
+      value: pair(`${mib(u.rssIdle)}, ${mib(u.rssPeak)}`, `${mib(p.rssIdle)}, ${mib(p.rssPeak)}`),
+      note: `ratio ${ratio(u.rssIdle, p.rssIdle)} idle, ${ratio(u.rssPeak, p.rssPeak)} peak; settled ${mib(u.rssSettled)} / ${mib(p.rssSettled)}`,
+    },
+    {
+      bench: '8 peer',
+      metric: 'CPU s per 1000: operator',
+      value: pair(u.cpu.operator.toFixed(1), p.cpu.operator.toFixed(1)),
+      note: `apiserver ${u.cpu.apiserver.toFixed(1)} / ${p.cpu.apiserver.toFixed(1)}, etcd ${u.cpu.etcd.toFixed(1)} / ${p.cpu.etcd.toFixed(1)}`,
+    },
+    {
+      bench: '8 peer',
+      metric: 'restarted: writes / changed / mails',
+      value: pair(
+        `${u.restart.apiWrites}/${u.restart.changedObjects}/${u.restart.mails}`,
+        `${p.restart.apiWrites}/${p.restart.changedObjects}/${p.restart.mails}`,
+      ),
+      note: `ready ${u.restart.readySeconds.toFixed(2)} s / ${p.restart.readySeconds.toFixed(2)} s; all reconciled ${u.restart.resyncSeconds.toFixed(2)} s / ${p.restart.resyncSeconds.toFixed(2)} s`,
+    },
+    {
+      bench: '8 peer',
+      metric: "Usher on the peer's invitations",
+      value: `${r.usherOnPeer.apiWrites}/${r.usherOnPeer.changedObjects}/${r.usherOnPeer.mails}`,
+      note: `writes / changed objects / mails on ${r.usherOnPeer.invitations} the peer settled (0/0/0: its statuses and records read as Usher's own)`,
+    },
+    {
+      bench: '8 peer',
+      metric: 'load average before (Usher / peer)',
+      value: pair(u.loadAverage.before, p.loadAverage.before),
+      note: `after ${u.loadAverage.after} / ${p.loadAverage.after}`,
     },
   );
 }

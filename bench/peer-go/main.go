@@ -24,7 +24,8 @@
 // controller-runtime v0.24.1 on client-go v0.36.3 (the control plane's
 // Kubernetes is v1.36.3); four workers, leader election, the cache for the
 // invitations, Usher's record Secrets (its namespace, its label selector) and
-// the namespaces; the rest config as ctrl.GetConfig() leaves it (v0.24.1 sets
+// the namespaces (the client reads the unstructured invitations from the cache
+// too, which controller-runtime does not do by default); the rest config as ctrl.GetConfig() leaves it (v0.24.1 sets
 // QPS to -1: no client-side rate limit, the API server's priority and fairness
 // only). SMTP through a pool of five connections (net/smtp).
 package main
@@ -157,7 +158,9 @@ func recordFromSecret(s *corev1.Secret) (record, bool) {
 	return record{Name: s.Name, Namespace: s.Namespace, ResourceVersion: s.ResourceVersion, payload: p}, true
 }
 
-func recordName(uid string, issuance int) string { return fmt.Sprintf("usher-invitation-%s-%d", uid, issuance) }
+func recordName(uid string, issuance int) string {
+	return fmt.Sprintf("usher-invitation-%s-%d", uid, issuance)
+}
 
 // ---- tokens (src/invitation/token.ts) ----
 
@@ -418,6 +421,8 @@ type reconciler struct {
 	namespace string
 	baseURL   string
 	log       logr.Logger
+	// logReconciles: a line "reconciled" after each reconcile (the bench counts them after a restart, as it does Usher's debug lines).
+	logReconciles bool
 }
 
 func (r *reconciler) records(ctx context.Context, uid string) ([]record, error) {
@@ -455,6 +460,14 @@ func (r *reconciler) writeStatusIfChanged(ctx context.Context, inv invitation, s
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if r.logReconciles {
+		say("reconciled", "invitation", req.String(), "ok", err == nil)
+	}
+	return res, err
+}
+
+func (r *reconciler) reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	u := newInvitation()
 	if err := r.client.Get(ctx, req.NamespacedName, u); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
@@ -645,6 +658,7 @@ func main() {
 	leaderElection := flag.Bool("leader-elect", true, "leader election (a Lease)")
 	leaseNamespace := flag.String("lease-namespace", env("POD_NAMESPACE", "default"), "the Lease's namespace")
 	verbose := flag.Bool("v", false, "controller-runtime's own log lines")
+	logReconciles := flag.Bool("log-reconciles", false, `a line "reconciled" after each reconcile`)
 	flag.Parse() // also controller-runtime's --kubeconfig (or KUBECONFIG)
 
 	level := 0
@@ -667,6 +681,8 @@ func main() {
 		LeaderElectionReleaseOnCancel: true,
 		Metrics:                       metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:        "0",
+		// The invitations are unstructured (no generated Go types): without this the client reads them from the API server, not the cache.
+		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Namespaces: map[string]cache.Config{*namespace: {}}, Label: recordSelector},
 		}},
@@ -675,21 +691,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
-	from_ := *from
-	envelopeFrom := from_
-	if i, j := strings.Index(from_, "<"), strings.Index(from_, ">"); i >= 0 && j > i {
-		envelopeFrom = from_[i+1 : j]
+	envelopeFrom := *from
+	if i, j := strings.Index(*from, "<"), strings.Index(*from, ">"); i >= 0 && j > i {
+		envelopeFrom = (*from)[i+1 : j]
 	}
 	r := &reconciler{
 		client:    mgr.GetClient(),
 		recorder:  mgr.GetEventRecorder("usher.dev/usher-peer-go"),
 		mail:      newMailPool(*smtpAddr, envelopeFrom, *poolSize),
-		from:      from_,
+		from:      *from,
 		namespace: *namespace,
 		baseURL:   strings.TrimRight(*baseURL, "/"),
 		log:       funcr.NewJSON(func(obj string) { fmt.Println(obj) }, funcr.Options{}),
+
+		logReconciles: *logReconciles,
 	}
-	r.mail.from = envelopeFrom
 	// A record's change reconciles its invitation (payload names it), as Usher's record informer does.
 	toInvitation := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 		s, ok := o.(*corev1.Secret)
