@@ -158,7 +158,7 @@ export interface SideResult {
   requestsText: string;
   /** CPU seconds per 1000 invitations in the batch. */
   cpu: { operator: number; apiserver: number; etcd: number };
-  restart: { readySeconds: number; resyncSeconds: number; apiWrites: number; changedObjects: number; mails: number; requests: string };
+  restart: { readySeconds: number; resyncSeconds: number; apiWrites: number; changedObjects: number; mails: number; requests: string; otherEvents: string[] };
   loadAverage: { before: string; after: string };
   problems: string;
 }
@@ -169,6 +169,8 @@ export interface PeerResult {
   peer: SideResult;
   /** Usher started on the peer's settled invitations. */
   usherOnPeer: { invitations: number; apiWrites: number; changedObjects: number; mails: number; resyncSeconds: number };
+  /** Which ran first. */
+  order: ('usher' | 'peer')[];
   pins: typeof PEER_PINS;
 }
 
@@ -333,12 +335,17 @@ async function side(
     const rvAfter = await versions(plane);
     await op.stop();
     const restartDelta = countsDelta(reqBefore, reqAfter);
+    // The Events in namespace default so far (client-go's leader election records one on its Lease when it leads; Usher's does not).
+    const otherEvents = (await plane.core.listNamespacedEvent({ namespace: 'default' })).items.map(
+      (e) => `${e.involvedObject.kind ?? '?'}/${e.involvedObject.name ?? '?'} ${e.reason ?? '?'}: ${e.message ?? ''}`,
+    );
     const restart = {
       readySeconds: (readyAt - restarted) / 1000,
       resyncSeconds: (settledAt - restarted) / 1000,
       apiWrites: writesOf(restartDelta, ['secrets', 'userinvitations', 'users', 'events']),
       changedObjects: changed(rvBefore, rvAfter),
       mails: sink.total - mailsBefore,
+      otherEvents,
       requests: perInvitation(
         restartDelta,
         1,
@@ -380,7 +387,7 @@ async function side(
         `writes per invitation ${result.writesPerInvitation.toFixed(2)} (${result.requestsText}); load average ${loadBefore} → ${result.loadAverage.after}; log problems: ${problems}`,
     );
     log(
-      `  ${operator.padEnd(5)} restarted on ${total} settled: ready in ${restart.readySeconds.toFixed(2)} s, all reconciled in ${restart.resyncSeconds.toFixed(2)} s; API writes ${restart.apiWrites} (${restart.requests}), changed objects ${restart.changedObjects}, mails ${restart.mails}`,
+      `  ${operator.padEnd(5)} restarted on ${total} settled: ready in ${restart.readySeconds.toFixed(2)} s, all reconciled in ${restart.resyncSeconds.toFixed(2)} s; API writes ${restart.apiWrites} (${restart.requests}; Events in default so far: ${restart.otherEvents.join('; ') || 'none'}), changed objects ${restart.changedObjects}, mails ${restart.mails}`,
     );
     return result;
   } finally {
@@ -388,51 +395,70 @@ async function side(
   }
 }
 
-export async function peerBench(options: { n: number; sequentialN: number; createConcurrency: number; log: (line: string) => void }): Promise<PeerResult> {
+/** Usher started on the invitations and records the peer settled: anything it writes there is a difference. */
+async function usherOnPeerCheck(plane: Plane, total: number, log: (line: string) => void): Promise<PeerResult['usherOnPeer']> {
+  const sink = await startSink();
+  try {
+    const rvBefore = await versions(plane);
+    const reqBefore = await plane.requestCounts();
+    const spawned = performance.now();
+    const { op, settledAt } = await startAndSettle(plane, sink.port, total);
+    await sleep(3000);
+    const reqAfter = await plane.requestCounts();
+    const rvAfter = await versions(plane);
+    await op.stop();
+    const r = {
+      invitations: total,
+      apiWrites: writesOf(countsDelta(reqBefore, reqAfter), ['secrets', 'userinvitations', 'users', 'events']),
+      changedObjects: changed(rvBefore, rvAfter),
+      mails: sink.total,
+      resyncSeconds: (settledAt - spawned) / 1000,
+    };
+    log(
+      `  Usher started on the peer's ${total} settled invitations: all reconciled in ${r.resyncSeconds.toFixed(2)} s; API writes ${r.apiWrites}, changed objects ${r.changedObjects}, mails ${r.mails}; log problems: ${summariseProblems(op.problems)}`,
+    );
+    return r;
+  } finally {
+    await sink.close();
+  }
+}
+
+/** Both sides on one control plane, in `order`; after the peer's side, Usher on what the peer settled, then the clean-up. */
+export async function peerBench(options: {
+  n: number;
+  sequentialN: number;
+  createConcurrency: number;
+  order: readonly ('usher' | 'peer')[];
+  log: (line: string) => void;
+}): Promise<PeerResult> {
   const { log } = options;
   const binary = await ensurePeer(log);
   const plane = await startPlane();
   try {
-    const usher = await side(
-      'usher',
-      plane,
-      (debug, smtpPort) => startOperator({ kubeconfig: plane.kubeconfig, smtpPort, workers: 4, ...(debug ? { logLevel: 'debug' } : {}) }),
-      {
-        ...options,
-        log,
-      },
-    );
-    await clean(plane, 'peer-usher');
-    const peer = await side('peer', plane, (logReconciles, smtpPort) => startPeer(binary, { kubeconfig: plane.kubeconfig, smtpPort, logReconciles }), {
-      ...options,
-      log,
-    });
-    // Usher on the invitations and records the peer settled: anything it writes there is a difference.
-    const sink = await startSink();
-    try {
-      const total = 10 + options.sequentialN + options.n;
-      const rvBefore = await versions(plane);
-      const reqBefore = await plane.requestCounts();
-      const spawned = performance.now();
-      const { op, settledAt } = await startAndSettle(plane, sink.port, total);
-      await sleep(3000);
-      const reqAfter = await plane.requestCounts();
-      const rvAfter = await versions(plane);
-      await op.stop();
-      const usherOnPeer = {
-        invitations: total,
-        apiWrites: writesOf(countsDelta(reqBefore, reqAfter), ['secrets', 'userinvitations', 'users', 'events']),
-        changedObjects: changed(rvBefore, rvAfter),
-        mails: sink.total,
-        resyncSeconds: (settledAt - spawned) / 1000,
-      };
-      log(
-        `  Usher started on the peer's ${total} settled invitations: all reconciled in ${usherOnPeer.resyncSeconds.toFixed(2)} s; API writes ${usherOnPeer.apiWrites}, changed objects ${usherOnPeer.changedObjects}, mails ${usherOnPeer.mails}; log problems: ${summariseProblems(op.problems)}`,
-      );
-      return { n: options.n, usher, peer, usherOnPeer, pins: PEER_PINS };
-    } finally {
-      await sink.close();
+    const results: Partial<Record<'usher' | 'peer', SideResult>> = {};
+    let usherOnPeer: PeerResult['usherOnPeer'] | undefined;
+    for (const [i, which] of options.order.entries()) {
+      const last = i === options.order.length - 1;
+      if (which === 'usher') {
+        results.usher = await side(
+          'usher',
+          plane,
+          (debug, smtpPort) => startOperator({ kubeconfig: plane.kubeconfig, smtpPort, workers: 4, ...(debug ? { logLevel: 'debug' } : {}) }),
+          options,
+        );
+      } else {
+        results.peer = await side(
+          'peer',
+          plane,
+          (logReconciles, smtpPort) => startPeer(binary, { kubeconfig: plane.kubeconfig, smtpPort, logReconciles }),
+          options,
+        );
+        usherOnPeer = await usherOnPeerCheck(plane, 10 + options.sequentialN + options.n, log);
+      }
+      if (!last) await clean(plane, `peer-${which}`);
     }
+    if (!results.usher || !results.peer || !usherOnPeer) throw new Error('--peer-order must name usher and peer');
+    return { n: options.n, order: [...options.order], usher: results.usher, peer: results.peer, usherOnPeer, pins: PEER_PINS };
   } finally {
     await plane.stop();
   }

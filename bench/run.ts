@@ -53,6 +53,7 @@ const { values } = parseArgs({
     'keycloak-accepts': { type: 'string', default: '100' },
     'keycloak-jit': { type: 'string', default: 'c1' },
     'peer-sequential-n': { type: 'string', default: '50' },
+    'peer-order': { type: 'string', default: 'usher,peer' },
     'operator-root': { type: 'string' },
     'skip-limit': { type: 'boolean', default: false },
     profile: { type: 'string' },
@@ -67,7 +68,7 @@ if (values.help) {
   [--workers 4] [--create-concurrency 16] [--latency-n 200] [--memory 0,10000,50000] [--restart-n 10000]
   [--seed-concurrency 48] [--accept-seconds 10] [--accept-connections 16] [--accept-pooled]
   [--accept-skip-before] [--accept-cost-requests 1000] [--expiry-n 1000] [--expiry-start 45]
-  [--expiry-spread 45] [--keycloak-sign-ins 30] [--keycloak-accepts 100] [--keycloak-jit c1|full] [--peer-sequential-n 50]
+  [--expiry-spread 45] [--keycloak-sign-ins 30] [--keycloak-accepts 100] [--keycloak-jit c1|full] [--peer-sequential-n 50] [--peer-order usher,peer|peer,usher]
   [--operator-root DIR] [--skip-limit] [--profile DIR] [--out FILE]\n`);
   process.exit(0);
 }
@@ -378,7 +379,16 @@ if (wants('peer')) {
   log(
     `\n[peer] Usher and the Go controller-runtime peer (bench/peer-go), one after the other on one control plane: N=${n} at once, ${sequentialN} one at a time`,
   );
-  const r = await peerBench({ n, sequentialN, createConcurrency: int('create-concurrency', values['create-concurrency']), log });
+  const order = values['peer-order'].split(',').map((s) => s.trim());
+  if (order.length !== 2 || !order.includes('usher') || !order.includes('peer'))
+    throw new Error(`--peer-order must be usher,peer or peer,usher, not ${values['peer-order']}`);
+  const r = await peerBench({
+    n,
+    sequentialN,
+    createConcurrency: int('create-concurrency', values['create-concurrency']),
+    order: order as ('usher' | 'peer')[],
+    log,
+  });
   results.peer = r;
   save();
   const { usher: u, peer: p } = r;
