@@ -501,7 +501,7 @@ describe('config.rbac (memberships projected into RBAC)', () => {
   const bindingsRule: PolicyRule = {
     apiGroups: [RBAC_GROUP],
     resources: ['rolebindings', 'clusterrolebindings'],
-    verbs: [...READ, 'create', 'update', 'patch', 'delete'],
+    verbs: ['list', 'watch', 'create', 'update', 'delete'],
   };
   const bindRule = (names: string[]): PolicyRule => ({ apiGroups: [RBAC_GROUP], resources: ['clusterroles'], verbs: ['bind'], resourceNames: names });
   const on = (rbac: Record<string, unknown>, config: Record<string, unknown> = {}): Record<string, unknown> => ({
@@ -536,7 +536,11 @@ describe('config.rbac (memberships projected into RBAC)', () => {
       on({ roleMap: { developer: 'edit', viewer: 'view', 'platform.admin': 'edit' }, groupMap: { developers: 'view', auditors: 'custom-reader' } }),
     );
     const controller = rulesOf(manifests, 'ClusterRole', 'usher');
-    expect(controller.slice(0, -2)).toEqual(rulesOf(await template(), 'ClusterRole', 'usher'));
+    // The User's Bound condition is in its status: users/status, as with config.identity.
+    const userStatus = { apiGroups: ['usher.dev'], resources: ['users/status'], verbs: ['update'] };
+    expect(controller).toContainEqual(userStatus);
+    const others = controller.filter((rule) => JSON.stringify(rule) !== JSON.stringify(userStatus));
+    expect(others.slice(0, -2)).toEqual(rulesOf(await template(), 'ClusterRole', 'usher'));
     expect(controller.slice(-2)).toEqual([bindingsRule, bindRule(['custom-reader', 'edit', 'view'])]);
     expect(rulesOf(manifests, 'ClusterRole', 'usher-accept')).toEqual(rulesOf(await template(), 'ClusterRole', 'usher-accept'));
     // Namespaces were read already; nothing else about RBAC objects, and nothing in any Role.
