@@ -23,6 +23,7 @@ import {
   describe,
   projectUser,
   type DesiredBinding,
+  type RefusedBinding,
   type NamespaceView,
   type Projection,
 } from '../invitation/rbac.ts';
@@ -47,6 +48,8 @@ export interface RbacReconcilerDeps {
 
 /** After a refusal, look again this often: the fix (a chart upgrade granting `bind`) changes nothing Usher watches. */
 const REFUSED_RETRY_MS = 60_000;
+/** After a name was taken: soon, since it is most often a binding this process made and has not seen yet. */
+const NAME_TAKEN_RETRY_MS = 2_000;
 
 export class RbacReconciler {
   private readonly deps: RbacReconcilerDeps;
@@ -67,24 +70,38 @@ export class RbacReconciler {
 
     const created: DesiredBinding[] = [];
     const removed: BindingObject[] = [];
-    const refused: { binding: DesiredBinding; message: string }[] = [];
-    const wanted = new Set<string>();
+    const refused: RefusedBinding[] = [];
+    // Errors that a retry may clear (a conflict, the API server briefly away): each binding on its own, so
+    // one that cannot be written never holds up the others, and above all never a removal.
+    const failed: unknown[] = [];
+    const wanted = new Set(projection.bindings.map((b) => keyOf(b.kind, b.namespace, b.name)));
+    // Removals first: access that is no longer granted goes before anything else can fail.
+    for (const have of bindings.ownedBy(uid)) {
+      const { namespace, name: bindingName = '' } = have.object.metadata ?? {};
+      if (wanted.has(keyOf(have.kind, namespace, bindingName))) continue;
+      try {
+        await this.release(have, uid);
+        removed.push(have);
+      } catch (err) {
+        failed.push(err);
+      }
+    }
     for (const want of projection.bindings) {
-      wanted.add(keyOf(want.kind, want.namespace, want.name));
       try {
         if (await this.ensure(user, want)) created.push(want);
       } catch (err) {
         const { code, message } = apiErrorOf(err);
-        if (code !== 403) throw err;
-        refused.push({ binding: want, message });
-        log.warn({ user: name, binding: describe(want), err: message }, 'the API server refused a binding');
+        if (code === 403) {
+          refused.push({ binding: want, reason: 'BindForbidden', message });
+          log.warn({ user: name, binding: describe(want), err: message }, 'the API server refused a binding');
+        } else if (isAlreadyExists(err) && !want.shared) {
+          // A person's binding is written by this User's reconcile alone, whose own writes the cache
+          // (with its overlay) remembers: one of that name that it does not show is someone else's
+          // object (without Usher's labels). Named, and looked at again soon. (A shared Group
+          // binding made by another User's reconcile a moment ago is retried like any conflict.)
+          refused.push({ binding: want, reason: 'NameTaken', message: `${want.kind} ${want.name} exists and is not one of Usher's (or not seen yet)` });
+        } else failed.push(err);
       }
-    }
-    for (const have of bindings.ownedBy(uid)) {
-      const { namespace, name: bindingName = '' } = have.object.metadata ?? {};
-      if (wanted.has(keyOf(have.kind, namespace, bindingName))) continue;
-      await this.release(have, uid);
-      removed.push(have);
     }
 
     if (created.length > 0 || removed.length > 0) {
@@ -95,7 +112,19 @@ export class RbacReconciler {
       users.userEvent(user, 'Normal', 'AccessBound', `Kubernetes RBAC: ${parts.join('; ')}.`);
       log.info({ user: name, created: created.length, removed: removed.length }, 'updated the User\u2019s RoleBindings');
     }
-    if (!deleting) await this.writeStatusIfChanged(user, boundCondition(projection, refused), now());
+    if (!deleting)
+      await this.writeStatusIfChanged(
+        user,
+        boundCondition(
+          projection,
+          refused,
+          failed.map((e) => apiErrorOf(e).message),
+        ),
+        now(),
+      );
+    // Retried with backoff (the work queue's), after the status says what is wrong.
+    if (failed.length > 0) throw failed[0];
+    if (refused.some((r) => r.reason === 'NameTaken')) return { requeueAfterMs: NAME_TAKEN_RETRY_MS };
     return refused.length > 0 ? { requeueAfterMs: REFUSED_RETRY_MS } : {};
   }
 
@@ -104,14 +133,9 @@ export class RbacReconciler {
     const { bindings } = this.deps;
     const existing = bindings.binding(want.kind, want.namespace, want.name);
     if (!existing) {
-      try {
-        await bindings.create({ kind: want.kind, object: this.objectFor(want, [ownerRef(user)]) });
-        return true;
-      } catch (err) {
-        // Another worker (a shared Group binding) or a cache that lags: the next round sees it and joins it.
-        if (isAlreadyExists(err)) throw new Error(`${describe(want)} exists but is not in the cache yet; retrying`, { cause: err });
-        throw err;
-      }
+      // AlreadyExists: another worker made it (a shared Group binding), or someone else's object has the name.
+      await bindings.create({ kind: want.kind, object: this.objectFor(want, [ownerRef(user)]) });
+      return true;
     }
     const current = existing.object;
     const owners = current.metadata?.ownerReferences ?? [];

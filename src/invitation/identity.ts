@@ -157,7 +157,9 @@ export function planAccount(observed: AccountObserved): AccountPlan {
   // or was made directly by an admin, and only when the provider holds its address as verified by its holder:
   // an account made with that address by someone who does not own the mailbox gains nothing.
   if (!managed && (password || !account.emailVerified)) {
-    return { steps, provisioned: accountExists(account.username), account: { managed: false, id: account.id, username: account.username } };
+    // Not recorded in status.identity: the account is not this User's (it is neither released when the User
+    // goes nor given this User's RoleBindings, docs/security.md attack 10).
+    return { steps, provisioned: accountExists(account.username) };
   }
 
   if (!sameAccess(account, want)) steps.push({ kind: 'setAccess', access: want });

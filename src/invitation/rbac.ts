@@ -60,6 +60,10 @@ export interface NamespaceView {
 
 /** The name the API server gives this person (a User subject), or undefined while it is not known yet. */
 export function usernameOf(user: User, rbac: RbacConfig): string | undefined {
+  // Only an account the identity controller made or joined for this User (it records nothing else in
+  // status.identity): an account it found with this address and left alone (AccountExists) is someone else's.
+  const accountExists = user.status?.conditions?.some((c) => c.type === 'Provisioned' && c.reason === 'AccountExists') ?? false;
+  if (rbac.username.from === 'IdentityUsername' && accountExists) return undefined;
   const name = rbac.username.from === 'Email' ? user.spec.email : user.status?.identity?.username;
   return name === undefined || name === '' ? undefined : `${rbac.username.prefix}${name}`;
 }
@@ -113,22 +117,44 @@ export function projectUser(user: User, namespaces: NamespaceView, rbac: RbacCon
   };
 }
 
-/** The Bound condition for a projection and what applying it met (bindings the API server refused). */
-export function boundCondition(projection: Projection, refused: readonly { binding: DesiredBinding; message: string }[]): DesiredCondition {
+/** A binding the API server would not take: a ClusterRole Usher may not bind, or a name someone else's object has. */
+export interface RefusedBinding {
+  binding: DesiredBinding;
+  reason: 'BindForbidden' | 'NameTaken';
+  message: string;
+}
+
+/**
+ * The Bound condition for a projection and what applying it met: bindings the
+ * API server refused, and errors a retry may clear (`retrying`, their messages).
+ */
+export function boundCondition(projection: Projection, refused: readonly RefusedBinding[], retrying: readonly string[] = []): DesiredCondition {
   const { bindings, notes } = projection;
-  if (projection.waitingFor !== undefined)
-    return { type: BOUND, status: 'False', reason: 'WaitingForAccount', message: `No RoleBindings yet: waiting for ${projection.waitingFor}.` };
-  const first = refused[0];
-  if (first) {
+  if (projection.waitingFor !== undefined) {
     return {
       type: BOUND,
       status: 'False',
-      reason: 'BindForbidden',
-      message:
-        `The API server refused ${refused.length === 1 ? 'a binding' : `${refused.length} bindings`}, first ${describe(first.binding)}: ${first.message}. ` +
-        'Usher may bind only the ClusterRoles its chart grants `bind` on (the values of config.rbac.roleMap and groupMap).',
+      reason: 'WaitingForAccount',
+      message: `The person's own RoleBindings wait for ${projection.waitingFor}; ${bindings.length} group binding${bindings.length === 1 ? '' : 's'} in place.`,
     };
   }
+  const forbidden = refused.filter((r) => r.reason === 'BindForbidden');
+  const first = forbidden[0] ?? refused[0];
+  if (first) {
+    const what = refused.length === 1 ? 'a binding' : `${refused.length} bindings`;
+    const advice =
+      first.reason === 'BindForbidden'
+        ? 'Usher may bind only the ClusterRoles its chart grants `bind` on (the values of config.rbac.roleMap and groupMap).'
+        : 'Delete or rename that object, or give the role another ClusterRole.';
+    return {
+      type: BOUND,
+      status: 'False',
+      reason: first.reason,
+      message: `The API server refused ${what}, first ${describe(first.binding)}: ${first.message}. ${advice}`,
+    };
+  }
+  const retry = retrying[0];
+  if (retry !== undefined) return { type: BOUND, status: 'False', reason: 'Retrying', message: `Writing the RoleBindings failed, retrying: ${retry}` };
   const outside = notes.filter((n) => n.kind !== 'UnmappedRole');
   const unmapped = notes.filter((n) => n.kind === 'UnmappedRole').map((n) => n.role);
   const unmappedText = unmapped.length ? ` Roles with no ClusterRole in usher.rbac.roleMap (not bound): ${unmapped.join(', ')}.` : '';
@@ -136,7 +162,7 @@ export function boundCondition(projection: Projection, refused: readonly { bindi
     return {
       type: BOUND,
       status: 'False',
-      reason: 'NamespaceOutsideTenant',
+      reason: outside.some((n) => n.kind === 'NamespaceOutsideTenant') ? 'NamespaceOutsideTenant' : 'NamespaceNotFound',
       message: `Not bound: ${outside.map(describeNote).join('; ')}.${unmappedText}`,
     };
   }

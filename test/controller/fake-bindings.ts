@@ -11,6 +11,10 @@ export class FakeBindings implements BindingStore {
   bindable = new Set(['edit', 'view']);
   /** Names whose next write fails with a conflict (another writer got there first). */
   readonly conflictOnce = new Set<string>();
+  /** Objects of those names without Usher's labels: outside its label-selected cache, but their names are taken. */
+  readonly foreign = new Set<string>();
+  /** Names whose writes fail as if the API server were away. */
+  readonly unavailable = new Set<string>();
   private version = 0;
 
   binding(kind: BindingObject['kind'], namespace: string | undefined, name: string): BindingObject | undefined {
@@ -29,7 +33,8 @@ export class FakeBindings implements BindingStore {
       return Promise.reject(
         apiError(403, 'Forbidden', `${binding.kind} is forbidden: user "usher" is attempting to grant RBAC permissions not currently held`),
       );
-    if (this.objects.has(k)) return Promise.reject(apiError(409, 'AlreadyExists'));
+    if (this.unavailable.has(binding.object.metadata?.name ?? '')) return Promise.reject(apiError(503, 'ServiceUnavailable'));
+    if (this.objects.has(k) || this.foreign.has(k)) return Promise.reject(apiError(409, 'AlreadyExists'));
     return Promise.resolve(this.store(binding));
   }
 

@@ -105,7 +105,8 @@ describe('IdentityReconciler', () => {
     expect(provider.calls).toEqual(['findByEmail']);
     expect(provisioned(store)).toMatchObject({ status: 'False', reason: 'AccountExists' });
     expect(store.events.at(-1)).toMatchObject({ type: 'Warning', reason: 'AccountExists' });
-    expect(store.users.get('jane')?.status?.identity?.managed).toBe(false);
+    // Not this User's account: not recorded (so never released for it, nor given its RoleBindings).
+    expect(store.users.get('jane')?.status?.identity).toBeUndefined();
   });
 
   it('joins the existing account of an External User (who signed in to it): groups only, its own kept', async () => {

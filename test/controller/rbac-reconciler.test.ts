@@ -163,4 +163,34 @@ describe('RbacReconciler', () => {
     await reconciler.reconcile('jane');
     expect(names(bindings)).toEqual(['RoleBinding/acme-dev/usher:jane:edit']);
   });
+
+  it('a binding it cannot write never holds up the others, least of all a removal (attack 10)', async () => {
+    const { users, bindings, reconciler } = world();
+    users.put(person('jane', [developerInDev, { scope: 'Tenant', tenant: 'globex', roles: [{ name: 'developer' }] }]));
+    await reconciler.reconcile('jane');
+    expect(names(bindings)).toContain('RoleBinding/globex/usher:jane:edit');
+    // Someone with rights in acme-prod takes the name her next binding will have (an object without Usher's labels),
+    // and the globex membership ends.
+    bindings.foreign.add('RoleBinding/acme-prod/usher:jane:edit');
+    const stored = users.users.get('jane');
+    if (!stored) throw new Error('no user');
+    users.put({ ...stored, spec: { ...stored.spec, memberships: [{ scope: 'Tenant', tenant: 'acme', roles: [{ name: 'developer' }] }] } });
+    const result = await reconciler.reconcile('jane');
+    expect(names(bindings)).toEqual(['RoleBinding/acme-dev/usher:jane:edit']);
+    expect(bound(users, 'jane')).toMatchObject({ status: 'False', reason: 'NameTaken' });
+    expect(bound(users, 'jane')?.message).toContain("RoleBinding usher:jane:edit exists and is not one of Usher's");
+    expect(result.requeueAfterMs).toBe(2_000);
+  });
+
+  it('an error a retry may clear: the rest is done, Bound says Retrying, and the reconcile fails so the queue backs off', async () => {
+    const { users, bindings, reconciler } = world();
+    users.put(person('jane', [{ scope: 'Tenant', tenant: 'acme', roles: [{ name: 'developer' }, { name: 'viewer' }] }]));
+    bindings.unavailable.add('usher:jane:view');
+    await expect(reconciler.reconcile('jane')).rejects.toThrow(/ServiceUnavailable/);
+    expect(names(bindings)).toEqual(['RoleBinding/acme-dev/usher:jane:edit', 'RoleBinding/acme-prod/usher:jane:edit']);
+    expect(bound(users, 'jane')).toMatchObject({ status: 'False', reason: 'Retrying' });
+    bindings.unavailable.clear();
+    await reconciler.reconcile('jane');
+    expect(bound(users, 'jane')).toMatchObject({ status: 'True', reason: 'Bound' });
+  });
 });

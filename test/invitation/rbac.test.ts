@@ -132,9 +132,19 @@ describe('projectUser: memberships × namespaces × roleMap → bindings', () =>
     expect(before.bindings).toEqual([]);
     expect(before.waitingFor).toMatch(/status\.identity\.username/);
     expect(boundCondition(before, [])).toMatchObject({ status: 'False', reason: 'WaitingForAccount' });
+    expect(boundCondition(before, []).message).toMatch(/0 group bindings in place/);
     const after = projectUser(user(m, 'jane@example.com'), namespaces, byIdentity);
     expect(after.bindings).toEqual([expect.objectContaining(rb('acme-dev', 'edit', 'jane@example.com'))]);
     expect(usernameOf(user(m, 'jsmith'), byIdentity)).toBe('jsmith');
+    // An account found with the address but left alone (AccountExists) is someone else's: never bound,
+    // even if a status.identity were there.
+    const foreign = user(m, 'mallory');
+    foreign.status = {
+      ...foreign.status,
+      conditions: [{ type: 'Provisioned', status: 'False', reason: 'AccountExists', message: '', lastTransitionTime: '' }],
+    };
+    expect(usernameOf(foreign, byIdentity)).toBeUndefined();
+    expect(projectUser(foreign, namespaces, byIdentity).bindings).toEqual([]);
   });
 
   it('gives every binding a valid RBAC name, hashed when the readable one is too long', () => {
@@ -176,12 +186,30 @@ describe('boundCondition', () => {
       { refused: true },
       { status: 'False', reason: 'BindForbidden', message: /ClusterRoleBinding usher:jane-0123:edit .*forbidden: not allowed.*roleMap/ },
     ],
+    [
+      'a listed namespace that does not exist: False, NamespaceNotFound',
+      [{ scope: 'Tenant', tenant: 'acme', roles: [{ name: 'developer', namespaces: ['acme-qa'] }] }],
+      {},
+      { status: 'False', reason: 'NamespaceNotFound', message: /namespace acme-qa, which does not exist/ },
+    ],
   ])('%s', (_name, memberships, { refused }, expected) => {
     const p = projection(memberships);
-    const c = boundCondition(p, refused && p.bindings[0] ? [{ binding: p.bindings[0], message: 'forbidden: not allowed' }] : []);
+    const c = boundCondition(
+      p,
+      refused && p.bindings[0] ? [{ binding: p.bindings[0], reason: 'BindForbidden' as const, message: 'forbidden: not allowed' }] : [],
+    );
     expect(c).toMatchObject({ type: 'Bound', status: expected.status, reason: expected.reason });
     expect(c.message).toMatch(expected.message);
   });
+});
+
+it('a retryable failure says Retrying, which is Reconciling, not Stalled', () => {
+  const p = projectUser(user([{ scope: 'Tenant', tenant: 'acme', roles: [{ name: 'developer' }] }]), namespaces, rbac);
+  const c = boundCondition(p, [], ['Operation cannot be fulfilled: the object has been modified']);
+  expect(c).toMatchObject({ status: 'False', reason: 'Retrying' });
+  const summary = withOwnedCondition(undefined, c, 1, new Date());
+  expect(summary.find((x) => x.type === 'Reconciling')?.status).toBe('True');
+  expect(summary.find((x) => x.type === 'Stalled')?.status).toBe('False');
 });
 
 describe("a User's summary covers every controller's condition", () => {
