@@ -112,8 +112,12 @@ export class Controller {
         users: this.cluster,
         namespaces: () => this.cluster.namespaces.list(),
         bindings,
+        invitations: (namespace, name) => {
+          const invitation = this.cluster.invitation(namespace, name);
+          return invitation ? { invitation, namespaceTenant: this.cluster.namespaceTenant(namespace) } : undefined;
+        },
+        config: options.config,
         rbac,
-        tenantLabel: options.config.tenancy.namespaceLabel,
         log: options.log.child({ component: 'rbac' }),
       });
       const rbacRunner = new WorkerRunner({
@@ -126,6 +130,7 @@ export class Controller {
         {
           users: this.cluster.users,
           namespaces: this.cluster.namespaces,
+          invitations: this.cluster.invitations,
           roleBindings: bindings.roleBindings,
           clusterRoleBindings: bindings.clusterRoleBindings,
         },

@@ -15,13 +15,15 @@
 import type { V1Namespace } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { API_VERSION, USER_KIND, type User, type UserStatus } from '../api/types.ts';
-import type { RbacConfig } from '../config/types.ts';
+import type { RbacConfig, UsherConfig } from '../config/types.ts';
 import {
   BINDING_KIND_LABEL,
   BOUND,
   boundCondition,
   describe,
+  grantedMemberships,
   projectUser,
+  type InvitationLookup,
   type DesiredBinding,
   type RefusedBinding,
   type NamespaceView,
@@ -39,9 +41,10 @@ export interface RbacReconcilerDeps {
   users: Pick<UserStore, 'user' | 'writeUserStatus' | 'userEvent'>;
   namespaces: () => readonly V1Namespace[];
   bindings: BindingStore;
+  /** The invitations the memberships came from (cache), with their namespace's tenant: only what they grant is bound. */
+  invitations: InvitationLookup;
+  config: UsherConfig;
   rbac: RbacConfig;
-  /** The namespace label naming a namespace's tenant (usher.tenancy.namespaceLabel). */
-  tenantLabel: string;
   log: Logger;
   now?: () => Date;
 }
@@ -66,7 +69,7 @@ export class RbacReconciler {
     if (!user?.metadata.uid) return {};
     const uid = user.metadata.uid;
     const deleting = user.metadata.deletionTimestamp !== undefined;
-    const projection: Projection = deleting ? { bindings: [], notes: [] } : projectUser(user, this.namespaceView(), rbac);
+    const projection: Projection = deleting ? { bindings: [], notes: [] } : this.project(user, rbac);
 
     const created: DesiredBinding[] = [];
     const removed: BindingObject[] = [];
@@ -177,12 +180,19 @@ export class RbacReconciler {
     };
   }
 
+  /** The bindings for what the User's invitations grant, with the notes on what they do not. */
+  private project(user: User, rbac: RbacConfig): Projection {
+    const granted = grantedMemberships(user, this.deps.invitations, this.deps.config);
+    const projection = projectUser({ ...user, spec: { ...user.spec, memberships: granted.memberships } }, this.namespaceView(), rbac);
+    return { ...projection, notes: [...granted.notes, ...projection.notes] };
+  }
+
   private namespaceView(): NamespaceView {
     const tenantOf = new Map<string, string | undefined>();
     for (const ns of this.deps.namespaces()) {
       const name = ns.metadata?.name;
       // A namespace being deleted takes its RoleBindings with it: nothing to bind there.
-      if (name && !ns.metadata?.deletionTimestamp) tenantOf.set(name, ns.metadata?.labels?.[this.deps.tenantLabel]);
+      if (name && !ns.metadata?.deletionTimestamp) tenantOf.set(name, ns.metadata?.labels?.[this.deps.config.tenancy.namespaceLabel]);
     }
     return { tenantOf };
   }

@@ -17,6 +17,7 @@
 // and, with usher.rbac, the RBAC controller's (setUpRbacWatches):
 //   User added or changed             → itself (its memberships, its account's username, a deletion)
 //   Namespace added, relabelled, gone → the Users with memberships it may concern
+//   UserInvitation added, changed, deleted → its User (status.user): only what an accepted invitation grants is bound
 //   Usher's RoleBinding or ClusterRoleBinding changed or deleted → the Users that own it
 import type { V1ClusterRoleBinding, V1Namespace, V1RoleBinding, V1Secret } from '@kubernetes/client-node';
 import type { User, UserInvitation } from '../api/types.ts';
@@ -100,7 +101,10 @@ export function setUpUserWatches(informers: Pick<WatchedInformers, 'users'>, enq
 
 /** The RBAC controller's watches (usher.rbac); keys are User names. */
 export function setUpRbacWatches(
-  informers: Pick<WatchedInformers, 'users' | 'namespaces'> & { roleBindings: Informer<V1RoleBinding>; clusterRoleBindings: Informer<V1ClusterRoleBinding> },
+  informers: Pick<WatchedInformers, 'users' | 'namespaces' | 'invitations'> & {
+    roleBindings: Informer<V1RoleBinding>;
+    clusterRoleBindings: Informer<V1ClusterRoleBinding>;
+  },
   tenantLabel: string,
   enqueue: (userName: string) => void,
 ): void {
@@ -124,6 +128,11 @@ export function setUpRbacWatches(
   informers.namespaces.on('delete', (namespace) => {
     enqueueConcerned(namespace);
   });
+  for (const type of ['add', 'update', 'delete'] as const) {
+    informers.invitations.on(type, (invitation, old?: UserInvitation) => {
+      for (const user of new Set([invitation.status?.user, old?.status?.user])) if (user) enqueue(user);
+    });
+  }
   for (const bindings of [informers.roleBindings, informers.clusterRoleBindings] as Informer<V1RoleBinding>[]) {
     // Drift: someone edited or deleted one of Usher's bindings; its owners put it back (or finish removing it).
     for (const type of ['update', 'delete'] as const) {

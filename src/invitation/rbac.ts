@@ -13,8 +13,10 @@
 //     server sees (the token's group path, /tenants/<t>/<G> or /instance/<G>, with
 //     the groups prefix). Such a binding is shared by every User holding G there.
 //   A role or group with no mapping binds nothing; a role without one is named.
-import type { Membership, User } from '../api/types.ts';
-import type { RbacConfig } from '../config/types.ts';
+import type { Membership, User, UserInvitation } from '../api/types.ts';
+import type { RbacConfig, UsherConfig } from '../config/types.ts';
+import { normalizeEmail } from './email.ts';
+import { forbiddenReason } from './rules.ts';
 import type { DesiredCondition } from './conditions.ts';
 import { createHash } from 'node:crypto';
 
@@ -42,6 +44,8 @@ export interface DesiredBinding {
 
 export type ProjectionNote =
   | { kind: 'UnmappedRole'; role: string }
+  /** A membership no accepted invitation grants (now): not bound. `pending`: its invitation is not Accepted yet. */
+  | { kind: 'NotGranted'; from: string; why: string; pending: boolean }
   | { kind: 'NamespaceOutsideTenant'; role: string; namespace: string; tenant: string; actualTenant: string | undefined }
   | { kind: 'NamespaceNotFound'; role: string; namespace: string };
 
@@ -155,7 +159,18 @@ export function boundCondition(projection: Projection, refused: readonly Refused
   }
   const retry = retrying[0];
   if (retry !== undefined) return { type: BOUND, status: 'False', reason: 'Retrying', message: `Writing the RoleBindings failed, retrying: ${retry}` };
-  const outside = notes.filter((n) => n.kind !== 'UnmappedRole');
+  const notGranted = notes.filter((n) => n.kind === 'NotGranted');
+  if (notGranted.length > 0) {
+    const pending = notGranted.every((n) => n.pending);
+    const text = notGranted.map((n) => `the membership from ${n.from} (${n.why})`).join('; ');
+    return {
+      type: BOUND,
+      status: 'False',
+      reason: pending ? 'WaitingForInvitation' : 'NotGranted',
+      message: `Not bound: ${text}. Usher binds only what an accepted invitation grants; ${bindings.length} binding${bindings.length === 1 ? '' : 's'} in place.`,
+    };
+  }
+  const outside = notes.filter((n) => n.kind === 'NamespaceOutsideTenant' || n.kind === 'NamespaceNotFound');
   const unmapped = notes.filter((n) => n.kind === 'UnmappedRole').map((n) => n.role);
   const unmappedText = unmapped.length ? ` Roles with no ClusterRole in usher.rbac.roleMap (not bound): ${unmapped.join(', ')}.` : '';
   if (outside.length > 0) {
@@ -175,12 +190,69 @@ export function boundCondition(projection: Projection, refused: readonly Refused
   };
 }
 
+/** What the RBAC controller looks an invitation up with: the cache's copy and its namespace's tenant label. */
+export type InvitationLookup = (namespace: string, name: string) => { invitation: UserInvitation; namespaceTenant: string | undefined } | undefined;
+
+/**
+ * The part of each membership that an accepted invitation grants now: only
+ * that is bound. A membership is text in a User, which Usher's page and
+ * controller write; binding it only as far as a live invitation (same uid,
+ * Accepted or UserCreated, for this address, scope and tenant, still allowed by
+ * who-may-invite-whom) grants it means that whoever can write Users (a
+ * compromised page) cannot hand out Kubernetes access by writing one.
+ */
+export function grantedMemberships(user: User, lookup: InvitationLookup, config: UsherConfig): { memberships: Membership[]; notes: ProjectionNote[] } {
+  const memberships: Membership[] = [];
+  const notes: ProjectionNote[] = [];
+  for (const m of user.spec.memberships ?? []) {
+    const ref = m.invitation;
+    const from = ref ? `${ref.namespace}/${ref.name}` : '(no invitation)';
+    const found = ref ? lookup(ref.namespace, ref.name) : undefined;
+    const invitation = found?.invitation;
+    if (!ref || !invitation || invitation.metadata.uid !== ref.uid) {
+      notes.push({ kind: 'NotGranted', from, why: 'no such invitation', pending: false });
+      continue;
+    }
+    const phase = invitation.status?.phase;
+    if (phase !== 'Accepted' && phase !== 'UserCreated') {
+      notes.push({
+        kind: 'NotGranted',
+        from,
+        why: `the invitation is ${phase ?? 'new'}, not Accepted`,
+        pending: phase === 'Pending' || phase === 'Sent' || phase === undefined,
+      });
+      continue;
+    }
+    const { spec } = invitation;
+    const forbidden = forbiddenReason(invitation, found.namespaceTenant, config);
+    const mismatch =
+      normalizeEmail(spec.email) !== normalizeEmail(user.spec.email)
+        ? 'it is for another address'
+        : (spec.scope ?? 'Tenant') !== m.scope || (m.scope === 'Tenant' && spec.tenant !== m.tenant)
+          ? 'it grants another scope or tenant'
+          : forbidden;
+    if (mismatch !== undefined) {
+      notes.push({ kind: 'NotGranted', from, why: mismatch, pending: false });
+      continue;
+    }
+    // Only the groups and roles the invitation grants now (an edit reaches the User a moment later).
+    const sameRole = (a: { name: string; namespaces?: string[] }, b: { name: string; namespaces?: string[] }): boolean =>
+      a.name === b.name && JSON.stringify([...(a.namespaces ?? [])].sort()) === JSON.stringify([...(b.namespaces ?? [])].sort());
+    memberships.push({
+      ...m,
+      groups: (m.groups ?? []).filter((g) => spec.groups?.includes(g)),
+      roles: (m.roles ?? []).filter((r) => spec.roles?.some((granted) => sameRole(r, granted))),
+    });
+  }
+  return { memberships, notes };
+}
+
 export function describe(b: DesiredBinding): string {
   const where = b.kind === 'RoleBinding' ? `in namespace ${b.namespace ?? ''}` : 'cluster-wide';
   return `${b.kind} ${b.name} (${b.subject.kind} ${b.subject.name} → ClusterRole ${b.clusterRole}, ${where})`;
 }
 
-function describeNote(n: Exclude<ProjectionNote, { kind: 'UnmappedRole' }>): string {
+function describeNote(n: Extract<ProjectionNote, { kind: 'NamespaceOutsideTenant' | 'NamespaceNotFound' }>): string {
   if (n.kind === 'NamespaceNotFound') return `role ${n.role} lists namespace ${n.namespace}, which does not exist`;
   const actual = n.actualTenant === undefined ? 'belongs to no tenant' : `belongs to tenant ${n.actualTenant}`;
   return `role ${n.role} lists namespace ${n.namespace}, which ${actual}, not ${n.tenant}`;

@@ -1,6 +1,7 @@
 import type { V1Namespace } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import type { Membership, User } from '../../src/api/types.ts';
+import type { InvitationPhase, Membership, User, UserInvitation } from '../../src/api/types.ts';
+import { parseConfig } from '../../src/config/load.ts';
 import type { RbacConfig } from '../../src/config/types.ts';
 import { RbacReconciler } from '../../src/controller/rbac-reconciler.ts';
 import { silentLogger } from '../../src/runtime/log.ts';
@@ -20,20 +21,55 @@ function world(namespaces: Record<string, string | undefined> = { 'acme-dev': 'a
   const spaces: V1Namespace[] = Object.entries(namespaces).map(([name, tenant]) => ({
     metadata: { name, ...(tenant ? { labels: { 'usher.dev/tenant': tenant } } : {}) },
   }));
+  /** Invitations whose phase is not Accepted (by name); every other membership's invitation is accepted, as it says. */
+  const phases = new Map<string, InvitationPhase | 'gone'>();
   const reconciler = new RbacReconciler({
     users,
     namespaces: () => spaces,
     bindings,
+    // Each membership's invitation, as the membership describes it (the world where the two agree).
+    invitations: (namespace, name) => {
+      const phase = phases.get(name) ?? 'Accepted';
+      if (phase === 'gone') return undefined;
+      for (const user of users.users.values()) {
+        const m = user.spec.memberships?.find((x) => x.invitation?.namespace === namespace && x.invitation.name === name);
+        if (!m?.invitation) continue;
+        const invitation: UserInvitation = {
+          apiVersion: 'usher.dev/v1alpha1',
+          kind: 'UserInvitation',
+          metadata: { name, namespace, uid: m.invitation.uid },
+          spec: { email: user.spec.email, scope: m.scope, ...(m.tenant ? { tenant: m.tenant } : {}), groups: m.groups ?? [], roles: m.roles ?? [] },
+          status: { phase },
+        };
+        return { invitation, namespaceTenant: m.tenant };
+      }
+      return undefined;
+    },
+    config,
     rbac,
-    tenantLabel: 'usher.dev/tenant',
     log: silentLogger as never,
     now: () => new Date('2026-12-02T10:00:00Z'),
   });
-  return { users, bindings, reconciler, spaces };
+  return { users, bindings, reconciler, spaces, phases };
+}
+
+const config = parseConfig('usher:\n  baseUrl: http://127.0.0.1:9\n  tenancy:\n    instanceNamespaces: [platform]\n', { env: {}, component: 'controller' });
+
+/** The memberships as invitations grant them: each names its own (accepted) invitation, `<user>-<n>`. */
+function granted(name: string, memberships: Membership[]): Membership[] {
+  return memberships.map((m, i) => ({
+    ...m,
+    invitation: { namespace: m.scope === 'Instance' ? 'platform' : `${m.tenant ?? ''}-team`, name: `${name}-${i}`, uid: `uid-${name}-${i}` },
+  }));
 }
 
 function person(name: string, memberships: Membership[]): User {
-  return { apiVersion: 'usher.dev/v1alpha1', kind: 'User', metadata: { name }, spec: { email: `${name}@example.com`, memberships } };
+  return {
+    apiVersion: 'usher.dev/v1alpha1',
+    kind: 'User',
+    metadata: { name },
+    spec: { email: `${name}@example.com`, memberships: granted(name, memberships) },
+  };
 }
 
 const developerInDev: Membership = { scope: 'Tenant', tenant: 'acme', roles: [{ name: 'developer', namespaces: ['acme-dev'] }] };
@@ -68,7 +104,7 @@ describe('RbacReconciler', () => {
     await reconciler.reconcile('jane');
     const stored = users.users.get('jane');
     if (!stored) throw new Error('no user');
-    users.put({ ...stored, spec: { ...stored.spec, memberships: [{ scope: 'Tenant', tenant: 'acme', roles: [{ name: 'viewer' }] }] } });
+    users.put({ ...stored, spec: { ...stored.spec, memberships: granted('jane', [{ scope: 'Tenant', tenant: 'acme', roles: [{ name: 'viewer' }] }]) } });
     await reconciler.reconcile('jane');
     expect(names(bindings)).toEqual(['RoleBinding/acme-dev/usher:jane:view', 'RoleBinding/acme-prod/usher:jane:view']);
   });
@@ -174,7 +210,7 @@ describe('RbacReconciler', () => {
     bindings.foreign.add('RoleBinding/acme-prod/usher:jane:edit');
     const stored = users.users.get('jane');
     if (!stored) throw new Error('no user');
-    users.put({ ...stored, spec: { ...stored.spec, memberships: [{ scope: 'Tenant', tenant: 'acme', roles: [{ name: 'developer' }] }] } });
+    users.put({ ...stored, spec: { ...stored.spec, memberships: granted('jane', [{ scope: 'Tenant', tenant: 'acme', roles: [{ name: 'developer' }] }]) } });
     const result = await reconciler.reconcile('jane');
     expect(names(bindings)).toEqual(['RoleBinding/acme-dev/usher:jane:edit']);
     expect(bound(users, 'jane')).toMatchObject({ status: 'False', reason: 'NameTaken' });
@@ -192,5 +228,27 @@ describe('RbacReconciler', () => {
     bindings.unavailable.clear();
     await reconciler.reconcile('jane');
     expect(bound(users, 'jane')).toMatchObject({ status: 'True', reason: 'Bound' });
+  });
+
+  it('binds only what an accepted invitation grants: a membership written into the User by anyone else binds nothing (a compromised page)', async () => {
+    const { users, bindings, reconciler, phases } = world();
+    // No invitation behind it at all.
+    users.put({ ...person('mallory', []), spec: { email: 'mallory@example.com', memberships: [{ scope: 'Instance', roles: [{ name: 'developer' }] }] } });
+    await reconciler.reconcile('mallory');
+    expect(names(bindings)).toEqual([]);
+    expect(bound(users, 'mallory')).toMatchObject({ status: 'False', reason: 'NotGranted' });
+    // An invitation that exists but is not accepted yet: waiting, not stalled.
+    users.put(person('jane', [developerInDev]));
+    phases.set('jane-0', 'Sent');
+    await reconciler.reconcile('jane');
+    expect(names(bindings)).toEqual([]);
+    expect(bound(users, 'jane')).toMatchObject({ status: 'False', reason: 'WaitingForInvitation' });
+    phases.delete('jane-0');
+    await reconciler.reconcile('jane');
+    expect(names(bindings)).toEqual(['RoleBinding/acme-dev/usher:jane:edit']);
+    // The invitation deleted: its membership binds nothing any more (the controller also takes the membership off).
+    phases.set('jane-0', 'gone');
+    await reconciler.reconcile('jane');
+    expect(names(bindings)).toEqual([]);
   });
 });

@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import type { Condition, Membership, User } from '../../src/api/types.ts';
+import type { Condition, Membership, User, UserInvitation } from '../../src/api/types.ts';
+import { parseConfig } from '../../src/config/load.ts';
 import type { RbacConfig } from '../../src/config/types.ts';
-import { boundCondition, projectUser, usernameOf, type DesiredBinding, type NamespaceView, type ProjectionNote } from '../../src/invitation/rbac.ts';
+import {
+  boundCondition,
+  grantedMemberships,
+  projectUser,
+  usernameOf,
+  type DesiredBinding,
+  type NamespaceView,
+  type ProjectionNote,
+} from '../../src/invitation/rbac.ts';
 import { withOwnedCondition } from '../../src/invitation/user-status.ts';
 
 const rbac: RbacConfig = {
@@ -236,5 +245,53 @@ describe("a User's summary covers every controller's condition", () => {
   it('is stable: the same inputs give an equal list, transition times kept', () => {
     const once = withOwnedCondition(undefined, provisioned, 1, now);
     expect(withOwnedCondition(once, provisioned, 1, new Date('2026-12-03T00:00:00Z'))).toEqual(once);
+  });
+});
+
+describe('grantedMemberships: only what an accepted invitation grants now', () => {
+  const config = parseConfig('usher:\n  baseUrl: http://127.0.0.1:9\n', { env: {}, component: 'controller' });
+  const ref = { namespace: 'acme-team', name: 'jane', uid: 'inv-1' };
+  const membership: Membership = {
+    scope: 'Tenant',
+    tenant: 'acme',
+    groups: ['developers', 'qa'],
+    roles: [{ name: 'developer', namespaces: ['acme-dev'] }],
+    invitation: ref,
+  };
+  const invitation = (over: { spec?: Partial<UserInvitation['spec']>; phase?: string; uid?: string } = {}): UserInvitation => ({
+    apiVersion: 'usher.dev/v1alpha1',
+    kind: 'UserInvitation',
+    metadata: { name: 'jane', namespace: 'acme-team', uid: over.uid ?? 'inv-1' },
+    spec: { email: 'Jane@example.com', tenant: 'acme', groups: ['developers', 'qa'], roles: [{ name: 'developer', namespaces: ['acme-dev'] }], ...over.spec },
+    status: { phase: (over.phase ?? 'Accepted') as never },
+  });
+  it.each<[string, UserInvitation | undefined, string | undefined, Partial<Membership> | undefined, RegExp | undefined]>([
+    ['an accepted invitation that says the same: all of it', invitation(), 'acme', membership, undefined],
+    ['createUserDirectly (UserCreated) counts too', invitation({ phase: 'UserCreated' }), 'acme', membership, undefined],
+    ['no such invitation', undefined, 'acme', undefined, /no such invitation/],
+    ['another invitation of that name (another uid)', invitation({ uid: 'inv-2' }), 'acme', undefined, /no such invitation/],
+    ['not accepted yet', invitation({ phase: 'Sent' }), 'acme', undefined, /is Sent, not Accepted/],
+    ['for another address', invitation({ spec: { email: 'john@example.com' } }), 'acme', undefined, /another address/],
+    ['for another tenant', invitation({ spec: { tenant: 'globex' } }), 'globex', undefined, /another scope or tenant/],
+    ['from a namespace that no longer belongs to the tenant', invitation(), 'globex', undefined, /belongs to tenant globex/],
+    [
+      'an edit took a group and changed a role: only what both say',
+      invitation({ spec: { groups: ['developers'], roles: [{ name: 'developer', namespaces: ['acme-prod'] }] } }),
+      'acme',
+      { ...membership, groups: ['developers'], roles: [] },
+      undefined,
+    ],
+  ])('%s', (_name, inv, namespaceTenant, expected, why) => {
+    const u: User = {
+      apiVersion: 'usher.dev/v1alpha1',
+      kind: 'User',
+      metadata: { name: 'jane' },
+      spec: { email: 'jane@example.com', memberships: [membership] },
+    };
+    const result = grantedMemberships(u, () => (inv ? { invitation: inv, namespaceTenant } : undefined), config);
+    if (expected) expect(result.memberships).toEqual([expected]);
+    else expect(result.memberships).toEqual([]);
+    if (why) expect(result.notes).toEqual([expect.objectContaining({ kind: 'NotGranted', why: expect.stringMatching(why) as unknown })]);
+    else expect(result.notes).toEqual([]);
   });
 });
