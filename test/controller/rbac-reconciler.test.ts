@@ -15,9 +15,12 @@ const rbac: RbacConfig = {
   groups: { prefix: 'oidc:' },
 };
 
-function world(namespaces: Record<string, string | undefined> = { 'acme-dev': 'acme', 'acme-prod': 'acme', globex: 'globex' }) {
-  const users = new FakeUserStore();
-  const bindings = new FakeBindings();
+function world(
+  namespaces: Record<string, string | undefined> = { 'acme-dev': 'acme', 'acme-prod': 'acme', globex: 'globex' },
+  rbacConfig: RbacConfig = rbac,
+  stores: { users: FakeUserStore; bindings: FakeBindings } = { users: new FakeUserStore(), bindings: new FakeBindings() },
+) {
+  const { users, bindings } = stores;
   const spaces: V1Namespace[] = Object.entries(namespaces).map(([name, tenant]) => ({
     metadata: { name, ...(tenant ? { labels: { 'usher.dev/tenant': tenant } } : {}) },
   }));
@@ -46,7 +49,7 @@ function world(namespaces: Record<string, string | undefined> = { 'acme-dev': 'a
       return undefined;
     },
     config,
-    rbac,
+    rbac: rbacConfig,
     log: silentLogger as never,
     now: () => new Date('2026-12-02T10:00:00Z'),
   });
@@ -250,5 +253,20 @@ describe('RbacReconciler', () => {
     phases.set('jane-0', 'gone');
     await reconciler.reconcile('jane');
     expect(names(bindings)).toEqual([]);
+  });
+
+  it('a roleMap change (a restart with the new configuration) moves the bindings: the old ClusterRole’s go, the new one’s come', async () => {
+    const before = world();
+    before.users.put(person('jane', [developerInDev]));
+    await before.reconciler.reconcile('jane');
+    expect(names(before.bindings)).toEqual(['RoleBinding/acme-dev/usher:jane:edit']);
+    const after = world(undefined, { ...rbac, roleMap: { developer: 'view' } }, before);
+    await after.reconciler.reconcile('jane');
+    expect(names(after.bindings)).toEqual(['RoleBinding/acme-dev/usher:jane:view']);
+    // Unmapped altogether: nothing bound, the role named.
+    const none = world(undefined, { ...rbac, roleMap: {} }, before);
+    await none.reconciler.reconcile('jane');
+    expect(names(none.bindings)).toEqual([]);
+    expect(bound(none.users, 'jane')).toMatchObject({ status: 'True', reason: 'PartlyMapped' });
   });
 });
