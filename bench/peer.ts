@@ -138,6 +138,8 @@ function rssOf(pid: number): number {
 export interface SideResult {
   operator: 'usher' | 'peer';
   n: number;
+  /** seq-10's first Pending and first Sent status as the bench's watch saw them, and its Events (sorted), with times and the token masked. */
+  sample: { pending: string | undefined; sent: string | undefined; events: string[] };
   readySeconds: number;
   rssIdle: number;
   rssPeak: number;
@@ -169,6 +171,8 @@ export interface PeerResult {
   peer: SideResult;
   /** Usher started on the peer's settled invitations. */
   usherOnPeer: { invitations: number; apiWrites: number; changedObjects: number; mails: number; resyncSeconds: number };
+  /** The sample statuses and Events of both sides, compared (times and tokens masked). */
+  same: { pending: boolean; sent: boolean; events: boolean };
   /** Which ran first. */
   order: ('usher' | 'peer')[];
   pins: typeof PEER_PINS;
@@ -179,6 +183,16 @@ const load = (): string =>
     .map((l) => l.toFixed(2))
     .join(' ');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** JSON with sorted keys, every RFC 3339 time and every token masked: what two operators should agree on for the same input. */
+function normalised(value: unknown): string {
+  const text = JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => x.localeCompare(y)))
+      : v,
+  );
+  return text.replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>').replace(/\/accept\/[0-9a-f]{32}\.[A-Za-z0-9_-]{43}/g, '/accept/<token>');
+}
 
 /** resourceVersion of every invitation and Usher-managed Secret. */
 async function versions(plane: Plane): Promise<Map<string, string>> {
@@ -273,6 +287,15 @@ async function side(
     await sleep(2000);
     const rssIdle = op.rss();
     const watch = await watchPhases(plane.kubeConfig, plane.custom, ns);
+    // The statuses one invitation went through (seq-10, the first measured), kept to compare the sides.
+    const sampleName = 'seq-10';
+    const sampled = new Map<string, string>();
+    const grab = (inv: UserInvitation): void => {
+      const phase = inv.status?.phase;
+      if (inv.metadata.name === sampleName && phase && !sampled.has(phase)) sampled.set(phase, normalised(inv.status));
+    };
+    watch.informer.on('add', grab);
+    watch.informer.on('update', grab);
 
     const warmup = 10;
     const sequential: number[] = [];
@@ -283,6 +306,12 @@ async function side(
       await watch.waitFor('Sent', [name], 30_000);
       if (i >= warmup) sequential.push((watch.seen.get('Sent')?.get(name) ?? NaN) - t0);
     }
+
+    const sampleEvents = (await plane.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${sampleName}` })).items
+      .map((e) => normalised(`${e.type ?? ''} ${e.reason ?? ''}: ${e.message ?? ''}`))
+      // As a set: two Events of one reconcile can carry the same time.
+      .sort();
+    const sample = { pending: sampled.get('Pending'), sent: sampled.get('Sent'), events: sampleEvents };
 
     const bodies = Array.from({ length: n }, (_, i) => invitationBody(ns, `inv-${i}`));
     const createdAt = new Map<string, number>();
@@ -356,6 +385,7 @@ async function side(
     const result: SideResult = {
       operator,
       n,
+      sample,
       readySeconds,
       rssIdle,
       rssPeak,
@@ -458,7 +488,25 @@ export async function peerBench(options: {
       if (!last) await clean(plane, `peer-${which}`);
     }
     if (!results.usher || !results.peer || !usherOnPeer) throw new Error('--peer-order must name usher and peer');
-    return { n: options.n, order: [...options.order], usher: results.usher, peer: results.peer, usherOnPeer, pins: PEER_PINS };
+    const u = results.usher.sample;
+    const p = results.peer.sample;
+    const same = {
+      pending: u.pending !== undefined && u.pending === p.pending,
+      sent: u.sent !== undefined && u.sent === p.sent,
+      events: u.events.join('\n') === p.events.join('\n'),
+    };
+    for (const [what, a, b] of [
+      ['Pending status', u.pending, p.pending],
+      ['Sent status', u.sent, p.sent],
+      ['Events', u.events.join(' | '), p.events.join(' | ')],
+    ] as const) {
+      log(
+        a === b && a !== undefined
+          ? `  seq-10's ${what}, Usher and peer alike (times and token masked): ${a}`
+          : `  seq-10's ${what} differs:\n    Usher ${a ?? '(none seen)'}\n    peer  ${b ?? '(none seen)'}`,
+      );
+    }
+    return { n: options.n, order: [...options.order], usher: results.usher, peer: results.peer, usherOnPeer, same, pins: PEER_PINS };
   } finally {
     await plane.stop();
   }
