@@ -460,6 +460,12 @@ if (wants('peer')) {
     },
     {
       bench: '8 peer',
+      metric: 'seq-10: Pending, Sent, Events alike',
+      value: `${r.same.pending ? 'yes' : 'no'}, ${r.same.sent ? 'yes' : 'no'}, ${r.same.events ? 'yes' : 'no'}`,
+      note: 'the statuses the watch saw and the Events, times and token masked',
+    },
+    {
+      bench: '8 peer',
       metric: 'load average before (Usher / peer)',
       value: pair(u.loadAverage.before, p.loadAverage.before),
       note: `after ${u.loadAverage.after} / ${p.loadAverage.after}`,
