@@ -12,7 +12,14 @@ const OWNED_ORDER = ['Provisioned', 'Bound'];
 const SUMMARY = new Set([READY, RECONCILING, STALLED]);
 
 /** Reasons of a False owned condition that will clear by themselves (Reconciling); any other False needs someone (Stalled). */
-const PROGRESSING_REASONS = new Set(['AcceptanceInProgress', 'WaitingForPassword', 'ProviderUnavailable', 'WaitingForAccount', 'Retrying', 'WaitingForInvitation']);
+const PROGRESSING_REASONS = new Set([
+  'AcceptanceInProgress',
+  'WaitingForPassword',
+  'ProviderUnavailable',
+  'WaitingForAccount',
+  'Retrying',
+  'WaitingForInvitation',
+]);
 
 /**
  * The User's conditions with `own` set (keeping its transition time when its
