@@ -13,38 +13,6 @@ export interface WorkQueueOptions {
   baseDelayMs?: number;
   /** Largest delay of addRateLimited() (client-go: 1000 s). */
   maxDelayMs?: number;
-  /**
-   * The overall limit on retries, whatever the key: a token bucket refilled at
-   * this rate (client-go's DefaultControllerRateLimiter: 10 per second), so that
-   * an outage failing every key at once does not retry them all at once.
-   * addRateLimited() waits for the longer of the key's backoff and the bucket. 0: no overall limit.
-   */
-  retriesPerSecond?: number;
-  /** How many retries the bucket lets through at once (client-go: 100). */
-  retryBurst?: number;
-}
-
-/** client-go's BucketRateLimiter (golang.org/x/time/rate): each retry takes a token; one not there yet is waited for. */
-class RetryBucket {
-  readonly #perMs: number;
-  readonly #burst: number;
-  #tokens: number;
-  #at = now();
-
-  constructor(perSecond: number, burst: number) {
-    this.#perMs = perSecond / 1000;
-    this.#burst = burst;
-    this.#tokens = burst;
-  }
-
-  /** Takes a token and says how long until it is there (0: now). Tokens go negative: later retries queue behind. */
-  reserve(): number {
-    const t = now();
-    this.#tokens = Math.min(this.#burst, this.#tokens + (t - this.#at) * this.#perMs);
-    this.#at = t;
-    this.#tokens -= 1;
-    return this.#tokens >= 0 ? 0 : -this.#tokens / this.#perMs;
-  }
 }
 
 interface Delayed {
@@ -78,7 +46,6 @@ export class WorkQueue {
   #drained: (() => void)[] = [];
 
   readonly #failures = new Map<string, number>();
-  readonly #bucket: RetryBucket | undefined;
 
   readonly #heap: Delayed[] = [];
   readonly #delayed = new Map<string, Delayed>();
@@ -89,8 +56,6 @@ export class WorkQueue {
   constructor(options: WorkQueueOptions = {}) {
     this.#baseDelayMs = options.baseDelayMs ?? 5;
     this.#maxDelayMs = options.maxDelayMs ?? 1_000_000;
-    const perSecond = options.retriesPerSecond ?? 10;
-    this.#bucket = perSecond > 0 ? new RetryBucket(perSecond, options.retryBurst ?? 100) : undefined;
   }
 
   /** Queues the key unless it is already waiting; a key being processed is queued again once done(). */
@@ -146,15 +111,11 @@ export class WorkQueue {
     this.#arm();
   }
 
-  /**
-   * Adds the key after the longer of its per-key exponential backoff (base·2^failures,
-   * capped) and the overall retry bucket's wait, as client-go's MaxOfRateLimiter does.
-   */
+  /** Adds the key after its per-key exponential backoff: base·2^failures, capped. */
   addRateLimited(key: string): void {
     const failures = this.#failures.get(key) ?? 0;
     this.#failures.set(key, failures + 1);
-    const backoff = Math.min(this.#baseDelayMs * 2 ** failures, this.#maxDelayMs);
-    this.addAfter(key, Math.max(backoff, this.#bucket?.reserve() ?? 0));
+    this.addAfter(key, Math.min(this.#baseDelayMs * 2 ** failures, this.#maxDelayMs));
   }
 
   /** Resets the key's backoff (call when it was processed successfully). */

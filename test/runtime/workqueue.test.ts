@@ -295,38 +295,6 @@ describe('WorkQueue', () => {
       expect(await delayOf(q, 'a')).toBe(1_000_000);
     });
 
-    it('limits retries overall as client-go does (10 per second, bursts of 100): an outage failing every key does not retry them all at once', async () => {
-      const q = new WorkQueue();
-      const keys = Array.from({ length: 150 }, (_, i) => `k${String(i)}`);
-      for (const key of keys) q.addRateLimited(key);
-      await vi.advanceTimersByTimeAsync(5);
-      expect(q.len()).toBe(100); // the burst, after each key's own 5 ms
-      await vi.advanceTimersByTimeAsync(95);
-      expect(q.len()).toBe(101); // then one per 100 ms
-      await vi.advanceTimersByTimeAsync(4_800);
-      expect(q.len()).toBe(149);
-      await vi.advanceTimersByTimeAsync(100);
-      expect(q.len()).toBe(150); // the 150th after 5 s
-      // The bucket refills: after a quiet while, a failure waits only for its own backoff again.
-      for (const key of keys) q.forget(key);
-      await vi.advanceTimersByTimeAsync(20_000);
-      const fresh = new Set<string>();
-      while (q.len() > 0) {
-        const key = await q.get();
-        if (key) fresh.add(key);
-        if (key) q.done(key);
-      }
-      expect(fresh.size).toBe(150);
-      expect(await delayOf(q, 'k0')).toBe(5);
-    });
-
-    it('retriesPerSecond 0: no overall limit, only the per-key backoff', async () => {
-      const q = new WorkQueue({ retriesPerSecond: 0 });
-      for (let i = 0; i < 300; i++) q.addRateLimited(`k${String(i)}`);
-      await vi.advanceTimersByTimeAsync(5);
-      expect(q.len()).toBe(300);
-    });
-
     it('takes base and cap as options', async () => {
       const q = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 250 });
       expect([await delayOf(q, 'a'), await delayOf(q, 'a'), await delayOf(q, 'a')]).toEqual([100, 200, 250]);
