@@ -16,13 +16,13 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { GROUP, INVITATION_PLURAL, VERSION, type UserInvitation } from '../src/api/types.ts';
-import { MANAGED_SELECTOR, RECORD_SELECTOR } from '../src/invitation/record.ts';
+import { RECORD_SELECTOR } from '../src/invitation/record.ts';
 import { ensureBuilt } from '../tools/control-plane/binaries.ts';
 import { createInvitation, createInvitations, invitationBody, pool, TENANT } from './support/invitations.ts';
 import { startOperator, summariseProblems, type LogLine } from './support/operator.ts';
 import { wallNow, watchPhases } from './support/phases.ts';
 import { countsDelta, cpuSeconds, root, startPlane, writesOf, type Plane } from './support/plane.ts';
-import { startAndSettle } from './support/restart.ts';
+import { changed, startAndSettle, versions } from './support/restart.ts';
 import { startSink } from './support/sink.ts';
 import { percentile, perInvitation } from './support/stats.ts';
 
@@ -192,25 +192,6 @@ function normalised(value: unknown): string {
       : v,
   );
   return text.replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>').replace(/\/accept\/[0-9a-f]{32}\.[A-Za-z0-9_-]{43}/g, '/accept/<token>');
-}
-
-/** resourceVersion of every invitation and Usher-managed Secret. */
-async function versions(plane: Plane): Promise<Map<string, string>> {
-  const map = new Map<string, string>();
-  const invitations = (await plane.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: INVITATION_PLURAL })) as {
-    items: UserInvitation[];
-  };
-  for (const inv of invitations.items) map.set(`inv/${inv.metadata.namespace ?? ''}/${inv.metadata.name}`, inv.metadata.resourceVersion ?? '');
-  const secrets = await plane.core.listSecretForAllNamespaces({ labelSelector: MANAGED_SELECTOR });
-  for (const s of secrets.items) map.set(`secret/${s.metadata?.namespace ?? ''}/${s.metadata?.name ?? ''}`, s.metadata?.resourceVersion ?? '');
-  return map;
-}
-
-function changed(a: Map<string, string>, b: Map<string, string>): number {
-  let n = 0;
-  for (const [key, rv] of b) if (a.get(key) !== rv) n++;
-  for (const key of a.keys()) if (!b.has(key)) n++;
-  return n;
 }
 
 /** Waits until `proc` has logged `reconciled` `expected` times (10 min at most). */

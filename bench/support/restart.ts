@@ -23,7 +23,7 @@ export interface RestartResult {
 }
 
 /** resourceVersion of every invitation and record Secret, by kind/namespace/name. */
-async function versions(plane: Plane): Promise<Map<string, string>> {
+export async function versions(plane: Plane): Promise<Map<string, string>> {
   const map = new Map<string, string>();
   const invitations = (await plane.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: INVITATION_PLURAL })) as {
     items: UserInvitation[];
@@ -34,7 +34,7 @@ async function versions(plane: Plane): Promise<Map<string, string>> {
   return map;
 }
 
-function changed(a: Map<string, string>, b: Map<string, string>): number {
+export function changed(a: Map<string, string>, b: Map<string, string>): number {
   let n = 0;
   for (const [key, rv] of b) if (a.get(key) !== rv) n++;
   for (const key of a.keys()) if (!b.has(key)) n++;
