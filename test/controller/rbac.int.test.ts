@@ -201,4 +201,34 @@ describe.skipIf(!inject('localControlPlane'))('memberships become RoleBindings',
     await invite('next', next, { roles: [{ name: 'viewer', namespaces: [ns.dev] }] });
     await until('the next one is bound', () => canI(next, 'list', 'pods', ns.dev));
   });
+
+  it('a compromised page (the accept identity, which may write Users) writes a membership no invitation granted: nothing is bound', async () => {
+    const forged = address('forged');
+    const name = userNameFor(forged);
+    const doc = {
+      apiVersion: 'usher.dev/v1alpha1',
+      kind: 'User',
+      metadata: { name },
+      spec: {
+        email: forged,
+        authentication: 'External',
+        memberships: [
+          { scope: 'Instance', roles: [{ name: 'developer' }] },
+          // Naming a real, accepted invitation of someone else does not help either.
+          { scope: 'Tenant', tenant, roles: [{ name: 'developer' }], invitation: { namespace: ns.dev, name: 'next', uid: 'not-its-uid' } },
+        ],
+      },
+    };
+    const created = await kubectl(['create', '-f', '-'], { as: 'accept', input: JSON.stringify(doc) });
+    expect(created.code, created.stderr).toBe(0);
+    const u = await until('Bound False', async () => {
+      const got = await user(forged);
+      return bound(got)?.reason === 'NotGranted' ? got : undefined;
+    });
+    expect(bound(u)?.message).toMatch(/Usher binds only what an accepted invitation grants/);
+    expect(await canI(forged, 'create', 'deployments', ns.dev)).toBe(false);
+    expect(await canI(forged, 'list', 'pods', 'kube-system')).toBe(false);
+    expect((await kubectl(['get', 'clusterrolebinding', `usher:${name}:edit`])).code).not.toBe(0);
+    await kubectlOk(['delete', 'users.usher.dev', name]);
+  });
 });
