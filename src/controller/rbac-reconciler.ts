@@ -18,6 +18,7 @@ import { API_VERSION, USER_KIND, type User, type UserStatus } from '../api/types
 import type { RbacConfig, UsherConfig } from '../config/types.ts';
 import {
   BINDING_KIND_LABEL,
+  bindingKey,
   BOUND,
   boundCondition,
   describe,
@@ -77,11 +78,11 @@ export class RbacReconciler {
     // Errors that a retry may clear (a conflict, the API server briefly away): each binding on its own, so
     // one that cannot be written never holds up the others, and above all never a removal.
     const failed: unknown[] = [];
-    const wanted = new Set(projection.bindings.map((b) => keyOf(b.kind, b.namespace, b.name)));
+    const wanted = new Set(projection.bindings.map((b) => bindingKey(b.kind, b.namespace, b.name)));
     // Removals first: access that is no longer granted goes before anything else can fail.
     for (const have of bindings.ownedBy(uid)) {
       const { namespace, name: bindingName = '' } = have.object.metadata ?? {};
-      if (wanted.has(keyOf(have.kind, namespace, bindingName))) continue;
+      if (wanted.has(bindingKey(have.kind, namespace, bindingName))) continue;
       try {
         await this.release(have, uid);
         removed.push(have);
@@ -213,10 +214,6 @@ export class RbacReconciler {
 function ownerRef(user: User): OwnerReference {
   // Not `controller`: a shared Group binding has several owners, and none of them alone controls it.
   return { apiVersion: API_VERSION, kind: USER_KIND, name: user.metadata.name, uid: user.metadata.uid ?? '' };
-}
-
-function keyOf(kind: string, namespace: string | undefined, name: string): string {
-  return `${kind}/${kind === 'RoleBinding' ? (namespace ?? '') : ''}/${name}`;
 }
 
 /** Whether a binding already says what `desired` says (labels, owners, roleRef, subjects). */

@@ -78,7 +78,7 @@ export function projectUser(user: User, namespaces: NamespaceView, rbac: RbacCon
   const username = usernameOf(user, rbac);
   const bindings = new Map<string, DesiredBinding>();
   const add = (b: DesiredBinding): void => {
-    bindings.set(`${b.kind}/${b.namespace ?? ''}/${b.name}`, b);
+    bindings.set(bindingKey(b.kind, b.namespace, b.name), b);
   };
   const tenantNamespaces = (tenant: string): string[] => [...namespaces.tenantOf].filter(([, t]) => t === tenant).map(([name]) => name);
 
@@ -303,9 +303,13 @@ function bindingName(readable: string): string {
   return `usher:${createHash('sha256').update(readable).digest('hex').slice(0, 40)}`;
 }
 
+/** A binding's identity: kind, namespace (RoleBindings only) and name, as the projection and the controller compare them. */
+export function bindingKey(kind: DesiredBinding['kind'], namespace: string | undefined, name: string): string {
+  return `${kind}/${kind === 'RoleBinding' ? (namespace ?? '') : ''}/${name}`;
+}
+
 function byKey(a: DesiredBinding, b: DesiredBinding): number {
-  const key = (x: DesiredBinding): string => `${x.kind}/${x.namespace ?? ''}/${x.name}`;
-  return key(a).localeCompare(key(b));
+  return bindingKey(a.kind, a.namespace, a.name).localeCompare(bindingKey(b.kind, b.namespace, b.name));
 }
 
 function dedupeNotes(notes: readonly ProjectionNote[]): ProjectionNote[] {
