@@ -79,6 +79,11 @@ export class Reconciler {
     const uid = invitation.metadata.uid ?? '';
     let freshLink: string | undefined;
     let asked: readonly Action[] = [];
+    // The outcome Event compares the status at the end with the status now, so that a
+    // reconcile that issues, discloses and mails records one Event, not one per step.
+    const before = invitation.status ?? {};
+    // Records this reconcile created with their first mail attempt already marked.
+    const premarked = new Set<string>();
 
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const records = reader.records(uid);
@@ -96,17 +101,18 @@ export class Reconciler {
       const plan = decide(observed);
       if (invitation.metadata.deletionTimestamp) {
         // The invitation is going: act once (records, membership, finalizer), write no status.
-        for (const action of plan.actions) await this.act(invitation, action, observed);
+        for (const action of plan.actions) await this.act(invitation, action, observed, premarked);
         return {};
       }
       if (plan.actions.length === 0) {
         await this.checkAccount(records, now());
         await this.writeStatusIfChanged(invitation, plan.status);
+        this.recordOutcome(invitation, before, plan.status);
         return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
       }
       asked = plan.actions;
       for (const action of plan.actions) {
-        const done = await this.act(invitation, action, observed);
+        const done = await this.act(invitation, action, observed, premarked);
         if (done.link) freshLink = done.link;
         // A finalizer written: later writes in this round (the status) carry its resourceVersion.
         if (done.invitation) invitation = done.invitation;
@@ -210,8 +216,16 @@ export class Reconciler {
     return findUser(invitation.spec.email, (n) => reader.user(n));
   }
 
-  /** Performs one action; returns the link when it issued a token, the invitation when it wrote it. */
-  private async act(invitation: UserInvitation, action: Action, observed: Observed): Promise<{ link?: string; invitation?: UserInvitation }> {
+  /**
+   * Performs one action; returns the link when it issued a token, the invitation when it wrote it.
+   * `premarked` collects the records created with their first mail attempt already marked.
+   */
+  private async act(
+    invitation: UserInvitation,
+    action: Action,
+    observed: Observed,
+    premarked: Set<string>,
+  ): Promise<{ link?: string; invitation?: UserInvitation }> {
     const { writer, log } = this.deps;
     const { namespace = '', name } = invitation.metadata;
     const subject = `${namespace}/${name}`;
@@ -284,8 +298,15 @@ export class Reconciler {
       case 'issue': {
         const random = this.deps.randomBytes ?? randomBytes;
         const token = tokenFromBytes({ selector: random(SELECTOR_BYTES), verifier: random(VERIFIER_BYTES) });
+        const record = recordName(invitation.metadata.uid ?? '', action.issuance);
+        // With a mail server, a fresh token's mail follows in this reconcile, right after the
+        // link is disclosed: the record is created with that first attempt already marked,
+        // which saves the write that would mark it (issue 15). Should the reconcile stop
+        // before the send, the mark reads as "maybe sent" and the next one sends: the same
+        // as a crash during the send, one mail at most, with the same link.
+        const markAttempt = this.deps.mailer !== undefined && this.deps.config.mail !== undefined;
         await writer.createRecord({
-          name: recordName(invitation.metadata.uid ?? '', action.issuance),
+          name: record,
           namespace: this.deps.config.namespace,
           invitationNamespace: namespace,
           invitationName: name,
@@ -296,8 +317,9 @@ export class Reconciler {
           issuance: action.issuance,
           issuedAt: action.issuedAt,
           expiresAt: action.expiresAt,
+          ...(markAttempt ? { mail: { attempts: 1, attemptStartedAt: (this.deps.now ?? (() => new Date()))().toISOString() } } : {}),
         });
-        writer.event(invitation, 'Normal', action.reason, `Issued invitation link #${action.issuance} for ${action.email}, valid until ${action.expiresAt}.`);
+        if (markAttempt) premarked.add(record);
         log.info(
           { invitation: subject, issuance: action.issuance, expiresAt: action.expiresAt },
           action.reason === 'Issued' ? 'issued invitation' : 'reissued invitation',
@@ -311,7 +333,7 @@ export class Reconciler {
         return {};
       }
       case 'sendMail':
-        await this.sendMail(invitation, action.record, observed);
+        await this.sendMail(invitation, action.record, observed, premarked.has(action.record));
         return {};
     }
   }
@@ -319,14 +341,16 @@ export class Reconciler {
   /**
    * Records the attempt before sending and the outcome after, both in the
    * record: a crash between the two can cause one duplicate mail, never a lost one.
+   * A record this reconcile created carries its first attempt's mark already (`premarked`).
    */
-  private async sendMail(invitation: UserInvitation, recordName: string, observed: Observed): Promise<void> {
+  private async sendMail(invitation: UserInvitation, recordName: string, observed: Observed, premarked: boolean): Promise<void> {
     const { writer, mailer, log } = this.deps;
     const record = observed.records.find((r) => r.name === recordName);
     if (!record || !mailer || !observed.link) return;
     const now = this.deps.now ?? (() => new Date());
-    const attempts = (record.mail?.attempts ?? 0) + 1;
-    const started = await writer.updateRecord({ ...record, mail: { ...record.mail, attempts, attemptStartedAt: now().toISOString() } });
+    const marked = premarked && record.mail?.attempts === 1 && record.mail.attemptStartedAt !== undefined && !record.mail.sentAt && !record.mail.lastError;
+    const attempts = marked ? 1 : (record.mail?.attempts ?? 0) + 1;
+    const started = marked ? record : await writer.updateRecord({ ...record, mail: { ...record.mail, attempts, attemptStartedAt: now().toISOString() } });
     const result = await mailer.sendInvitation(invitation, observed.link, new Date(record.expiresAt));
     let mail: MailState;
     if (result.ok) {
@@ -348,17 +372,32 @@ export class Reconciler {
     await writer.updateRecord({ ...started, mail });
   }
 
-  /** Writes status through the status subresource only when it differs; emits an Event on a phase change. */
+  /** Writes status through the status subresource only when it differs. */
   private async writeStatusIfChanged(invitation: UserInvitation, status: UserInvitationStatus): Promise<UserInvitation> {
     const previous = invitation.status ?? {};
     if (sameStatus(previous, status)) return invitation;
-    const written = await this.deps.writer.writeStatus(invitation, status);
-    if (previous.phase !== status.phase && status.phase) {
-      const ready = status.conditions?.find((c) => c.type === 'Ready');
-      const warning = status.phase === 'Failed' || status.phase === 'Expired';
-      this.deps.writer.event(invitation, warning ? 'Warning' : 'Normal', ready?.reason ?? status.phase, ready?.message ?? `Phase is now ${status.phase}.`);
-    }
-    return written;
+    return this.deps.writer.writeStatus(invitation, status);
+  }
+
+  /**
+   * One Event per outcome: when a reconcile leaves the invitation in another phase, or
+   * on another link, than it found it in. The steps in between (issued, link disclosed,
+   * sending) are not Events of their own; the Ready condition's reason and message say
+   * where it ended. A failed attempt's Warning (MailRetrying) was recorded by the send.
+   */
+  private recordOutcome(invitation: UserInvitation, before: UserInvitationStatus, after: UserInvitationStatus): void {
+    if (!after.phase || (before.phase === after.phase && before.issuance === after.issuance)) return;
+    const ready = after.conditions?.find((c) => c.type === 'Ready');
+    if (ready?.reason === 'MailRetrying') return;
+    const warning = after.phase === 'Failed' || after.phase === 'Expired';
+    const message = ready?.message ?? `Phase is now ${after.phase}.`;
+    const reissued = before.issuance !== undefined && after.issuance !== undefined && after.issuance !== before.issuance;
+    this.deps.writer.event(
+      invitation,
+      warning ? 'Warning' : 'Normal',
+      ready?.reason ?? after.phase,
+      reissued ? `Link #${after.issuance}: ${message}` : message,
+    );
   }
 }
 

@@ -81,8 +81,12 @@ describe('Reconciler, with in-memory ports', () => {
     const w = world({ config: noMail });
     expect(await w.reconcile()).toEqual({ requeueAfterMs: 7 * DAY });
     // The finalizer first: a link can be accepted, so the membership it grants must be removable.
-    expect(w.ops()).toEqual(['updateInvitation', 'createRecord', 'event', 'writeStatus', 'event']);
+    // One Event for the outcome (the link is ready to share), none for the steps on the way.
+    expect(w.ops()).toEqual(['updateInvitation', 'createRecord', 'writeStatus', 'event']);
+    expect(w.cluster.events.map((e) => [e.type, e.reason])).toEqual([['Normal', 'LinkReady']]);
     expect(w.invitation()?.metadata.finalizers).toEqual([MEMBERSHIP_FINALIZER]);
+    // No mail server: nothing is sent, so no attempt is marked.
+    expect(w.record()?.mail).toBeUndefined();
     const invitation = w.invitation();
     expect(invitation?.status).toMatchObject({ phase: 'Pending', issuance: 1, issuedAt: iso(NOW), expiresAt: iso(new Date(NOW.getTime() + 7 * DAY)) });
     expect(verifiedLink(invitation?.status?.link, w.cluster.records(w.uid), BASE_URL)).toBe(invitation?.status?.link);
@@ -154,7 +158,7 @@ describe('Reconciler, with in-memory ports', () => {
     expect(w.cluster.writesOf('updateRecord')).toHaveLength(0);
   });
 
-  it('records the attempt in the record before the send and the outcome after', async () => {
+  it('records the attempt in the record before the send (a fresh record is created marked) and the outcome after', async () => {
     const w = world();
     const atSend: { mail: InvitationRecord['mail']; lastWrite: string | undefined }[] = [];
     w.mailer.onSend = () => {
@@ -164,7 +168,8 @@ describe('Reconciler, with in-memory ports', () => {
     await w.reconcile();
 
     expect(w.mailer.sends).toHaveLength(1);
-    expect(atSend).toEqual([{ mail: { attempts: 1, attemptStartedAt: NOW.toISOString() }, lastWrite: 'updateRecord' }]);
+    // The record was created with the attempt marked, and the link disclosed, before the send.
+    expect(atSend).toEqual([{ mail: { attempts: 1, attemptStartedAt: NOW.toISOString() }, lastWrite: 'writeStatus' }]);
     expect(w.record()?.mail).toEqual({ attempts: 1, sentAt: iso(NOW) });
     expect(w.mailer.sends[0]).toMatchObject({
       to: 'Jane.Doe@Example.com',
@@ -173,8 +178,9 @@ describe('Reconciler, with in-memory ports', () => {
     });
     expect(w.invitation()?.status).toMatchObject({ phase: 'Sent', sentAt: iso(NOW) });
     expect(condition(w.invitation(), 'MailDelivered')).toMatchObject({ status: 'True', reason: 'Sent' });
-    // One update before the send, one after: the status is written around them, not between.
-    expect(w.ops()).toEqual(['updateInvitation', 'createRecord', 'event', 'writeStatus', 'event', 'updateRecord', 'updateRecord', 'writeStatus', 'event']);
+    // Six writes: the finalizer, the record (attempt marked), the link in status, the send, the
+    // outcome in the record, the status, and one Event for it.
+    expect(w.ops()).toEqual(['updateInvitation', 'createRecord', 'writeStatus', 'updateRecord', 'writeStatus', 'event']);
   });
 
   it('a crash of the mailer call leaves the attempt recorded, and the next reconcile sends again', async () => {
@@ -245,13 +251,10 @@ describe('Reconciler, with in-memory ports', () => {
   it('records an Event on each phase change, and none when nothing changes', async () => {
     const w = world();
     await w.reconcile();
-    expect(w.cluster.events.map((e) => [e.type, e.reason])).toEqual([
-      ['Normal', 'Issued'],
-      ['Normal', 'Sending'],
-      ['Normal', 'Sent'],
-    ]);
+    // One per outcome: issuing, disclosing and sending in one reconcile end in Sent.
+    expect(w.cluster.events.map((e) => [e.type, e.reason])).toEqual([['Normal', 'Sent']]);
     await w.reconcile();
-    expect(w.cluster.events).toHaveLength(3);
+    expect(w.cluster.events).toHaveLength(1);
 
     w.clock.now = new Date(NOW.getTime() + 7 * DAY);
     await w.reconcile();
@@ -261,15 +264,19 @@ describe('Reconciler, with in-memory ports', () => {
       reason: 'Expired',
       message: expect.stringContaining('kubectl annotate userinvitation jane -n acme-ns') as unknown,
     });
-    expect(w.cluster.events).toHaveLength(4);
+    expect(w.cluster.events).toHaveLength(2);
   });
 
   it('an Event that cannot be recorded does not fail the reconcile', async () => {
     const w = world({ config: noMail });
     w.cluster.failNext('event', apiError(500, 'InternalError'));
     await w.reconcile();
-    expect(w.cluster.writesOf('event').map((e) => e.failed)).toEqual([500, undefined]);
+    expect(w.cluster.writesOf('event').map((e) => e.failed)).toEqual([500]);
     expect(w.invitation()?.status?.phase).toBe('Pending');
+    // The next outcome is recorded as usual.
+    w.clock.now = new Date(NOW.getTime() + 8 * DAY);
+    await w.reconcile();
+    expect(w.cluster.writesOf('event').map((e) => e.failed)).toEqual([500, undefined]);
   });
 
   it('a changed address gets a new link, mailed once more, and the old record is deleted', async () => {
@@ -286,6 +293,11 @@ describe('Reconciler, with in-memory ports', () => {
     expect(w.mailer.sends.map((m) => [m.to, m.link])).toEqual([
       ['Jane.Doe@Example.com', first?.status?.link],
       ['jane@example.org', invitation?.status?.link],
+    ]);
+    // One Event per outcome; the second names the new link.
+    expect(w.cluster.events.map((e) => [e.reason, e.message.slice(0, 8)])).toEqual([
+      ['Sent', 'Invitati'],
+      ['Sent', 'Link #2:'],
     ]);
   });
 
