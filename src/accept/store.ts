@@ -122,7 +122,7 @@ export class KubeAcceptStore implements AcceptStore {
       kubeConfig,
       path: `/api/v1/namespaces/${namespace}/secrets`,
       labelSelector: RECORD_SELECTOR,
-      list: () => this.secretClient.list({ namespace, labelSelector: RECORD_SELECTOR }),
+      list: (page) => this.secretClient.list({ namespace, labelSelector: RECORD_SELECTOR, ...page }),
       resyncPeriodMs,
       log,
     });
@@ -133,15 +133,21 @@ export class KubeAcceptStore implements AcceptStore {
     this.invitations = new Informer<UserInvitation>({
       kubeConfig,
       path: `/apis/${GROUP}/${VERSION}/${INVITATION_PLURAL}`,
-      list: () => this.invitationClient.list(),
+      list: (page) => this.invitationClient.list(page),
       resyncPeriodMs,
       log,
     });
-    this.namespaces = new Informer<V1Namespace>({ kubeConfig, path: '/api/v1/namespaces', list: () => this.namespaceClient.list(), resyncPeriodMs, log });
+    this.namespaces = new Informer<V1Namespace>({
+      kubeConfig,
+      path: '/api/v1/namespaces',
+      list: (page) => this.namespaceClient.list(page),
+      resyncPeriodMs,
+      log,
+    });
     this.users = new Informer<User>({
       kubeConfig,
       path: `/apis/${GROUP}/${VERSION}/${USER_PLURAL}`,
-      list: () => this.userClient.list(),
+      list: (page) => this.userClient.list(page),
       resyncPeriodMs,
       log,
     });

@@ -86,7 +86,7 @@ export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
     this.invitations = new Informer<UserInvitation>({
       kubeConfig,
       path: `/apis/${GROUP}/${VERSION}/${INVITATION_PLURAL}`,
-      list: () => this.invitationClient.list(),
+      list: (page) => this.invitationClient.list(page),
       resyncPeriodMs,
       log: informerLog,
     });
@@ -94,7 +94,7 @@ export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
       kubeConfig,
       path: `/api/v1/namespaces/${config.namespace}/secrets`,
       labelSelector: RECORD_SELECTOR,
-      list: () => this.secretClient.list({ namespace: config.namespace, labelSelector: RECORD_SELECTOR }),
+      list: (page) => this.secretClient.list({ namespace: config.namespace, labelSelector: RECORD_SELECTOR, ...page }),
       resyncPeriodMs,
       log: informerLog,
     });
@@ -109,7 +109,7 @@ export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
             kubeConfig,
             path: '/api/v1/secrets',
             labelSelector: LINK_SELECTOR,
-            list: () => this.secretClient.list({ labelSelector: LINK_SELECTOR }),
+            list: (page) => this.secretClient.list({ labelSelector: LINK_SELECTOR, ...page }),
             resyncPeriodMs,
             log: informerLog,
           })
@@ -117,14 +117,14 @@ export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
     this.namespaces = new Informer<V1Namespace>({
       kubeConfig,
       path: '/api/v1/namespaces',
-      list: () => namespaceClient.list(),
+      list: (page) => namespaceClient.list(page),
       resyncPeriodMs,
       log: informerLog,
     });
     this.users = new Informer<User>({
       kubeConfig,
       path: `/apis/${GROUP}/${VERSION}/${USER_PLURAL}`,
-      list: () => this.userClient.list(),
+      list: (page) => this.userClient.list(page),
       resyncPeriodMs,
       log: informerLog,
     });

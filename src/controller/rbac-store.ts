@@ -34,7 +34,7 @@ export class KubeBindings implements BindingStore {
       kubeConfig,
       path: '/apis/rbac.authorization.k8s.io/v1/rolebindings',
       labelSelector: BINDING_SELECTOR,
-      list: () => this.clients.RoleBinding.list({ labelSelector: BINDING_SELECTOR }),
+      list: (page) => this.clients.RoleBinding.list({ labelSelector: BINDING_SELECTOR, ...page }),
       resyncPeriodMs,
       log: informerLog,
     });
@@ -42,7 +42,7 @@ export class KubeBindings implements BindingStore {
       kubeConfig,
       path: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
       labelSelector: BINDING_SELECTOR,
-      list: () => this.clients.ClusterRoleBinding.list({ labelSelector: BINDING_SELECTOR }),
+      list: (page) => this.clients.ClusterRoleBinding.list({ labelSelector: BINDING_SELECTOR, ...page }),
       resyncPeriodMs,
       log: informerLog,
     });

@@ -4,8 +4,23 @@
 //
 // One loop per start(): list (fills the cache, emits the differences), then
 // watch from the list's resourceVersion, resuming from the newest version seen
-// (bookmarks included) whenever a watch ends. Only a 410 Gone, or the periodic
-// resync, lists again. Errors back off with jitter and never end the loop.
+// (bookmarks included) whenever a watch ends. Only a 410 Gone lists again.
+// Errors back off with jitter and never end the loop.
+//
+// The list is paged (limit/continue, PAGE_SIZE objects a page, as client-go's
+// reflector through its ListPager) and each page goes into the cache as it
+// arrives, so no response holds the whole collection: an unpaged LIST of
+// 200,000 invitations is one string V8 cannot hold. Paging rather than a
+// watch-list (sendInitialEvents=true): a paged LIST works with any API server
+// and every list function here (client-node's typed calls take limit and
+// _continue), needs no new stream handling, and its expired-token case (410 on
+// a continue) is just "list again"; a watch-list would also need the
+// client-node Watch to pass sendInitialEvents and resourceVersionMatch and to
+// recognise the initial-events-end bookmark.
+//
+// The periodic resync does not list: as client-go's, it re-emits `update` for
+// every cached object (obj and old the same), so handlers get a second look at
+// everything without the API server paying for a full LIST every period.
 //
 // Indexers as client-go's cache.Indexers: addIndex(name, fn) keeps, for every
 // value fn returns, the cached objects that have it, through every add, update,
@@ -24,10 +39,20 @@ export interface ObjectLike {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };
 }
 
+/** One page of a list; `metadata.continue` is set when more pages follow. */
 export interface ListResult<T> {
   items: T[];
-  metadata?: { resourceVersion?: string };
+  metadata?: { resourceVersion?: string; continue?: string };
 }
+
+/** Which page to list: at most `limit` objects (none: all), from `continue` (none: the first page). */
+export interface ListPageOptions {
+  limit?: number;
+  continue?: string;
+}
+
+/** Objects per list page by default (client-go's pager and reflector use 500). */
+export const PAGE_SIZE = 500;
 
 /** The part of client-node's Watch the informer uses; tests pass a fake. */
 export interface WatchLike {
@@ -43,17 +68,23 @@ export interface InformerOptions<T extends ObjectLike> {
   kubeConfig: KubeConfig;
   /** Collection path to watch, e.g. `/apis/usher.dev/v1alpha1/userinvitations` or `/api/v1/namespaces/x/configmaps`. */
   path: string;
-  /** Lists the same collection (same namespace and selectors as path and the options below). */
-  list: () => Promise<ListResult<T>>;
+  /**
+   * Lists one page of the same collection (same namespace and selectors as path
+   * and the options below): at most `limit` objects, from the `continue` token of
+   * the page before; its metadata.continue says whether more follow.
+   */
+  list: (page: ListPageOptions) => Promise<ListResult<T>>;
+  /** Objects per list page (the `limit` passed to list()); default PAGE_SIZE. 0: one unpaged list. */
+  pageSize?: number;
   labelSelector?: string;
   fieldSelector?: string;
-  /** Full relist that emits `update` for every object; 0 turns it off. Default 30 min. */
+  /** Re-emits `update` for every cached object (no list); 0 turns it off. Default 30 min. */
   resyncPeriodMs?: number;
   /** Restart the watch when nothing (no event, no bookmark) arrived for this long; 0 turns it off. Default 5 min. */
   watchdogMs?: number;
   /** Server-side watch timeout; default random 300–600 s per watch, as client-go. */
   watchTimeoutSeconds?: number;
-  /** A list() taking longer counts as failed (its late result is ignored). Default 2 min. */
+  /** A list() call (one page) taking longer counts as failed (its late result is ignored). Default 2 min. */
   listTimeoutMs?: number;
   /** Retry delays after errors. Default 800 ms doubling to 30 s, reset after 2 min. */
   backoff?: BackoffOptions;
@@ -66,7 +97,7 @@ export interface InformerOptions<T extends ObjectLike> {
 
 /**
  * add(obj), update(obj, old), delete(obj). A delete found by a relist carries
- * the last state seen; during a resync update's obj and old may be the same version.
+ * the last state seen; during a resync update's obj and old are the same object.
  */
 export type InformerEvent = 'add' | 'update' | 'delete';
 
@@ -75,12 +106,10 @@ type Handler<T> = (obj: T, old?: T) => void;
 /** The values an object is filed under in one index (client-go's IndexFunc); [] files it under none. */
 export type IndexFunc<T> = (obj: T) => string[];
 
-/** What onRelisted() handlers learn about a full relist. */
+/** What onRelisted() handlers learn about a full relist (the first list, or one after 410 Gone). */
 export interface RelistInfo {
-  /** performance.now() when the list request was sent: whatever was written before then is in the cache now. */
+  /** performance.now() when its first page was requested: whatever was written before then is in the cache now. */
   requestedAt: number;
-  /** A periodic resync (every object was emitted as an update), not a first list or one after 410 Gone. */
-  resync: boolean;
 }
 
 interface Index<T> {
@@ -111,8 +140,7 @@ const WATCH_INACTIVITY_MS = 150_000;
 
 /** Why one watch ended. */
 type WatchEnd =
-  | { kind: 'closed' | 'timeout' | 'gone' | 'watchdog' | 'resync' | 'stopped'; events: number; ms: number }
-  | { kind: 'error'; err: unknown; events: number; ms: number };
+  { kind: 'closed' | 'timeout' | 'gone' | 'watchdog' | 'stopped'; events: number; ms: number } | { kind: 'error'; err: unknown; events: number; ms: number };
 
 interface Attempt {
   ended: boolean;
@@ -125,7 +153,8 @@ interface Attempt {
 /** State of one start()…stop(); a later start() gets a new one, so a winding-down loop cannot touch the cache. */
 interface Run {
   stopped: boolean;
-  resyncDue: boolean;
+  /** A resync pass is under way (passes never overlap). */
+  resyncing: boolean;
   synced: Promise<undefined>;
   resolveSynced: (value: undefined) => void;
   rejectSynced: (err: Error) => void;
@@ -144,6 +173,7 @@ export class Informer<T extends ObjectLike> {
   readonly #cache = new Map<string, T>();
   readonly #handlers: Record<InformerEvent, Handler<T>[]> = { add: [], update: [], delete: [] };
   readonly #relistHandlers: ((info: RelistInfo) => void)[] = [];
+  readonly #resyncHandlers: (() => void)[] = [];
   readonly #indexes = new Map<string, Index<T>>();
   #resourceVersion = '';
   #synced = false;
@@ -182,11 +212,18 @@ export class Informer<T extends ObjectLike> {
   }
 
   /**
-   * Calls `handler` after every full relist (the first list, one after 410 Gone,
-   * a resync), once the list has replaced the cache and its differences were emitted.
+   * Calls `handler` after every full relist (the first list, one after 410 Gone;
+   * a resync lists nothing), once the last page is in the cache and the
+   * differences were emitted.
    */
   onRelisted(handler: (info: RelistInfo) => void): this {
     this.#relistHandlers.push(handler);
+    return this;
+  }
+
+  /** Calls `handler` after every resync pass, once every cached object was emitted as an update. */
+  onResynced(handler: () => void): this {
+    this.#resyncHandlers.push(handler);
     return this;
   }
 
@@ -225,7 +262,7 @@ export class Informer<T extends ObjectLike> {
     const { promise: synced, resolve: resolveSynced, reject: rejectSynced } = Promise.withResolvers<undefined>();
     // Marks it handled: a caller that never awaits start() gets no unhandled rejection.
     synced.catch(() => undefined);
-    const run: Run = { stopped: false, resyncDue: false, synced, resolveSynced, rejectSynced };
+    const run: Run = { stopped: false, resyncing: false, synced, resolveSynced, rejectSynced };
     this.#run = run;
     this.#synced = false;
     this.#backoff.reset();
@@ -279,21 +316,18 @@ export class Informer<T extends ObjectLike> {
   async #loop(run: Run): Promise<void> {
     let relist = true;
     while (!isStopped(run)) {
-      if (relist || run.resyncDue) {
-        const resync = run.resyncDue;
-        run.resyncDue = false;
+      if (relist) {
         try {
-          await this.#relist(run, resync);
+          await this.#relist(run);
         } catch (err) {
           if (isStopped(run)) break;
           const delay = this.#backoff.next();
           this.#log.warn({ path: this.#opts.path, err: apiErrorOf(err), retryInMs: Math.round(delay) }, 'list failed');
-          run.resyncDue ||= resync;
           await this.#sleep(run, delay);
           continue;
         }
         if (isStopped(run)) break;
-        this.#armResync(run);
+        if (!run.resyncTimer) this.#armResync(run);
         if (!this.#synced) {
           this.#synced = true;
           run.resolveSynced(undefined);
@@ -330,39 +364,75 @@ export class Informer<T extends ObjectLike> {
         await this.#sleep(run, delay);
         return false;
       }
-      default: // timeout (no data for WATCH_INACTIVITY_MS), resync, stopped
+      default: // timeout (no data for WATCH_INACTIVITY_MS), stopped
         this.#log.debug({ path, reason: end.kind }, 'watch ended; resuming');
         return false;
     }
   }
 
-  /** Lists, replaces the cache and emits the differences (every object as an update on a resync). */
-  async #relist(run: Run, resync: boolean): Promise<void> {
-    const requestedAt = now();
-    const result = await withTimeout(this.#opts.list(), this.#opts.listTimeoutMs ?? 120_000, 'list');
-    if (run.stopped) return;
-    const fresh = new Map<string, T>();
-    for (const item of result.items) {
-      const obj = this.#prepare(item);
-      if (obj) fresh.set(objectKey(obj.metadata?.namespace, obj.metadata?.name ?? ''), obj);
+  /**
+   * Lists page by page into the cache, emitting what changed as each page
+   * arrives (add, or update when the resourceVersion moved), then deletes what
+   * no page had. A continue token that expired (410: etcd compacted the
+   * list's revision meanwhile) starts the list over, as client-go's reflector
+   * does; so does the rare second time, then the error goes to the loop's backoff.
+   */
+  async #relist(run: Run): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#listPages(run);
+        return;
+      } catch (err) {
+        if (!(err instanceof ExpiredContinue) || attempt >= MAX_LIST_RESTARTS || run.stopped) throw err instanceof ExpiredContinue ? err.cause : err;
+        this.#log.info({ path: this.#opts.path, pages: err.pages, attempt }, 'list continue token expired (410 Gone); listing again from the start');
+      }
     }
+  }
+
+  async #listPages(run: Run): Promise<void> {
+    const requestedAt = now();
+    const pageSize = this.#opts.pageSize ?? PAGE_SIZE;
+    const timeoutMs = this.#opts.listTimeoutMs ?? 120_000;
+    const seen = new Set<string>();
+    let token: string | undefined;
+    let resourceVersion = '';
+    let pages = 0;
+    do {
+      const page: ListPageOptions = { ...(pageSize > 0 ? { limit: pageSize } : {}), ...(token ? { continue: token } : {}) };
+      let result: ListResult<T>;
+      try {
+        result = await withTimeout(this.#opts.list(page), timeoutMs, 'list');
+      } catch (err) {
+        if (token && apiErrorOf(err).code === 410) throw new ExpiredContinue(err, pages);
+        throw err;
+      }
+      if (run.stopped) return;
+      pages++;
+      for (const item of result.items) {
+        const obj = this.#prepare(item);
+        if (!obj) continue;
+        const key = objectKey(obj.metadata?.namespace, obj.metadata?.name ?? '');
+        seen.add(key);
+        const old = this.#cache.get(key);
+        this.#put(key, obj);
+        if (!old) this.#emit('add', obj);
+        else if (versionOf(old) !== versionOf(obj)) this.#emit('update', obj, old);
+      }
+      // Every page of one list carries the revision of its first (the continue token pins it).
+      resourceVersion = result.metadata?.resourceVersion ?? resourceVersion;
+      token = result.metadata?.continue || undefined;
+    } while (token);
     for (const [key, old] of this.#cache) {
-      if (!fresh.has(key)) {
+      if (!seen.has(key)) {
         this.#remove(key);
         this.#emit('delete', old);
       }
     }
-    for (const [key, obj] of fresh) {
-      const old = this.#cache.get(key);
-      this.#put(key, obj);
-      if (!old) this.#emit('add', obj);
-      else if (resync || versionOf(old) !== versionOf(obj)) this.#emit('update', obj, old);
-    }
-    this.#resourceVersion = result.metadata?.resourceVersion ?? '';
-    this.#log.debug({ path: this.#opts.path, objects: fresh.size, resourceVersion: this.#resourceVersion, resync }, 'listed');
+    this.#resourceVersion = resourceVersion;
+    this.#log.debug({ path: this.#opts.path, objects: seen.size, pages, resourceVersion }, 'listed');
     for (const handler of this.#relistHandlers.slice()) {
       try {
-        handler({ requestedAt, resync });
+        handler({ requestedAt });
       } catch (err) {
         this.#log.error({ path: this.#opts.path, err }, 'informer relist handler threw');
       }
@@ -566,10 +636,44 @@ export class Informer<T extends ObjectLike> {
     const period = this.#opts.resyncPeriodMs ?? 30 * 60_000;
     if (!(period > 0) || !Number.isFinite(period)) return;
     run.resyncTimer = setTimeout(() => {
-      run.resyncDue = true;
-      run.attempt?.finish('resync');
+      void this.#resync(run).finally(() => {
+        if (!run.stopped) this.#armResync(run);
+      });
     }, period);
     run.resyncTimer.unref();
+  }
+
+  /**
+   * client-go's resync: `update(obj, obj)` for every cached object, from the
+   * cache, in slices of RESYNC_SLICE with a turn of the event loop between them
+   * so that 200,000 objects do not block it. The watch goes on meanwhile; an
+   * object it changed or deleted since the pass began is emitted as it is now,
+   * or not at all.
+   */
+  async #resync(run: Run): Promise<void> {
+    if (run.resyncing || run.stopped) return;
+    run.resyncing = true;
+    try {
+      const keys = [...this.#cache.keys()];
+      for (let i = 0; i < keys.length; i++) {
+        if (i > 0 && i % RESYNC_SLICE === 0) {
+          await new Promise((resolve) => setImmediate(resolve));
+          if (isStopped(run) || this.#run !== run) return;
+        }
+        const obj = this.#cache.get(keys[i] ?? '');
+        if (obj) this.#emit('update', obj, obj);
+      }
+      this.#log.debug({ path: this.#opts.path, objects: keys.length }, 'resynced from the cache');
+      for (const handler of this.#resyncHandlers.slice()) {
+        try {
+          handler();
+        } catch (err) {
+          this.#log.error({ path: this.#opts.path, err }, 'informer resync handler threw');
+        }
+      }
+    } finally {
+      run.resyncing = false;
+    }
   }
 
   /** Waits, unless stop() comes first. Kept referenced: a backing-off informer is still running. */
@@ -590,6 +694,21 @@ export class Informer<T extends ObjectLike> {
 /** Read through a call: TypeScript would otherwise keep `stopped` narrowed across awaits, while stop() changes it meanwhile. */
 function isStopped(run: Run): boolean {
   return run.stopped;
+}
+
+/** Objects emitted per turn of the event loop during a resync. */
+const RESYNC_SLICE = 1000;
+
+/** Starts over after an expired continue token at most this many times in a row before it counts as a failed list. */
+const MAX_LIST_RESTARTS = 3;
+
+/** A 410 on a continue token: the list's revision was compacted away (the list restarts). */
+class ExpiredContinue extends Error {
+  readonly pages: number;
+  constructor(cause: unknown, pages: number) {
+    super('list continue token expired', { cause });
+    this.pages = pages;
+  }
 }
 
 function versionOf(obj: ObjectLike): string | undefined {

@@ -14,7 +14,7 @@
 // kind; tests pass a ResourceApi of their own.
 import type { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, V1ClusterRoleBinding, V1Namespace, V1RoleBinding, V1Secret } from '@kubernetes/client-node';
 import { isAlreadyExists, isNotFound } from './client.ts';
-import type { ListResult, ObjectLike } from './informer.ts';
+import type { ListPageOptions, ListResult, ObjectLike } from './informer.ts';
 
 /** Delete preconditions: the delete fails with Conflict unless the object still has them. */
 export interface Preconditions {
@@ -25,12 +25,19 @@ export interface Preconditions {
 /** The calls of one resource kind, as client-node spells them; `namespace` is undefined for cluster-scoped kinds. */
 export interface ResourceApi<T> {
   read(namespace: string | undefined, name: string): Promise<T>;
-  list(namespace: string | undefined, labelSelector: string | undefined): Promise<ListResult<T>>;
+  /** One page: at most `limit` objects (all without one), from the `continue` token of the page before. */
+  list(namespace: string | undefined, options: ListOptions): Promise<ListResult<T>>;
   create(namespace: string | undefined, body: T): Promise<T>;
   replace(namespace: string | undefined, name: string, body: T): Promise<T>;
   /** Only for kinds with a status subresource. */
   replaceStatus?(namespace: string | undefined, name: string, body: T): Promise<T>;
   delete(namespace: string | undefined, name: string, preconditions: Preconditions | undefined): Promise<unknown>;
+}
+
+/** What to list: a namespace (all without one), a label selector, and the page (see ListPageOptions). */
+export interface ListOptions extends ListPageOptions {
+  namespace?: string;
+  labelSelector?: string;
 }
 
 export class TypedClient<T extends ObjectLike> {
@@ -53,9 +60,13 @@ export class TypedClient<T extends ObjectLike> {
     }
   }
 
-  /** All of them, or those of one namespace, optionally by label selector. */
-  async list(options: { namespace?: string; labelSelector?: string } = {}): Promise<ListResult<T>> {
-    return this.#api.list(options.namespace, options.labelSelector);
+  /**
+   * All of them, or those of one namespace, optionally by label selector; with
+   * `limit`, one page of at most that many, the next page from metadata.continue
+   * (an informer's list function: `(page) => client.list({ ...selectors, ...page })`).
+   */
+  async list(options: ListOptions = {}): Promise<ListResult<T>> {
+    return this.#api.list(options.namespace, options);
   }
 
   /** Creates it in metadata.namespace; fails with AlreadyExists when one of that name exists. */
@@ -122,7 +133,12 @@ function namespaceOf(kind: string, namespace: string | undefined): string {
   return namespace;
 }
 
-const withSelector = (labelSelector: string | undefined): { labelSelector?: string } => (labelSelector === undefined ? {} : { labelSelector });
+/** client-node's list parameters (its `continue` is spelled `_continue`), without the undefined ones. */
+const listParams = (options: ListOptions): { labelSelector?: string; limit?: number; _continue?: string } => ({
+  ...(options.labelSelector === undefined ? {} : { labelSelector: options.labelSelector }),
+  ...(options.limit === undefined ? {} : { limit: options.limit }),
+  ...(options.continue === undefined ? {} : { _continue: options.continue }),
+});
 const withPreconditions = (preconditions: Preconditions | undefined): { body?: { preconditions: Preconditions } } =>
   preconditions ? { body: { preconditions } } : {};
 
@@ -131,8 +147,8 @@ export function secretsClient(core: CoreV1Api): TypedClient<V1Secret> {
   const ns = (namespace: string | undefined): string => namespaceOf('Secret', namespace);
   return new TypedClient<V1Secret>('Secret', {
     read: (namespace, name) => core.readNamespacedSecret({ namespace: ns(namespace), name }),
-    list: (namespace, labelSelector) =>
-      namespace ? core.listNamespacedSecret({ namespace, ...withSelector(labelSelector) }) : core.listSecretForAllNamespaces(withSelector(labelSelector)),
+    list: (namespace, options) =>
+      namespace ? core.listNamespacedSecret({ namespace, ...listParams(options) }) : core.listSecretForAllNamespaces(listParams(options)),
     create: (namespace, body) => core.createNamespacedSecret({ namespace: ns(namespace), body }),
     replace: (namespace, name, body) => core.replaceNamespacedSecret({ namespace: ns(namespace), name, body }),
     delete: (namespace, name, preconditions) => core.deleteNamespacedSecret({ namespace: ns(namespace), name, ...withPreconditions(preconditions) }),
@@ -143,7 +159,7 @@ export function secretsClient(core: CoreV1Api): TypedClient<V1Secret> {
 export function namespacesClient(core: CoreV1Api): TypedClient<V1Namespace> {
   return new TypedClient<V1Namespace>('Namespace', {
     read: (_namespace, name) => core.readNamespace({ name }),
-    list: (_namespace, labelSelector) => core.listNamespace(withSelector(labelSelector)),
+    list: (_namespace, options) => core.listNamespace(listParams(options)),
     create: (_namespace, body) => core.createNamespace({ body }),
     replace: (_namespace, name, body) => core.replaceNamespace({ name, body }),
     replaceStatus: (_namespace, name, body) => core.replaceNamespaceStatus({ name, body }),
@@ -156,10 +172,8 @@ export function roleBindingsClient(rbac: RbacAuthorizationV1Api): TypedClient<V1
   const ns = (namespace: string | undefined): string => namespaceOf('RoleBinding', namespace);
   return new TypedClient<V1RoleBinding>('RoleBinding', {
     read: (namespace, name) => rbac.readNamespacedRoleBinding({ namespace: ns(namespace), name }),
-    list: (namespace, labelSelector) =>
-      namespace
-        ? rbac.listNamespacedRoleBinding({ namespace, ...withSelector(labelSelector) })
-        : rbac.listRoleBindingForAllNamespaces(withSelector(labelSelector)),
+    list: (namespace, options) =>
+      namespace ? rbac.listNamespacedRoleBinding({ namespace, ...listParams(options) }) : rbac.listRoleBindingForAllNamespaces(listParams(options)),
     create: (namespace, body) => rbac.createNamespacedRoleBinding({ namespace: ns(namespace), body }),
     replace: (namespace, name, body) => rbac.replaceNamespacedRoleBinding({ namespace: ns(namespace), name, body }),
     delete: (namespace, name, preconditions) => rbac.deleteNamespacedRoleBinding({ namespace: ns(namespace), name, ...withPreconditions(preconditions) }),
@@ -170,7 +184,7 @@ export function roleBindingsClient(rbac: RbacAuthorizationV1Api): TypedClient<V1
 export function clusterRoleBindingsClient(rbac: RbacAuthorizationV1Api): TypedClient<V1ClusterRoleBinding> {
   return new TypedClient<V1ClusterRoleBinding>('ClusterRoleBinding', {
     read: (_namespace, name) => rbac.readClusterRoleBinding({ name }),
-    list: (_namespace, labelSelector) => rbac.listClusterRoleBinding(withSelector(labelSelector)),
+    list: (_namespace, options) => rbac.listClusterRoleBinding(listParams(options)),
     create: (_namespace, body) => rbac.createClusterRoleBinding({ body }),
     replace: (_namespace, name, body) => rbac.replaceClusterRoleBinding({ name, body }),
     delete: (_namespace, name, preconditions) => rbac.deleteClusterRoleBinding({ name, ...withPreconditions(preconditions) }),
@@ -195,10 +209,10 @@ export function customObjectsClient<T extends ObjectLike>(custom: CustomObjectsA
       (await (namespace
         ? custom.getNamespacedCustomObject({ group, version, namespace, plural, name })
         : custom.getClusterCustomObject({ group, version, plural, name }))) as T,
-    list: async (namespace, labelSelector) =>
+    list: async (namespace, options) =>
       (await (namespace
-        ? custom.listNamespacedCustomObject({ group, version, namespace, plural, ...withSelector(labelSelector) })
-        : custom.listClusterCustomObject({ group, version, plural, ...withSelector(labelSelector) }))) as ListResult<T>,
+        ? custom.listNamespacedCustomObject({ group, version, namespace, plural, ...listParams(options) })
+        : custom.listClusterCustomObject({ group, version, plural, ...listParams(options) }))) as ListResult<T>,
     create: async (namespace, body) =>
       (await (namespace
         ? custom.createNamespacedCustomObject({ group, version, namespace, plural, body })

@@ -4,7 +4,16 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Backoff } from '../../src/runtime/backoff.ts';
-import { Informer, objectKey, splitObjectKey, type InformerOptions, type ListResult, type WatchLike } from '../../src/runtime/informer.ts';
+import {
+  Informer,
+  objectKey,
+  PAGE_SIZE,
+  splitObjectKey,
+  type InformerOptions,
+  type ListPageOptions,
+  type ListResult,
+  type WatchLike,
+} from '../../src/runtime/informer.ts';
 import type { Logger } from '../../src/runtime/log.ts';
 
 interface Obj {
@@ -215,7 +224,7 @@ describe('Informer', () => {
       await settle();
       expect(first.controller.signal.aborted).toBe(true);
       expect(list).toHaveBeenCalledTimes(2);
-      expect(events).toEqual(['delete c', 'update b@1->2', 'add d@1']);
+      expect(events).toEqual(['update b@1->2', 'add d@1', 'delete c']);
       expect(
         informer
           .list()
@@ -438,29 +447,207 @@ describe('Informer', () => {
   });
 
   describe('resync', () => {
-    it('relists every resyncPeriodMs and emits update for every object, changed or not', async () => {
-      const { informer, watch, list, events } = harness(
-        [listOf('10', obj('a', '1'), obj('b', '1')), listOf('30', obj('a', '1'), obj('b', '2'), obj('c', '3'))],
-        { resyncPeriodMs: 10_000, watchdogMs: 0 },
-      );
+    it('re-emits every cached object as an update (obj and old the same) every resyncPeriodMs, from the cache: no list, the watch goes on', async () => {
+      const { informer, watch, list, events } = harness([listOf('10', obj('a', '1'), obj('b', '1'))], { resyncPeriodMs: 10_000, watchdogMs: 0 });
       const updates: [Obj, Obj][] = [];
       informer.on('update', (o, old) => updates.push([o, old]));
+      const resynced: string[][] = [];
+      informer.onResynced(() => resynced.push([...events]));
+      const relisted = vi.fn();
+      informer.onRelisted(relisted);
       await informer.start();
       await settle();
       events.length = 0;
       const first = watch.last;
-      await vi.advanceTimersByTimeAsync(10_000);
-      expect(list).toHaveBeenCalledTimes(2);
-      expect(events).toEqual(['update a@1->1', 'update b@1->2', 'add c@3']);
-      expect(updates[0]?.[1].metadata.name).toBe('a');
-      expect(first.controller.signal.aborted).toBe(true);
-      expect(watch.last.params.resourceVersion).toBe('30');
-      // And again a period later.
+      // What the watch delivers meanwhile is what the resync emits.
+      first.emit('MODIFIED', obj('b', '2'));
+      first.emit('ADDED', obj('c', '3'));
       events.length = 0;
       await vi.advanceTimersByTimeAsync(10_000);
-      expect(list).toHaveBeenCalledTimes(3);
+      expect(list).toHaveBeenCalledTimes(1);
+      expect(relisted).toHaveBeenCalledTimes(1);
       expect(events).toEqual(['update a@1->1', 'update b@2->2', 'update c@3->3']);
+      expect(updates.at(-1)?.[0]).toBe(updates.at(-1)?.[1]);
+      expect(resynced).toEqual([['update a@1->1', 'update b@2->2', 'update c@3->3']]);
+      expect(first.controller.signal.aborted).toBe(false);
+      expect(watch.calls).toHaveLength(1);
+      // And again a period later, without what was deleted meanwhile.
+      first.emit('DELETED', obj('a', '4'));
+      events.length = 0;
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(list).toHaveBeenCalledTimes(1);
+      expect(events).toEqual(['update b@2->2', 'update c@3->3']);
+      expect(first.controller.signal.aborted).toBe(false);
       informer.stop();
+    });
+
+    it('emits a large cache in slices, yielding to the event loop between them, and stops with stop()', async () => {
+      const many = Array.from({ length: 2500 }, (_, i) => obj(`o${i}`, '1'));
+      const whole = harness([listOf('10', ...many)], { resyncPeriodMs: 10_000, watchdogMs: 0 });
+      await whole.informer.start();
+      whole.events.length = 0;
+      await vi.advanceTimersByTimeAsync(10_000);
+      // Each slice's turn of the event loop is a (fake) setImmediate.
+      for (let turn = 0; turn < 3; turn++) await vi.advanceTimersByTimeAsync(1);
+      expect(whole.events).toHaveLength(2500);
+      whole.informer.stop();
+
+      const { informer, events } = harness([listOf('10', ...many)], { resyncPeriodMs: 10_000, watchdogMs: 0 });
+      await informer.start();
+      events.length = 0;
+      // Synchronously: the timer fires and the first slice goes out; the rest waits for a turn of the event loop.
+      vi.advanceTimersByTime(10_000);
+      expect(events).toHaveLength(1000);
+      informer.stop();
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(events).toHaveLength(1000);
+    });
+
+    it('is off with resyncPeriodMs 0', async () => {
+      const { informer, events } = harness([listOf('10', obj('a', '1'))], { resyncPeriodMs: 0, watchdogMs: 0 });
+      await informer.start();
+      events.length = 0;
+      await vi.advanceTimersByTimeAsync(24 * 3600_000);
+      expect(events).toEqual([]);
+      informer.stop();
+    });
+  });
+
+  describe('paged list', () => {
+    /** A collection served in pages of `limit`, the continue token being the index of the next object. */
+    function pagedList(
+      items: Obj[],
+      rv: string,
+      options: { expireOnce?: number } = {},
+    ): { list: (page: ListPageOptions) => Promise<ListResult<Obj>>; calls: ListPageOptions[] } {
+      const calls: ListPageOptions[] = [];
+      let expire = options.expireOnce;
+      const list = (page: ListPageOptions): Promise<ListResult<Obj>> => {
+        calls.push(page);
+        const from = page.continue === undefined ? 0 : Number(page.continue);
+        if (page.continue !== undefined && expire === from) {
+          expire = undefined;
+          return Promise.reject(
+            Object.assign(new Error('HTTP-Code: 410'), {
+              code: 410,
+              body: JSON.stringify({ kind: 'Status', code: 410, reason: 'Expired', message: 'The provided continue parameter is too old' }),
+            }),
+          );
+        }
+        const to = page.limit ? from + page.limit : items.length;
+        const next = to < items.length ? String(to) : undefined;
+        return Promise.resolve(structuredClone({ items: items.slice(from, to), metadata: { resourceVersion: rv, ...(next ? { continue: next } : {}) } }));
+      };
+      return { list, calls };
+    }
+
+    it('lists page by page with limit and continue, feeding each page into the cache as it comes, and watches from the list’s resourceVersion', async () => {
+      const items = Array.from({ length: 7 }, (_, i) => obj(`o${i}`, String(i + 1)));
+      const { list, calls } = pagedList(items, '42');
+      const { informer, watch, events } = harness([], { list, pageSize: 3 });
+      await informer.start();
+      expect(calls).toEqual([{ limit: 3 }, { limit: 3, continue: '3' }, { limit: 3, continue: '6' }]);
+      expect(events).toEqual(items.map((o) => `add ${o.metadata.name}@${o.metadata.resourceVersion ?? ''}`));
+      expect(informer.list()).toHaveLength(7);
+      await settle();
+      expect(watch.last.params.resourceVersion).toBe('42');
+      informer.stop();
+    });
+
+    it('has each page in the cache before the next one is asked for', async () => {
+      const items = Array.from({ length: 5 }, (_, i) => obj(`o${i}`, '1'));
+      const paged = pagedList(items, '9');
+      const cachedWhenAsked: number[] = [];
+      const h = harness([], {
+        pageSize: 2,
+        list: (page) => {
+          cachedWhenAsked.push(h.informer.list().length);
+          return paged.list(page);
+        },
+      });
+      const { informer } = h;
+      await informer.start();
+      expect(cachedWhenAsked).toEqual([0, 2, 4]);
+      informer.stop();
+    });
+
+    it('defaults to pages of 500, and lists unpaged with pageSize 0', async () => {
+      const paged = pagedList([obj('a', '1')], '5');
+      const { informer } = harness([], { list: paged.list });
+      await informer.start();
+      expect(paged.calls).toEqual([{ limit: PAGE_SIZE }]);
+      expect(PAGE_SIZE).toBe(500);
+      informer.stop();
+      const unpaged = pagedList([obj('a', '1'), obj('b', '1')], '5');
+      const second = harness([], { list: unpaged.list, pageSize: 0 });
+      await second.informer.start();
+      expect(unpaged.calls).toEqual([{}]);
+      expect(second.informer.list()).toHaveLength(2);
+      second.informer.stop();
+    });
+
+    it('starts the list over when a continue token expired (410), and deletes only what the complete list lacks', async () => {
+      const items = Array.from({ length: 6 }, (_, i) => obj(`o${i}`, '1'));
+      const paged = pagedList(items, '77', { expireOnce: 4 });
+      const { informer, watch, events } = harness([], { list: paged.list, pageSize: 2 });
+      await informer.start();
+      expect(paged.calls).toEqual([
+        { limit: 2 },
+        { limit: 2, continue: '2' },
+        { limit: 2, continue: '4' }, // 410 Expired
+        { limit: 2 },
+        { limit: 2, continue: '2' },
+        { limit: 2, continue: '4' },
+      ]);
+      // The objects of the first attempt are not emitted twice; nothing was deleted.
+      expect(events).toEqual(items.map((o) => `add ${o.metadata.name}@1`));
+      expect(informer.list()).toHaveLength(6);
+      await settle();
+      expect(watch.last.params.resourceVersion).toBe('77');
+      informer.stop();
+    });
+
+    it('relists after 410 Gone page by page: updates what changed as its page comes, then deletes what no page had', async () => {
+      let pages: ListResult<Obj>[] = [listOf('10', obj('a', '1'), obj('b', '1'), obj('c', '1'))];
+      const h = harness([], {
+        pageSize: 2,
+        list: (page) => {
+          const i = page.continue === undefined ? 0 : Number(page.continue);
+          return Promise.resolve(structuredClone(pages[i] ?? listOf('0')));
+        },
+      });
+      await h.informer.start();
+      await settle();
+      h.events.length = 0;
+      pages = [
+        { items: [obj('b', '5'), obj('d', '6')], metadata: { resourceVersion: '60', continue: '1' } },
+        { items: [obj('c', '1')], metadata: { resourceVersion: '60' } },
+      ];
+      h.watch.last.emit('ERROR', { kind: 'Status', code: 410, reason: 'Expired' });
+      await settle();
+      expect(h.events).toEqual(['update b@1->5', 'add d@6', 'delete a']);
+      expect(h.watch.last.params.resourceVersion).toBe('60');
+      h.informer.stop();
+    });
+
+    it('gives up after repeated expired continue tokens: the list failed, backoff, then a fresh list', async () => {
+      let calls = 0;
+      const { informer } = harness([], {
+        pageSize: 1,
+        list: (page) => {
+          calls++;
+          if (page.continue) return Promise.reject(Object.assign(new Error('expired'), { code: 410 }));
+          return Promise.resolve({ items: [obj('a', '1')], metadata: { resourceVersion: '3', continue: 'x' } });
+        },
+      });
+      const synced = informer.start();
+      await settle();
+      expect(informer.hasSynced()).toBe(false);
+      expect(calls).toBe(6); // three attempts of two pages each
+      await vi.advanceTimersByTimeAsync(400);
+      expect(calls).toBe(12);
+      informer.stop();
+      await expect(synced).rejects.toThrow(/stopped before it synced/);
     });
   });
 
@@ -506,7 +693,7 @@ describe('Informer', () => {
       informer.stop();
       events.length = 0;
       await informer.start();
-      expect(events).toEqual(['delete a', 'update b@1->3', 'add c@4']);
+      expect(events).toEqual(['update b@1->3', 'add c@4', 'delete a']);
       await settle();
       expect(watch.last.params.resourceVersion).toBe('40');
       informer.stop();
@@ -592,13 +779,13 @@ describe('Informer', () => {
         resyncPeriodMs: 60_000,
         watchdogMs: 0,
       });
-      const relists: { requestedAt: number; resync: boolean; events: string[]; cached: string[] }[] = [];
+      const relists: { requestedAt: number; events: string[]; cached: string[] }[] = [];
       informer.onRelisted((info) => {
         relists.push({ ...info, events: [...events], cached: informer.list().map((o) => o.metadata.name) });
       });
       const startedAt = performance.now();
       await informer.start();
-      expect(relists).toEqual([{ requestedAt: startedAt, resync: false, events: ['add a@1'], cached: ['a'] }]);
+      expect(relists).toEqual([{ requestedAt: startedAt, events: ['add a@1'], cached: ['a'] }]);
       await settle();
 
       // Watch events are no relist.
@@ -609,12 +796,13 @@ describe('Informer', () => {
       const goneAt = performance.now();
       watch.last.emit('ERROR', { kind: 'Status', code: 410, reason: 'Expired' });
       await settle();
-      expect(relists[1]).toEqual({ requestedAt: goneAt, resync: false, events: ['add a@1', 'add c@11', 'delete a', 'delete c', 'add b@1'], cached: ['b'] });
+      expect(relists[1]).toEqual({ requestedAt: goneAt, events: ['add a@1', 'add c@11', 'add b@1', 'delete a', 'delete c'], cached: ['b'] });
 
+      // A resync lists nothing, so it is no relist either.
       events.length = 0;
       await vi.advanceTimersByTimeAsync(60_000);
-      expect(relists[2]).toMatchObject({ resync: true, events: ['update b@1->1'] });
-      expect(relists[2]?.requestedAt).toBeGreaterThan(goneAt);
+      expect(events).toEqual(['update b@1->1']);
+      expect(relists).toHaveLength(2);
       informer.stop();
     });
 

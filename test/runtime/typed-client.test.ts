@@ -289,6 +289,7 @@ describe('secretsClient', () => {
     await secrets.deleteIgnoringNotFound('ns', 'a', { uid: 'u1' });
     await secrets.list({ labelSelector: 'app=x' });
     await secrets.list({ namespace: 'ns' });
+    await secrets.list({ namespace: 'ns', labelSelector: 'app=x', limit: 500, continue: 'tok/en' });
     expect(requests.map((r) => `${r.method} ${r.url}`)).toEqual([
       'POST https://k8s.test/api/v1/namespaces/ns/secrets',
       'PUT https://k8s.test/api/v1/namespaces/ns/secrets/a',
@@ -296,6 +297,7 @@ describe('secretsClient', () => {
       'DELETE https://k8s.test/api/v1/namespaces/ns/secrets/a',
       'GET https://k8s.test/api/v1/secrets?labelSelector=app%3Dx',
       'GET https://k8s.test/api/v1/namespaces/ns/secrets',
+      'GET https://k8s.test/api/v1/namespaces/ns/secrets?continue=tok%2Fen&labelSelector=app%3Dx&limit=500',
     ]);
     expect(requests[1]?.body).toMatchObject({ metadata: { name: 'a', namespace: 'ns', resourceVersion: '3' }, data: { k: 'dg==' } });
     expect(requests[2]?.body).toBeUndefined();
@@ -347,6 +349,7 @@ describe('customObjectsClient', () => {
     await things.deleteIgnoringNotFound('ns', 'a');
     await things.list();
     await things.list({ namespace: 'ns', labelSelector: 'x=y' });
+    await things.list({ limit: 2, continue: 'abc' });
     const base = 'https://k8s.test/apis/usher.dev/v1alpha1';
     expect(requests.map((r) => `${r.method} ${r.url}`)).toEqual([
       `GET ${base}/namespaces/ns/things/a`,
@@ -361,6 +364,7 @@ describe('customObjectsClient', () => {
       `DELETE ${base}/namespaces/ns/things/a`,
       `GET ${base}/things`,
       `GET ${base}/namespaces/ns/things?labelSelector=x%3Dy`,
+      `GET ${base}/things?continue=abc&limit=2`,
     ]);
     expect(requests[8]?.body).toEqual({ preconditions: { uid: 'u1' } });
   });
