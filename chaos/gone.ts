@@ -83,7 +83,10 @@ export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
     const created = Array.from({ length: changes }, (_, i) => invitationBody(ns, `late-${i}`));
     const deleted = first.slice(0, changes).map((b) => b.metadata.name);
     const reissued = first.slice(changes, 2 * changes).map((b) => b.metadata.name);
-    const uids = new Map((await records(plane.core, ns)).map((r) => [r.invitationName, r.invitationUid]));
+    // The deleted invitations' uids from the invitations themselves, and their records
+    // before the freeze: without them "records gone" below could not fail.
+    const deletedUids = new Set(deleted.map((name) => watch.informer.get(ns, name)?.metadata.uid).filter((uid) => uid !== undefined));
+    const recordsBefore = (await records(plane.core, ns)).filter((r) => deletedUids.has(r.invitationUid)).length;
     await createInvitations(plane.custom, created, 16);
     await pool(deleted, 16, (name) =>
       plane.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: INVITATION_PLURAL, name }),
@@ -109,7 +112,8 @@ export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
     process.kill(op.pid, 'SIGCONT');
 
     // Every change handled: the new ones Sent, the reissued ones Sent again on a second
-    // issuance, the deleted ones' records gone (garbage collector). The deadline allows
+    // issuance, the deleted ones' records (in Usher's namespace) removed by the operator
+    // when it learns of the deletion. The deadline allows
     // for the informer's watchdog (5 min), should a watch hang.
     const sentNew = (): number => created.filter((b) => watch.seen.get('Sent')?.has(b.metadata.name)).length;
     const reissueDone = (): number =>
@@ -117,7 +121,6 @@ export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
         const inv = watch.informer.get(ns, name);
         return inv?.status?.phase === 'Sent' && (inv.status.issuance ?? 0) >= 2;
       }).length;
-    const deletedUids = new Set(deleted.map((name) => uids.get(name)));
     const leftovers = async (): Promise<number> => (await records(plane.core, ns)).filter((r) => deletedUids.has(r.invitationUid)).length;
     const deadline = thawedAt + options.deadlineMs;
     let leftover = Infinity;
@@ -146,7 +149,11 @@ export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
     checks.check('the operator got 410 Gone and relisted', relists410 > 0, `${relists410} relists`);
     checks.check('invitations created while it was away: all Sent', sentNew() === changes, `${sentNew()} of ${changes}`);
     checks.check('reissues requested while it was away: all reissued and Sent', reissuedOk === changes, `${reissuedOk} of ${changes}`);
-    checks.check('deleted while it was away: records gone', leftover === 0, `${leftover} left`);
+    checks.check(
+      'deleted while it was away: records gone',
+      deletedUids.size === changes && recordsBefore === changes && leftover === 0,
+      `${recordsBefore} of ${changes} had a record before the freeze, ${leftover} left`,
+    );
     checks.check('mails after the freeze: exactly one per new or reissued invitation', extraMails === 2 * changes, `${extraMails}`);
     if (!(caughtUpS <= 60)) {
       log(

@@ -1,5 +1,5 @@
 // Shared pieces of the fault tests: reading the invitation records as the
-// operator left them, etcd's revision and compaction (its v3 HTTP gateway, as
+// operator left them (in Usher's namespace), etcd's revision and compaction (its v3 HTTP gateway, as
 // etcdctl is not installed), and a check list that prints what it counted.
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Operator } from '../bench/support/operator.ts';
@@ -12,12 +12,26 @@ import {
   type InvitationRecord,
 } from '../src/invitation/record.ts';
 
-/** Every invitation record in the namespace. */
-export async function records(core: CoreV1Api, namespace: string): Promise<InvitationRecord[]> {
-  const list = await core.listNamespacedSecret({ namespace, labelSelector: `${MANAGED_SELECTOR},${COMPONENT_LABEL}=${RECORD_COMPONENT}` });
+/**
+ * Usher's own namespace as the harness runs it (startOperator leaves
+ * usher.namespace at its default): the records of every invitation live here,
+ * not beside the invitations (docs/adr/0001).
+ */
+export const USHER_NAMESPACE = 'usher-system';
+
+/**
+ * The records Usher holds for the invitations of `invitationNamespace`, read
+ * from its own namespace and matched by the invitation namespace the record
+ * names, so that a check sees exactly the records of its own invitations.
+ */
+export async function records(core: CoreV1Api, invitationNamespace: string, usherNamespace = USHER_NAMESPACE): Promise<InvitationRecord[]> {
+  const list = await core.listNamespacedSecret({
+    namespace: usherNamespace,
+    labelSelector: `${MANAGED_SELECTOR},${COMPONENT_LABEL}=${RECORD_COMPONENT}`,
+  });
   return list.items.flatMap((s) => {
     const r = recordFromSecret(s);
-    return r && s.metadata?.labels?.[INVITATION_UID_LABEL] ? [r] : [];
+    return r && s.metadata?.labels?.[INVITATION_UID_LABEL] && r.invitationNamespace === invitationNamespace ? [r] : [];
   });
 }
 
