@@ -142,6 +142,16 @@ export class Controller {
       this.bindings = bindings;
       this.rbacRunner = rbacRunner;
     }
+    // After a mail server outage, the invitations that failed meanwhile are mailed now,
+    // not when each one's backoff runs out (decide() retries an attempt that failed inside it).
+    options.mailer?.onRecovered?.(() => {
+      for (const invitation of this.cluster.invitations.list()) {
+        // Pending covers those whose failure is being written right now, too.
+        if (invitation.status?.phase === 'Pending') {
+          this.runner.add(objectKey(invitation.metadata.namespace, invitation.metadata.name));
+        }
+      }
+    });
     setUpWatches(this.cluster, {
       enqueue: (namespace, name) => {
         this.runner.add(objectKey(namespace, name));

@@ -4,6 +4,7 @@
 // import these interfaces from here, never the reconciler.
 import type { User, UserInvitation, UserInvitationStatus, UserStatus } from '../api/types.ts';
 import type { InvitationRecord } from '../invitation/record.ts';
+import type { MailOutage } from '../invitation/decide.ts';
 
 /** What the reconciler reads: caches, never the API server. */
 export interface ClusterReader {
@@ -92,4 +93,8 @@ export interface BindingStore {
 export interface InvitationMailer {
   /** Renders and sends the invitation mail for this record's token. */
   sendInvitation(invitation: UserInvitation, link: string, expiresAt: Date): Promise<{ ok: true } | { ok: false; permanent: boolean; response: string }>;
+  /** The mail server's last outage it has recovered from (see src/mail/outage.ts). */
+  lastOutage?(): MailOutage | undefined;
+  /** Called when the mail server answers again after an outage. */
+  onRecovered?(listener: (outage: MailOutage) => void): void;
 }

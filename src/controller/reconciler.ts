@@ -19,7 +19,7 @@ import type { UsherConfig } from '../config/types.ts';
 import { type InvitationRecord, type MailState } from '../invitation/record.ts';
 import { linkFor, parseToken, SELECTOR_BYTES, tokenFromBytes, VERIFIER_BYTES, verifierMatches } from '../invitation/token.ts';
 import { isConflict, isNotFound } from '../runtime/client.ts';
-import { decide, MEMBERSHIP_FINALIZER, type Action, type Observed } from '../invitation/decide.ts';
+import { decide, MEMBERSHIP_FINALIZER, type Action, type MailOutage, type Observed } from '../invitation/decide.ts';
 import { isUsed } from '../invitation/link-state.ts';
 import type { ClusterReader, ClusterWriter, InvitationMailer } from './ports.ts';
 import { recordName } from '../invitation/naming.ts';
@@ -97,6 +97,7 @@ export class Reconciler {
         user: this.userOf(invitation, records),
         config,
         now: now(),
+        ...this.mailOutage(),
       };
       const plan = decide(observed);
       if (invitation.metadata.deletionTimestamp) {
@@ -130,6 +131,11 @@ export class Reconciler {
     throw new Error(
       `reconcile of ${namespace}/${name} did not converge after ${MAX_ROUNDS} rounds: decide() still asks for ${asked.map(describeAction).join(', ')} (a bug, not a slow world)`,
     );
+  }
+
+  private mailOutage(): { mailOutage?: MailOutage } {
+    const outage = this.deps.mailer?.lastOutage?.();
+    return outage ? { mailOutage: outage } : {};
   }
 
   /**
@@ -360,7 +366,8 @@ export class Reconciler {
       mail = { attempts, failedPermanently: true, lastError: result.response };
     } else {
       const delay = (this.deps.mailBackoffMs ?? defaultMailBackoffMs)(attempts);
-      mail = { attempts, lastError: result.response, nextAttemptAt: new Date(now().getTime() + delay).toISOString() };
+      const failedAt = now();
+      mail = { attempts, lastError: result.response, nextAttemptAt: new Date(failedAt.getTime() + delay).toISOString(), failedAt: failedAt.toISOString() };
       writer.event(
         invitation,
         'Warning',

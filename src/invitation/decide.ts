@@ -51,6 +51,17 @@ export interface Observed {
   user: User | undefined;
   config: UsherConfig;
   now: Date;
+  /**
+   * The mail server's last outage, once it answers again: from the first failure it
+   * caused to the moment it recovered. A transient failure inside it does not wait out
+   * its backoff: the attempt is made again at once (docs: what an SMTP outage costs).
+   */
+  mailOutage?: MailOutage;
+}
+
+export interface MailOutage {
+  from: Date;
+  to: Date;
 }
 
 export type Action =
@@ -533,10 +544,13 @@ function mailRejected(f: Facts, h: Held): Plan | undefined {
   });
 }
 
-/** A transient failure: wait for the retry the mail's backoff set. */
+/**
+ * A transient failure: wait for the retry the mail's backoff set, unless the failure
+ * happened during a mail server outage that has ended since (then retry now).
+ */
 function mailRetrying(f: Facts, h: Held): Plan | undefined {
   const mail = h.current.mail;
-  const waitMs = mail?.nextAttemptAt ? Date.parse(mail.nextAttemptAt) - f.o.now.getTime() : 0;
+  const waitMs = mail?.nextAttemptAt && !failedInEndedOutage(mail, f.o.mailOutage) ? Date.parse(mail.nextAttemptAt) - f.o.now.getTime() : 0;
   return waitMs > 0
     ? plan(f, {
         status: { phase: 'Pending', ...h.issued },
@@ -552,6 +566,12 @@ function mailRetrying(f: Facts, h: Held): Plan | undefined {
         requeueAfterMs: Math.min(waitMs, h.msLeft),
       })
     : undefined;
+}
+
+function failedInEndedOutage(mail: NonNullable<InvitationRecord['mail']>, outage: MailOutage | undefined): boolean {
+  if (!outage || !mail.failedAt) return false;
+  const failedAt = Date.parse(mail.failedAt);
+  return failedAt >= outage.from.getTime() && failedAt <= outage.to.getTime();
 }
 
 function sendMail(f: Facts, h: Held): Plan {

@@ -33,6 +33,8 @@ export interface MailState {
   failedPermanently?: boolean;
   /** Earliest time for the next attempt after a transient failure. */
   nextAttemptAt?: string;
+  /** When that transient failure happened (milliseconds): an attempt that failed during a mail server outage is retried once the server is back. */
+  failedAt?: string;
 }
 
 export interface InvitationRecord {

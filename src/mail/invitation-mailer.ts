@@ -5,6 +5,7 @@ import type { UserInvitation } from '../api/types.ts';
 import type { MailConfig } from '../config/types.ts';
 import type { InvitationMailer } from '../controller/ports.ts';
 import { loadTemplates, renderInvitationMail } from './message.ts';
+import { MailOutageWatch } from './outage.ts';
 import { createMailer, type MailLog, type MailTimeouts } from './transport.ts';
 
 export interface InvitationMailerHandle extends InvitationMailer {
@@ -15,11 +16,31 @@ export interface InvitationMailerHandle extends InvitationMailer {
 export function createInvitationMailer(
   config: MailConfig,
   log?: MailLog,
-  options: { timeouts?: Partial<MailTimeouts>; platformName?: string } = {},
+  options: { timeouts?: Partial<MailTimeouts>; platformName?: string; outageProbeIntervalMs?: number } = {},
 ): InvitationMailerHandle {
   const templates = loadTemplates(config.templatesDir);
   const mailer = createMailer(config, log, options.timeouts ? { timeouts: options.timeouts } : {});
+  const outages = new MailOutageWatch({
+    probe: () => mailer.verify(),
+    ...(options.outageProbeIntervalMs !== undefined ? { intervalMs: options.outageProbeIntervalMs } : {}),
+    ...(log
+      ? {
+          log: {
+            info: (obj, msg) => {
+              log.warn(obj, msg);
+            },
+            debug: (obj, msg) => {
+              log.debug(obj, msg);
+            },
+          },
+        }
+      : {}),
+  });
   return {
+    lastOutage: () => outages.lastOutage(),
+    onRecovered: (listener) => {
+      outages.onRecovered(listener);
+    },
     async sendInvitation(invitation: UserInvitation, link: string, expiresAt: Date) {
       const { spec } = invitation;
       // Sent to the address's one form (an internationalised domain in ASCII), shown as people read it.
@@ -46,9 +67,12 @@ export function createInvitationMailer(
         return { ok: false as const, permanent: false, response: (err as Error).message };
       }
       const result = await mailer.send({ to: email, ...message });
+      if (result.ok) outages.succeeded();
+      else if (!result.permanent) outages.failed();
       return result.ok ? { ok: true as const } : { ok: false as const, permanent: result.permanent, response: result.response };
     },
     close: () => {
+      outages.close();
       mailer.close();
     },
   };

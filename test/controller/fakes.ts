@@ -373,6 +373,12 @@ export class FakeMailer implements InvitationMailer {
   /** Called at the start of each send: the moment the SMTP server would be talked to. */
   onSend: (send: Send) => void = () => undefined;
   private readonly answers: (MailResult | Error)[] = [];
+  /** What lastOutage() answers: the mail server's last outage it recovered from. */
+  outage: { from: Date; to: Date } | undefined;
+
+  lastOutage(): { from: Date; to: Date } | undefined {
+    return this.outage;
+  }
 
   /** The next sends answer these, in order (an Error is thrown, as a crashed call); afterwards every send succeeds. */
   answer(...answers: (MailResult | Error)[]): this {

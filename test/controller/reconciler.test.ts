@@ -201,7 +201,12 @@ describe('Reconciler, with in-memory ports', () => {
     const w = world();
     w.mailer.transient('421 busy').transient('421 still busy');
     expect(await w.reconcile()).toEqual({ requeueAfterMs: 30 * SECOND });
-    expect(w.record()?.mail).toEqual({ attempts: 1, lastError: '421 busy', nextAttemptAt: new Date(NOW.getTime() + 30 * SECOND).toISOString() });
+    expect(w.record()?.mail).toEqual({
+      attempts: 1,
+      lastError: '421 busy',
+      nextAttemptAt: new Date(NOW.getTime() + 30 * SECOND).toISOString(),
+      failedAt: NOW.toISOString(),
+    });
     expect(w.invitation()?.status?.phase).toBe('Pending');
     expect(condition(w.invitation(), 'MailDelivered')).toMatchObject({ status: 'False', reason: 'MailRetrying' });
     expect(condition(w.invitation(), 'Reconciling')).toMatchObject({ status: 'True', reason: 'MailRetrying' });
@@ -225,6 +230,19 @@ describe('Reconciler, with in-memory ports', () => {
     await w.reconcile();
     expect(w.mailer.sends).toHaveLength(3);
     expect(w.record()?.mail).toEqual({ attempts: 3, sentAt: iso(w.clock.now) });
+    expect(w.invitation()?.status?.phase).toBe('Sent');
+  });
+
+  it('an attempt that failed during a mail server outage is made again once the server is back, its backoff notwithstanding', async () => {
+    const w = world();
+    w.mailer.transient('connect ECONNREFUSED 127.0.0.1:25');
+    expect(await w.reconcile()).toEqual({ requeueAfterMs: 30 * SECOND });
+    // Still inside the backoff, but the server was down from just before that failure until now.
+    w.clock.now = new Date(NOW.getTime() + 5 * SECOND);
+    w.mailer.outage = { from: new Date(NOW.getTime() - 1), to: w.clock.now };
+    await w.reconcile();
+    expect(w.mailer.sends).toHaveLength(2);
+    expect(w.record()?.mail).toEqual({ attempts: 2, sentAt: iso(w.clock.now) });
     expect(w.invitation()?.status?.phase).toBe('Sent');
   });
 

@@ -104,6 +104,38 @@ describe('decide', () => {
       { phase: 'Pending', actions: ['sendMail'], reason: 'Sending' },
     ],
     [
+      'a transient failure during a mail server outage that has ended is retried at once',
+      {
+        config: withMail,
+        records: [record({ mail: { attempts: 1, lastError: 'ECONNREFUSED', nextAttemptAt: '2026-11-25T12:00:30Z', failedAt: '2026-11-25T11:59:50.000Z' } })],
+        link: LINK,
+        mailOutage: { from: new Date('2026-11-25T11:59:45Z'), to: new Date('2026-11-25T11:59:58Z') },
+      },
+      { phase: 'Pending', actions: ['sendMail'], reason: 'Sending' },
+    ],
+    [
+      'a transient failure after the outage ended waits for its retry (a flapping server gets the backoff)',
+      {
+        config: withMail,
+        records: [record({ mail: { attempts: 2, lastError: 'ECONNREFUSED', nextAttemptAt: '2026-11-25T12:00:30Z', failedAt: '2026-11-25T11:59:59.000Z' } })],
+        link: LINK,
+        mailOutage: { from: new Date('2026-11-25T11:59:45Z'), to: new Date('2026-11-25T11:59:58Z') },
+      },
+      { phase: 'Pending', actions: [], reason: 'MailRetrying', requeue: 30_000 },
+    ],
+    [
+      'a transient failure before the outage (a refusal of that one address) waits for its retry',
+      {
+        config: withMail,
+        records: [
+          record({ mail: { attempts: 1, lastError: '450 mailbox busy', nextAttemptAt: '2026-11-25T12:00:30Z', failedAt: '2026-11-25T11:59:00.000Z' } }),
+        ],
+        link: LINK,
+        mailOutage: { from: new Date('2026-11-25T11:59:45Z'), to: new Date('2026-11-25T11:59:58Z') },
+      },
+      { phase: 'Pending', actions: [], reason: 'MailRetrying', requeue: 30_000 },
+    ],
+    [
       'a permanent mail refusal fails',
       { config: withMail, records: [record({ mail: { attempts: 1, failedPermanently: true, lastError: '550 no such user' } })], link: LINK },
       { phase: 'Failed', actions: [], reason: 'MailRejected', message: /550 no such user/ },

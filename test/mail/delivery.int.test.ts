@@ -19,7 +19,7 @@ interface Running {
 }
 const running: Running[] = [];
 
-async function startOperator(mail: MailConfig): Promise<Controller> {
+async function startOperator(mail: MailConfig, options: { backoffMs?: number } = {}): Promise<Controller> {
   const config = parseConfig('usher:\n  baseUrl: https://usher.example\n', { source: 'test', env: {} });
   const mailer = createInvitationMailer(mail, undefined, { timeouts: { connectionMs: 2000, greetingMs: 2000, socketMs: 5000 } });
   const controller = new Controller({
@@ -27,7 +27,7 @@ async function startOperator(mail: MailConfig): Promise<Controller> {
     config: { ...config, mail },
     log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     mailer,
-    mailBackoffMs: () => 300,
+    mailBackoffMs: () => options.backoffMs ?? 300,
   });
   await controller.start();
   running.push({ controller, mailer });
@@ -171,6 +171,27 @@ describe('invitation mail delivery', () => {
       const sent = await waitForPhase('later', 'Sent');
       expect(to(smtp, 'later@example.com')).toHaveLength(1);
       expect(sent.status?.link).toBeDefined();
+    } finally {
+      await smtp.close();
+    }
+  });
+
+  it('after an outage, mails what failed meanwhile as soon as the server answers, not when its backoff runs out', async () => {
+    const port = await closedPort();
+    // A backoff far longer than the test: only the outage watch can make the retry happen in time.
+    await startOperator(mailConfig(port), { backoffMs: 10 * 60_000 });
+    await invite('outage', 'outage@example.com');
+    await expect.poll(async () => condition(await invitation('outage'), 'MailDelivered')?.reason, { timeout: 20_000 }).toBe('MailRetrying');
+    expect(condition(await invitation('outage'), 'MailDelivered')?.message).toMatch(/ECONNREFUSED|connect/i);
+    const smtp = await startSmtp({ listenPort: port });
+    const upAt = performance.now();
+    try {
+      await waitForPhase('outage', 'Sent', '15s');
+      const ms = performance.now() - upAt;
+      expect(to(smtp, 'outage@example.com')).toHaveLength(1);
+      // Within 15 s (the wait above) where the backoff would have waited 10 minutes: the probe
+      // found the server back. How fast, under load, is chaos smtp's figure, not this test's.
+      process.stdout.write(`mail outage: Sent ${Math.round(ms)} ms after the SMTP server was back (backoff 10 min)\n`);
     } finally {
       await smtp.close();
     }
