@@ -13,6 +13,44 @@ export interface WorkQueueOptions {
   baseDelayMs?: number;
   /** Largest delay of addRateLimited() (client-go: 1000 s). */
   maxDelayMs?: number;
+  /**
+   * The overall limit on retries, whatever the key: a token bucket refilled at
+   * this rate (client-go's DefaultControllerRateLimiter: 10 per second), so that
+   * an outage failing every key at once does not retry them all at once.
+   * addRateLimited() waits for the longer of the key's backoff and the bucket. 0: no overall limit.
+   */
+  retriesPerSecond?: number;
+  /** How many retries the bucket lets through at once (client-go: 100). */
+  retryBurst?: number;
+}
+
+/** client-go's BucketRateLimiter (golang.org/x/time/rate): each retry takes a token; one not there yet is waited for. */
+class RetryBucket {
+  readonly #perMs: number;
+  readonly #burst: number;
+  #tokens: number;
+  #at = now();
+
+  constructor(perSecond: number, burst: number) {
+    this.#perMs = perSecond / 1000;
+    this.#burst = burst;
+    this.#tokens = burst;
+  }
+
+  /** A full bucket again: the retries it held back were released (see WorkQueue.forget). */
+  refill(): void {
+    this.#tokens = this.#burst;
+    this.#at = now();
+  }
+
+  /** Takes a token and says how long until it is there (0: now). Tokens go negative: later retries queue behind. */
+  reserve(): number {
+    const t = now();
+    this.#tokens = Math.min(this.#burst, this.#tokens + (t - this.#at) * this.#perMs);
+    this.#at = t;
+    this.#tokens -= 1;
+    return this.#tokens >= 0 ? 0 : -this.#tokens / this.#perMs;
+  }
 }
 
 interface Delayed {
@@ -46,6 +84,9 @@ export class WorkQueue {
   #drained: (() => void)[] = [];
 
   readonly #failures = new Map<string, number>();
+  readonly #bucket: RetryBucket | undefined;
+  /** Keys the bucket holds back beyond their own backoff: key → when their own backoff ends. */
+  readonly #heldByBucket = new Map<string, number>();
 
   readonly #heap: Delayed[] = [];
   readonly #delayed = new Map<string, Delayed>();
@@ -56,6 +97,8 @@ export class WorkQueue {
   constructor(options: WorkQueueOptions = {}) {
     this.#baseDelayMs = options.baseDelayMs ?? 5;
     this.#maxDelayMs = options.maxDelayMs ?? 1_000_000;
+    const perSecond = options.retriesPerSecond ?? 10;
+    this.#bucket = perSecond > 0 ? new RetryBucket(perSecond, options.retryBurst ?? 100) : undefined;
   }
 
   /** Queues the key unless it is already waiting; a key being processed is queued again once done(). */
@@ -111,16 +154,38 @@ export class WorkQueue {
     this.#arm();
   }
 
-  /** Adds the key after its per-key exponential backoff: base·2^failures, capped. */
+  /**
+   * Adds the key after the longer of its per-key exponential backoff (base·2^failures,
+   * capped) and the overall retry bucket's wait, as client-go's MaxOfRateLimiter does.
+   */
   addRateLimited(key: string): void {
     const failures = this.#failures.get(key) ?? 0;
     this.#failures.set(key, failures + 1);
-    this.addAfter(key, Math.min(this.#baseDelayMs * 2 ** failures, this.#maxDelayMs));
+    const backoff = Math.min(this.#baseDelayMs * 2 ** failures, this.#maxDelayMs);
+    const wait = this.#bucket?.reserve() ?? 0;
+    if (wait > backoff) this.#heldByBucket.set(key, now() + backoff);
+    else this.#heldByBucket.delete(key);
+    this.addAfter(key, Math.max(backoff, wait));
   }
 
-  /** Resets the key's backoff (call when it was processed successfully). */
+  /**
+   * Resets the key's backoff (call when it was processed successfully). A success
+   * also says the trouble that failed every key at once (an outage) may be over,
+   * so the keys the overall bucket holds back are released to their own backoff,
+   * and the bucket is full again. Unlike client-go, whose bucket keeps them queued
+   * at 10 per second: after a few seconds of API server outage that was over
+   * 30 s of backlog (issue 15). Should the trouble persist, they fail again, and
+   * the bucket limits them again.
+   */
   forget(key: string): void {
     this.#failures.delete(key);
+    this.#heldByBucket.delete(key);
+    if (this.#heldByBucket.size === 0) return;
+    const t = now();
+    // At least 1 ms: the key's entry in the heap moves up rather than staying behind as a second, later add.
+    for (const [held, readyAt] of this.#heldByBucket) this.addAfter(held, Math.max(1, readyAt - t));
+    this.#heldByBucket.clear();
+    this.#bucket?.refill();
   }
 
   /** How many times the key went through addRateLimited() since the last forget(). */
@@ -154,6 +219,7 @@ export class WorkQueue {
     this.#dirty.clear();
     this.#heap.length = 0;
     this.#delayed.clear();
+    this.#heldByBucket.clear();
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#timerAt = Infinity;
@@ -218,6 +284,7 @@ export class WorkQueue {
     for (let first = this.#heap[0]; first && first.readyAt <= t; first = this.#heap[0]) {
       this.#pop();
       this.#delayed.delete(first.key);
+      this.#heldByBucket.delete(first.key);
       this.add(first.key);
     }
     this.#arm();

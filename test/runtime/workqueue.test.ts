@@ -295,6 +295,74 @@ describe('WorkQueue', () => {
       expect(await delayOf(q, 'a')).toBe(1_000_000);
     });
 
+    it('limits retries overall as client-go does (10 per second, bursts of 100): an outage failing every key does not retry them all at once', async () => {
+      const q = new WorkQueue();
+      const keys = Array.from({ length: 150 }, (_, i) => `k${String(i)}`);
+      for (const key of keys) q.addRateLimited(key);
+      await vi.advanceTimersByTimeAsync(5);
+      expect(q.len()).toBe(100); // the burst, after each key's own 5 ms
+      await vi.advanceTimersByTimeAsync(95);
+      expect(q.len()).toBe(101); // then one per 100 ms
+      await vi.advanceTimersByTimeAsync(4_800);
+      expect(q.len()).toBe(149);
+      await vi.advanceTimersByTimeAsync(100);
+      expect(q.len()).toBe(150); // the 150th after 5 s
+      // The bucket refills: after a quiet while, a failure waits only for its own backoff again.
+      for (const key of keys) q.forget(key);
+      await vi.advanceTimersByTimeAsync(20_000);
+      const fresh = new Set<string>();
+      while (q.len() > 0) {
+        const key = await q.get();
+        if (key) fresh.add(key);
+        if (key) q.done(key);
+      }
+      expect(fresh.size).toBe(150);
+      expect(await delayOf(q, 'k0')).toBe(5);
+    });
+
+    it('a success releases the retries the bucket holds back to their own backoff, so a backlog drains at once when an outage ends', async () => {
+      const q = new WorkQueue();
+      const keys = Array.from({ length: 300 }, (_, i) => `k${String(i)}`);
+      for (const key of keys) q.addRateLimited(key);
+      await vi.advanceTimersByTimeAsync(5);
+      expect(q.len()).toBe(100); // the burst; 200 held back, the last until 20 s from now
+      expect(q.delayedLen()).toBe(200);
+      const first = await q.get();
+      if (first) {
+        q.done(first);
+        q.forget(first); // it succeeded: the trouble is over
+      }
+      await vi.advanceTimersByTimeAsync(1);
+      expect(q.delayedLen()).toBe(0);
+      expect(q.len()).toBe(299);
+      // The bucket is full again: the next failures get a burst of 100 before it limits them again.
+      for (let i = 0; i < 101; i++) q.addRateLimited(`again${String(i)}`);
+      await vi.advanceTimersByTimeAsync(10);
+      expect(q.len()).toBe(399);
+    });
+
+    it('a success releases nothing that waits for its own backoff (the bucket held it no longer than that)', async () => {
+      const q = new WorkQueue({ baseDelayMs: 60_000 });
+      q.addRateLimited('slow');
+      q.add('ok');
+      const ok = await q.get();
+      if (ok) {
+        q.done(ok);
+        q.forget(ok);
+      }
+      await vi.advanceTimersByTimeAsync(59_000);
+      expect(q.len()).toBe(0);
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(q.len()).toBe(1);
+    });
+
+    it('retriesPerSecond 0: no overall limit, only the per-key backoff', async () => {
+      const q = new WorkQueue({ retriesPerSecond: 0 });
+      for (let i = 0; i < 300; i++) q.addRateLimited(`k${String(i)}`);
+      await vi.advanceTimersByTimeAsync(5);
+      expect(q.len()).toBe(300);
+    });
+
     it('takes base and cap as options', async () => {
       const q = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 250 });
       expect([await delayOf(q, 'a'), await delayOf(q, 'a'), await delayOf(q, 'a')]).toEqual([100, 200, 250]);
