@@ -1,0 +1,339 @@
+// A cold sync of many invitations: one control plane filled with N settled
+// invitations (each with its record Secret marked sent and the status the
+// operator itself would write: three writes, seedSettled), then the operator
+// started as a process on it, as in a pod (`node src/main.ts`, leader election
+// on, the acceptance page in the same process, component "all"). Measured:
+// spawn → "controller running" (it leads, every informer of the controller has
+// listed its collection into the cache, the workers start), the RSS then and
+// the process's peak RSS (VmHWM) up to then, and, after two full GCs (the
+// memory probe), the live heap holding the caches.
+//
+//   node bench/sync.ts --n 200000
+//   node bench/sync.ts --n 200000 --compare /tmp/usher-before   # the same plane, then the tree bench/before-tree.sh built
+//   node bench/sync.ts --n 2000 --settle                        # also wait until every invitation was reconciled once
+//
+// Seeding 200,000 invitations through the API server (600,000 writes) takes
+// most of an hour on two shared cores, so by default (--seed etcd) the same
+// objects are put straight into etcd, as the API server would store them (JSON,
+// which its storage decoder reads for every kind, protobuf-stored core kinds
+// included), in transactions of 128 puts; the API server's watch cache picks
+// them up from etcd. Each invitation's status is the one decide() computes for
+// it and its record, as in seedSettled(); `--seed api` uses seedSettled()
+// itself. Either way the bench checks, through the API server, that all N
+// invitations and records are there before it starts an operator.
+//
+// Several operators (--compare) run one after the other on the one seeded
+// plane, so their figures are side by side; an operator that does not sync
+// within --timeout seconds (the unpaged list of an older tree may never) is
+// reported as such, with its last stderr line.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { GROUP, INVITATION_PLURAL, VERSION, type UserInvitation } from '../src/api/types.ts';
+import { parseConfig } from '../src/config/load.ts';
+import type { UsherConfig } from '../src/config/types.ts';
+import { decide, MEMBERSHIP_FINALIZER, type Action } from '../src/invitation/decide.ts';
+import { recordName } from '../src/invitation/naming.ts';
+import { RECORD_SELECTOR, secretFromRecord, type InvitationRecord } from '../src/invitation/record.ts';
+import { isoSeconds } from '../src/invitation/time.ts';
+import { issueToken, linkFor } from '../src/invitation/token.ts';
+import { invitationBody, pool, seedSettled, TENANT } from './support/invitations.ts';
+import { configYaml, startOperator, summariseProblems, type Operator } from './support/operator.ts';
+import { startPlane, type Plane } from './support/plane.ts';
+import { startSink } from './support/sink.ts';
+
+const { values } = parseArgs({
+  options: {
+    n: { type: 'string', default: '200000' },
+    namespaces: { type: 'string', default: '10' },
+    'seed-concurrency': { type: 'string', default: '48' },
+    seed: { type: 'string', default: 'etcd' },
+    compare: { type: 'string', multiple: true, default: [] },
+    timeout: { type: 'string', default: '300' },
+    settle: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log(`node bench/sync.ts [--n 200000] [--namespaces 10] [--seed etcd|api] [--seed-concurrency 48] [--compare OPERATOR_ROOT]... [--timeout 300] [--settle] [--out FILE.json]
+
+  --seed etcd     put the seeded objects straight into etcd (fast); api: through the API server, 3 writes each (seedSettled)
+  --compare DIR   also start the operator of DIR (a tree such as bench/before-tree.sh builds) on the same plane, after this one
+  --settle        keep each operator until every invitation was reconciled once (debug log; slower)`);
+  process.exit(0);
+}
+
+const n = Number(values.n);
+const namespaceCount = Number(values.namespaces);
+const timeoutMs = Number(values.timeout) * 1000;
+const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
+const log = (line: string): void => {
+  console.log(line);
+};
+
+export interface SyncRun {
+  operator: string;
+  synced: boolean;
+  /** Spawn → "controller running" (leader, caches synced, workers started). */
+  syncSeconds?: number;
+  rssAtSync?: number;
+  /** VmHWM: the process's peak RSS up to sync (up to the timeout when it never synced). */
+  peakRss: number;
+  /** After two full GCs, at sync. */
+  heapUsed?: number;
+  heapTotal?: number;
+  /** Spawn → every invitation reconciled once (--settle). */
+  settleSeconds?: number;
+  peakRssAfterSettle?: number;
+  cpuSecondsToSync?: number;
+  loadAverageAtStart: number[];
+  problems: string;
+  failure?: string;
+}
+
+/** VmHWM and VmRSS of a process, in bytes (0 once it is gone). */
+function procMemory(pid: number): { rss: number; hwm: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  } catch {
+    return { rss: 0, hwm: 0 };
+  }
+}
+
+async function measure(kubeconfig: string, smtpPort: number, operatorRoot: string | undefined): Promise<SyncRun> {
+  const loadAverageAtStart = loadavg().map((l) => Math.round(l * 100) / 100);
+  const op: Operator = await startOperator({
+    kubeconfig,
+    smtpPort,
+    memoryProbe: true,
+    logLevel: values.settle ? 'debug' : 'info',
+    ...(operatorRoot ? { operatorRoot } : {}),
+  });
+  const name = operatorRoot ?? 'this tree';
+  let peak = 0;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, procMemory(op.pid).hwm);
+  }, 200);
+  try {
+    const timeout = new Promise<'timeout'>((resolve) =>
+      setTimeout(() => {
+        resolve('timeout');
+      }, timeoutMs).unref(),
+    );
+    const outcome = await Promise.race([op.running.then((at) => ({ at })), timeout, op.exited.then((e) => ({ exited: e }))]);
+    if (outcome === 'timeout' || 'exited' in outcome) {
+      peak = Math.max(peak, procMemory(op.pid).hwm);
+      const failure =
+        outcome === 'timeout'
+          ? `not synced after ${timeoutMs / 1000} s`
+          : `exited (${outcome.exited.code ?? outcome.exited.signal ?? '?'}) before it synced: ${op.stderr().trim().split('\n').slice(-3).join(' | ')}`;
+      log(`  ${name}: ${failure}; peak RSS ${mib(peak)}`);
+      return { operator: name, synced: false, peakRss: peak, loadAverageAtStart, problems: summariseProblems(op.problems), failure };
+    }
+    const syncSeconds = (outcome.at - op.spawnedAt) / 1000;
+    const cpuSecondsToSync = op.cpuSeconds();
+    const { rss: rssAtSync, hwm } = procMemory(op.pid);
+    peak = Math.max(peak, hwm);
+    const peakRss = peak;
+    const memory = await op.memory();
+    log(
+      `  ${name}: synced ${n} invitations in ${syncSeconds.toFixed(1)} s (CPU ${cpuSecondsToSync.toFixed(1)} s); RSS then ${mib(rssAtSync)}, peak ${mib(peakRss)}; after GC heap used ${mib(memory.heapUsed)} of ${mib(memory.heapTotal)}`,
+    );
+    const run: SyncRun = {
+      operator: name,
+      synced: true,
+      syncSeconds,
+      rssAtSync,
+      peakRss,
+      heapUsed: memory.heapUsed,
+      heapTotal: memory.heapTotal,
+      cpuSecondsToSync,
+      loadAverageAtStart,
+      problems: '',
+    };
+    if (values.settle) {
+      await new Promise<void>((resolve) => {
+        const check = (): void => {
+          if ((op.counts.get('reconciled') ?? 0) >= n) resolve();
+        };
+        op.onLine = check;
+        check();
+      });
+      run.settleSeconds = (performance.now() - op.spawnedAt) / 1000;
+      run.peakRssAfterSettle = Math.max(peak, procMemory(op.pid).hwm);
+      log(`  ${name}: every invitation reconciled ${run.settleSeconds.toFixed(1)} s after spawn; peak RSS ${mib(run.peakRssAfterSettle)}`);
+      const top = [...op.counts].sort((a, b) => b[1] - a[1]).slice(0, 8);
+      log(`  ${name}: log lines ${top.map(([msg, count]) => `${msg} ×${count}`).join('; ')}`);
+    }
+    run.problems = summariseProblems(op.problems);
+    return run;
+  } finally {
+    clearInterval(sampler);
+    await op.kill();
+  }
+}
+
+/** The invitation (with the status the operator would write) and its record Secret, as the API server would store them. */
+function settledPair(config: UsherConfig, namespace: string, name: string, now: Date): { invitation: UserInvitation; secret: object } {
+  const created = invitationBody(namespace, name);
+  const uid = randomUUID();
+  const invitation: UserInvitation = {
+    ...created,
+    // With the finalizer the operator adds (usher.access.onInvitationDelete RemoveMembership): settled means no write at all.
+    metadata: { ...created.metadata, uid, generation: 1, creationTimestamp: isoSeconds(now), finalizers: [MEMBERSHIP_FINALIZER] },
+  };
+  const plan = decide({ invitation, records: [], link: undefined, namespaceTenant: TENANT, user: undefined, config, now });
+  const issue = plan.actions.find((a): a is Extract<Action, { kind: 'issue' }> => a.kind === 'issue');
+  if (!issue) throw new Error(`decide() issued nothing for ${name}`);
+  const token = issueToken(randomBytes);
+  const record: InvitationRecord = {
+    name: recordName(uid, issue.issuance),
+    namespace: config.namespace,
+    invitationNamespace: namespace,
+    invitationName: name,
+    invitationUid: uid,
+    selector: token.selector,
+    verifierHash: token.verifierHash,
+    email: issue.email,
+    issuance: issue.issuance,
+    issuedAt: issue.issuedAt,
+    expiresAt: issue.expiresAt,
+    mail: { attempts: 1, sentAt: isoSeconds(now) },
+  };
+  const status = decide({
+    invitation,
+    records: [record],
+    link: linkFor(config.baseUrl, token.token),
+    namespaceTenant: TENANT,
+    user: undefined,
+    config,
+    now,
+  }).status;
+  const secret = secretFromRecord(record);
+  return {
+    invitation: { ...invitation, status },
+    secret: { ...secret, metadata: { ...secret.metadata, uid: randomUUID(), creationTimestamp: isoSeconds(now) } },
+  };
+}
+
+/** Puts N settled invitations and their records into etcd, 64 pairs (128 puts) per transaction. */
+async function seedThroughEtcd(plane: Plane, config: UsherConfig, namespaceOf: (i: number) => string, onDone: (count: number) => void): Promise<void> {
+  const etcd = plane.plane.etcdUrl;
+  if (!etcd) throw new Error('--seed etcd needs a local control plane (its etcd URL)');
+  const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
+  const now = new Date();
+  const batches = Array.from({ length: Math.ceil(n / 64) }, (_, b) => b);
+  await pool(batches, 4, async (b) => {
+    const success: object[] = [];
+    for (let i = b * 64; i < Math.min(n, (b + 1) * 64); i++) {
+      const namespace = namespaceOf(i);
+      const name = `inv-${i}`;
+      const { invitation, secret } = settledPair(config, namespace, name, now);
+      const recordSecretName = (secret as { metadata: { name: string } }).metadata.name;
+      success.push(
+        { requestPut: { key: b64(`/registry/${GROUP}/${INVITATION_PLURAL}/${namespace}/${name}`), value: b64(JSON.stringify(invitation)) } },
+        { requestPut: { key: b64(`/registry/secrets/${config.namespace}/${recordSecretName}`), value: b64(JSON.stringify(secret)) } },
+      );
+    }
+    const response = await fetch(`${etcd}/v3/kv/txn`, { method: 'POST', body: JSON.stringify({ success }) });
+    if (!response.ok) throw new Error(`etcd txn: HTTP ${response.status} ${await response.text()}`);
+    onDone(success.length / 2);
+  });
+}
+
+/** How many invitations and records the API server lists (paged, so that the check itself holds no huge response). */
+async function countThroughApi(plane: Plane, config: UsherConfig): Promise<{ invitations: number; records: number }> {
+  let invitations = 0;
+  let records = 0;
+  let token: string | undefined;
+  do {
+    const page = (await plane.custom.listClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: INVITATION_PLURAL,
+      limit: 5000,
+      ...(token ? { _continue: token } : {}),
+    })) as { items: unknown[]; metadata?: { continue?: string } };
+    invitations += page.items.length;
+    token = page.metadata?.continue || undefined;
+  } while (token);
+  do {
+    const page = await plane.core.listNamespacedSecret({
+      namespace: config.namespace,
+      labelSelector: RECORD_SELECTOR,
+      limit: 5000,
+      ...(token ? { _continue: token } : {}),
+    });
+    records += page.items.length;
+    token = page.metadata?._continue || undefined;
+  } while (token);
+  return { invitations, records };
+}
+
+const startedAt = new Date().toISOString();
+log(
+  `cold sync of ${n} invitations; ${cpus().length} cores, Node ${process.version}, load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
+const plane = await startPlane();
+const sink = await startSink();
+const runs: SyncRun[] = [];
+try {
+  const config = parseConfig(configYaml({ kubeconfig: '', smtpPort: sink.port }), { source: 'bench', env: {} });
+  const namespaceOf = (i: number): string => `sync-${i % namespaceCount}`;
+  for (let i = 0; i < namespaceCount; i++) await plane.namespace(namespaceOf(i), TENANT);
+  const t0 = performance.now();
+  let done = 0;
+  const progress = setInterval(() => {
+    log(`  seeding: ${done}/${n} (${((done / (performance.now() - t0)) * 1000).toFixed(0)}/s)`);
+  }, 15_000);
+  try {
+    if (values.seed === 'api') {
+      await pool(
+        Array.from({ length: n }, (_, i) => i),
+        Number(values['seed-concurrency']),
+        async (i) => {
+          await seedSettled({ core: plane.core, custom: plane.custom, config }, invitationBody(namespaceOf(i), `inv-${i}`));
+          done++;
+        },
+      );
+    } else {
+      await seedThroughEtcd(plane, config, namespaceOf, (count) => {
+        done += count;
+      });
+    }
+  } finally {
+    clearInterval(progress);
+  }
+  const seedSeconds = (performance.now() - t0) / 1000;
+  log(
+    `  seeded ${n} settled invitations with their records (${values.seed === 'api' ? 'through the API server, 3 writes each' : 'straight into etcd'}) in ${seedSeconds.toFixed(1)} s`,
+  );
+  // The API server's watch cache takes a moment to catch up with etcd.
+  for (let attempt = 0; ; attempt++) {
+    const seen = await countThroughApi(plane, config);
+    if (seen.invitations === n && seen.records === n) break;
+    if (attempt >= 30) throw new Error(`the API server lists ${seen.invitations} invitations and ${seen.records} records, not ${n}`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  log(`  the API server lists ${n} invitations and ${n} records`);
+  for (const root of [undefined, ...values.compare]) runs.push(await measure(plane.kubeconfig, sink.port, root));
+  const result = { startedAt, invitations: n, seedSeconds, machine: { cpus: cpus().length, node: process.version }, runs };
+  if (values.out) writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
+  log('');
+  log('| operator | synced in | RSS at sync | peak RSS | heap used (after GC) | load at start |');
+  log('| --- | ---: | ---: | ---: | ---: | --- |');
+  for (const r of runs) {
+    log(
+      `| ${r.operator} | ${r.synced ? `${r.syncSeconds?.toFixed(1)} s` : (r.failure ?? 'no')} | ${r.rssAtSync ? mib(r.rssAtSync) : '–'} | ${mib(r.peakRss)} | ${r.heapUsed ? mib(r.heapUsed) : '–'} | ${r.loadAverageAtStart.join(' ')} |`,
+    );
+  }
+} finally {
+  await sink.close();
+  await plane.stop();
+}
