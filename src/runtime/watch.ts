@@ -194,7 +194,7 @@ export class KubeWatch implements WatchLike {
       // The server ended the watch (its timeoutSeconds, or a shutdown); an abort
       // or error before that has already called done.
       response.on('end', () => {
-        finish(null);
+        finish(response.complete ? null : new Error(`watch ${path}: connection closed mid-response`));
       });
       response.on('close', () => {
         finish(response.complete ? null : new Error(`watch ${path}: connection closed mid-response`));

@@ -290,9 +290,11 @@ describe('Informer over KubeWatch', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write(line('ADDED', { metadata: { name: 'late', namespace: 'ns', resourceVersion: '11' } }));
     });
-    const list = (): Promise<ListResult<{ metadata: { name: string; namespace?: string; resourceVersion?: string } }>> =>
-      Promise.resolve({ items: [], metadata: { resourceVersion: '10' } });
-    const informer = new Informer({
+    interface Obj {
+      metadata: { name: string; namespace?: string; resourceVersion?: string };
+    }
+    const list = (): Promise<ListResult<Obj>> => Promise.resolve({ items: [], metadata: { resourceVersion: '10' } });
+    const informer = new Informer<Obj>({
       kubeConfig: server.kubeConfig,
       path: '/api/v1/namespaces/ns/configmaps',
       list,
