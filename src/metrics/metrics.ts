@@ -178,5 +178,8 @@ export function withMailMetrics(mailer: InvitationMailer, metrics: UsherMetrics)
       else metrics.mailFailed(result.permanent);
       return result;
     },
+    // The outage watch's, passed through: without them the controller would never hear the server is back.
+    ...(mailer.lastOutage ? { lastOutage: mailer.lastOutage.bind(mailer) } : {}),
+    ...(mailer.onRecovered ? { onRecovered: mailer.onRecovered.bind(mailer) } : {}),
   };
 }

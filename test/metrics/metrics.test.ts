@@ -173,4 +173,25 @@ describe('withMailMetrics', () => {
     expect(sample(text, 'usher_mails_failed_total{permanent="true"}')).toBe(1);
     expect(sample(text, 'usher_mails_failed_total{permanent="false"}')).toBe(2);
   });
+
+  it('passes the outage watch through (lastOutage, onRecovered): the controller hears through it that the mail server is back', () => {
+    const outage = { from: new Date(1), to: new Date(2) };
+    const listeners: (() => void)[] = [];
+    const mailer = withMailMetrics(
+      {
+        sendInvitation: () => Promise.resolve({ ok: true as const }),
+        lastOutage: () => outage,
+        onRecovered: (listener) =>
+          listeners.push(() => {
+            listener(outage);
+          }),
+      },
+      new UsherMetrics({ defaultMetrics: false }),
+    );
+    expect(mailer.lastOutage?.()).toBe(outage);
+    let told = 0;
+    mailer.onRecovered?.(() => told++);
+    for (const listener of listeners) listener();
+    expect(told).toBe(1);
+  });
 });
