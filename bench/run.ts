@@ -8,11 +8,13 @@
 //   npm run bench -- --only throughput,latency     # some of them
 //   npm run bench -- --n 500 --sweep none --memory 0,2000 --restart-n 2000 --expiry-n 200   # a quick run
 //   npm run bench -- --only keycloak                # signing in after acceptance (starts Keycloak)
-//   npm run bench -- --only peer --n 2000           # Usher beside a Go controller-runtime peer, one control plane
+//   npm run bench -- --only peer --n 2000           # Usher beside a Go controller-runtime peer and the Go bound, one control plane
+//   npm run bench -- --only peer --n 200 --peer-memory 0,2000   # the same, quick
 //
 // Benchmarks: throughput (N at once, operator against the limit, plus a sweep
 // of smaller N for the plot), latency, memory, restart, accept, expiry, keycloak,
-// peer (Usher and bench/peer-go one after the other on one control plane).
+// peer (Usher, bench/peer-go and its bound one after the other on one control
+// plane: throughput, latency, writes, CPU, restart, memory at --peer-memory).
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +23,7 @@ import { acceptBench, type AcceptResult } from './accept.ts';
 import { expiry, type ExpiryResult } from './expiry.ts';
 import { keycloakBench, type KeycloakResult } from './keycloak.ts';
 import { latency, type LatencyResult } from './latency.ts';
-import { peerBench, type PeerResult } from './peer.ts';
+import { peerBench, PROGRAMS, type PeerResult, type Program } from './peer.ts';
 import { root } from './support/plane.ts';
 import { bytes, mib, ms, perSecond, table, type Row } from './support/stats.ts';
 import { state, type StateResult } from './state.ts';
@@ -53,7 +55,8 @@ const { values } = parseArgs({
     'keycloak-accepts': { type: 'string', default: '100' },
     'keycloak-jit': { type: 'string', default: 'c1' },
     'peer-sequential-n': { type: 'string', default: '50' },
-    'peer-order': { type: 'string', default: 'usher,peer' },
+    'peer-order': { type: 'string', default: 'usher,peer,bound' },
+    'peer-memory': { type: 'string', default: '0,10000,50000' },
     'operator-root': { type: 'string' },
     'skip-limit': { type: 'boolean', default: false },
     profile: { type: 'string' },
@@ -68,7 +71,7 @@ if (values.help) {
   [--workers 4] [--create-concurrency 16] [--latency-n 200] [--memory 0,10000,50000] [--restart-n 10000]
   [--seed-concurrency 48] [--accept-seconds 10] [--accept-connections 16] [--accept-pooled]
   [--accept-skip-before] [--accept-cost-requests 1000] [--expiry-n 1000] [--expiry-start 45]
-  [--expiry-spread 45] [--keycloak-sign-ins 30] [--keycloak-accepts 100] [--keycloak-jit c1|full] [--peer-sequential-n 50] [--peer-order usher,peer|peer,usher]
+  [--expiry-spread 45] [--keycloak-sign-ins 30] [--keycloak-accepts 100] [--keycloak-jit c1|full] [--peer-sequential-n 50] [--peer-order usher,peer,bound (any order)] [--peer-memory 0,10000,50000|none]
   [--operator-root DIR] [--skip-limit] [--profile DIR] [--out FILE]\n`);
   process.exit(0);
 }
@@ -376,81 +379,85 @@ if (wants('keycloak')) {
 if (wants('peer')) {
   const n = int('n', values.n);
   const sequentialN = int('peer-sequential-n', values['peer-sequential-n']);
+  const memoryPoints = list('peer-memory', values['peer-memory']);
   log(
-    `\n[peer] Usher and the Go controller-runtime peer (bench/peer-go), one after the other on one control plane: N=${n} at once, ${sequentialN} one at a time`,
+    `\n[peer] Usher, the Go controller-runtime peer (bench/peer-go) and the Go bound (bench/peer-go/bound, a plain client), one after the other on one control plane: N=${n} at once, ${sequentialN} one at a time; memory at ${memoryPoints.join(', ') || '–'} settled`,
   );
   const order = values['peer-order'].split(',').map((s) => s.trim());
-  if (order.length !== 2 || !order.includes('usher') || !order.includes('peer'))
-    throw new Error(`--peer-order must be usher,peer or peer,usher, not ${values['peer-order']}`);
+  if (order.length !== PROGRAMS.length || !PROGRAMS.every((p) => order.includes(p)))
+    throw new Error(`--peer-order must name usher, peer and bound once each, not ${values['peer-order']}`);
   const r = await peerBench({
     n,
     sequentialN,
     createConcurrency: int('create-concurrency', values['create-concurrency']),
-    order: order as ('usher' | 'peer')[],
+    order: order as Program[],
+    memoryPoints,
+    seedConcurrency: int('seed-concurrency', values['seed-concurrency']),
     log,
   });
   results.peer = r;
   save();
-  const { usher: u, peer: p } = r;
-  const ratio = (a: number, b: number): string => (a / b).toFixed(2);
-  const pair = (a: string, b: string): string => `${a} / ${b}`;
+  const { usher: u, peer: p, bound: b } = r;
+  const ratio = (x: number, y: number): string => (x / y).toFixed(2);
+  const three = (x: string, y: string, z: string): string => `${x} / ${y} / ${z}`;
   rows.push(
     {
       bench: '8 peer',
-      metric: `throughput, N=${n}: Usher / peer`,
-      value: pair(perSecond(u.rate), perSecond(p.rate)),
-      note: `ratio ${ratio(u.rate, p.rate)}; ${u.seconds.toFixed(1)} s / ${p.seconds.toFixed(1)} s to all Sent; mails ${u.mails} / ${p.mails}, duplicates ${u.duplicateMails} / ${p.duplicateMails}`,
+      metric: `throughput, N=${n}: Usher / peer / bound`,
+      value: three(perSecond(u.rate), perSecond(p.rate), perSecond(b.rate)),
+      note: `Usher ÷ peer ${ratio(u.rate, p.rate)}, ÷ bound ${ratio(u.rate, b.rate)}; mails ${u.mails} / ${p.mails} / ${b.mails}, duplicates ${u.duplicateMails} / ${p.duplicateMails} / ${b.duplicateMails}`,
     },
     {
       bench: '8 peer',
       metric: 'created → Sent in the batch p50',
-      value: pair(ms(u.batch.p50), ms(p.batch.p50)),
-      note: `ratio ${ratio(u.batch.p50, p.batch.p50)} (queueing included)`,
+      value: three(ms(u.batch.p50), ms(p.batch.p50), ms(b.batch.p50)),
+      note: `÷ peer ${ratio(u.batch.p50, p.batch.p50)}, ÷ bound ${ratio(u.batch.p50, b.batch.p50)} (queueing included)`,
     },
     {
       bench: '8 peer',
       metric: 'created → Sent in the batch p99',
-      value: pair(ms(u.batch.p99), ms(p.batch.p99)),
-      note: `ratio ${ratio(u.batch.p99, p.batch.p99)}`,
+      value: three(ms(u.batch.p99), ms(p.batch.p99), ms(b.batch.p99)),
+      note: `÷ peer ${ratio(u.batch.p99, p.batch.p99)}, ÷ bound ${ratio(u.batch.p99, b.batch.p99)}`,
     },
     {
       bench: '8 peer',
-      metric: `create → Sent one at a time p50 (n=${u.sequential.n})`,
-      value: pair(ms(u.sequential.p50), ms(p.sequential.p50)),
-      note: `ratio ${ratio(u.sequential.p50, p.sequential.p50)}`,
-    },
-    {
-      bench: '8 peer',
-      metric: 'create → Sent one at a time p99',
-      value: pair(ms(u.sequential.p99), ms(p.sequential.p99)),
-      note: `ratio ${ratio(u.sequential.p99, p.sequential.p99)}; max ${ms(u.sequential.max)} / ${ms(p.sequential.max)}`,
+      metric: `create → Sent one at a time p50 / p99 (n=${u.sequential.n})`,
+      value: three(
+        `${ms(u.sequential.p50)}, ${ms(u.sequential.p99)}`,
+        `${ms(p.sequential.p50)}, ${ms(p.sequential.p99)}`,
+        `${ms(b.sequential.p50)}, ${ms(b.sequential.p99)}`,
+      ),
+      note: `p99 ÷ peer ${ratio(u.sequential.p99, p.sequential.p99)}, ÷ bound ${ratio(u.sequential.p99, b.sequential.p99)}`,
     },
     {
       bench: '8 peer',
       metric: 'API writes per invitation',
-      value: pair(u.writesPerInvitation.toFixed(2), p.writesPerInvitation.toFixed(2)),
+      value: three(u.writesPerInvitation.toFixed(2), p.writesPerInvitation.toFixed(2), b.writesPerInvitation.toFixed(2)),
       note: 'POST/PUT/PATCH/DELETE in the batch, without the creates and Lease renewals',
     },
     {
       bench: '8 peer',
-      metric: 'RSS idle / peak in the batch',
-      value: pair(`${mib(u.rssIdle)}, ${mib(u.rssPeak)}`, `${mib(p.rssIdle)}, ${mib(p.rssPeak)}`),
-      note: `ratio ${ratio(u.rssIdle, p.rssIdle)} idle, ${ratio(u.rssPeak, p.rssPeak)} peak; settled ${mib(u.rssSettled)} / ${mib(p.rssSettled)}`,
+      metric: 'CPU s per 1000: program / apiserver / etcd',
+      value: three(
+        `${u.cpu.operator.toFixed(1)}, ${u.cpu.apiserver.toFixed(1)}, ${u.cpu.etcd.toFixed(1)}`,
+        `${p.cpu.operator.toFixed(1)}, ${p.cpu.apiserver.toFixed(1)}, ${p.cpu.etcd.toFixed(1)}`,
+        `${b.cpu.operator.toFixed(1)}, ${b.cpu.apiserver.toFixed(1)}, ${b.cpu.etcd.toFixed(1)}`,
+      ),
+      note: 'Usher / peer / bound, each: its own process, kube-apiserver, etcd',
     },
-    {
-      bench: '8 peer',
-      metric: 'CPU s per 1000: operator',
-      value: pair(u.cpu.operator.toFixed(1), p.cpu.operator.toFixed(1)),
-      note: `apiserver ${u.cpu.apiserver.toFixed(1)} / ${p.cpu.apiserver.toFixed(1)}, etcd ${u.cpu.etcd.toFixed(1)} / ${p.cpu.etcd.toFixed(1)}`,
-    },
+    ...(['usher', 'peer', 'bound'] as const).flatMap((program) =>
+      r.memory[program].map((m) => ({
+        bench: '8 peer',
+        metric: `${program}: ${m.invitations} settled, RSS / heap`,
+        value: `${mib(m.rss)} / ${mib(m.heap)}`,
+        note: `ready ${m.readySeconds.toFixed(2)} s, all reconciled ${m.settleSeconds.toFixed(1)} s; writes ${m.apiWrites}, changed ${m.changedObjects}, mails ${m.mails}`,
+      })),
+    ),
     {
       bench: '8 peer',
       metric: 'restarted: writes / changed / mails',
-      value: pair(
-        `${u.restart.apiWrites}/${u.restart.changedObjects}/${u.restart.mails}`,
-        `${p.restart.apiWrites}/${p.restart.changedObjects}/${p.restart.mails}`,
-      ),
-      note: `ready ${u.restart.readySeconds.toFixed(2)} s / ${p.restart.readySeconds.toFixed(2)} s; all reconciled ${u.restart.resyncSeconds.toFixed(2)} s / ${p.restart.resyncSeconds.toFixed(2)} s`,
+      value: `${u.restart?.apiWrites ?? '–'}/${u.restart?.changedObjects ?? '–'}/${u.restart?.mails ?? '–'} / ${p.restart?.apiWrites ?? '–'}/${p.restart?.changedObjects ?? '–'}/${p.restart?.mails ?? '–'}`,
+      note: `Usher / peer; ready ${u.restart?.readySeconds.toFixed(2) ?? '–'} s / ${p.restart?.readySeconds.toFixed(2) ?? '–'} s`,
     },
     {
       bench: '8 peer',
@@ -462,13 +469,13 @@ if (wants('peer')) {
       bench: '8 peer',
       metric: 'seq-10: Pending, Sent, Events alike',
       value: `${r.same.pending ? 'yes' : 'no'}, ${r.same.sent ? 'yes' : 'no'}, ${r.same.events ? 'yes' : 'no'}`,
-      note: 'the statuses the watch saw and the Events, times and token masked',
+      note: 'Usher against the peer and the bound: the statuses the watch saw and the Events, times and token masked',
     },
     {
       bench: '8 peer',
-      metric: 'load average before (Usher / peer)',
-      value: pair(u.loadAverage.before, p.loadAverage.before),
-      note: `after ${u.loadAverage.after} / ${p.loadAverage.after}`,
+      metric: 'load average before (Usher / peer / bound)',
+      value: three(u.loadAverage.before, p.loadAverage.before, b.loadAverage.before),
+      note: `at the peer bench's start ${r.loadAverageAtStart}`,
     },
   );
 }
