@@ -150,7 +150,11 @@ export class KubeWatch implements WatchLike {
       response.on('data', () => {
         lastData = performance.now();
       });
-      response.on('error', finish);
+      // A cut connection comes as Node's bare "aborted" (ECONNRESET): say which watch.
+      const cut = (err: Error): void => {
+        finish(Object.assign(new Error(`watch ${path}: ${err.message}`, { cause: err }), { code: (err as NodeJS.ErrnoException).code }));
+      };
+      response.on('error', cut);
       if (response.statusCode !== 200) {
         let body = '';
         response.setEncoding('utf8');
@@ -168,7 +172,7 @@ export class KubeWatch implements WatchLike {
       resolveStarted(controller);
       const lines = createInterface({ input: response, crlfDelay: Infinity });
       // readline re-emits the response's errors (a cut connection) on itself.
-      lines.on('error', finish);
+      lines.on('error', cut);
       lines.on('line', (line) => {
         if (finished || line.length === 0) return;
         let event: { type?: unknown; object?: unknown };

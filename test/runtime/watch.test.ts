@@ -226,6 +226,8 @@ describe('KubeWatch', () => {
     const w = run(new KubeWatch(cut.kubeConfig));
     const err = await w.done;
     expect(err).toBeInstanceOf(Error);
+    // Names the watch (Node's own error says only "aborted").
+    expect((err as Error).message).toMatch(/^watch \/api\/v1\/namespaces\/ns\/configmaps: /);
     expect(w.events).toHaveLength(1);
 
     const garbled = await local((_req, res) => {
