@@ -13,7 +13,7 @@
 // exits on waking (as controller-runtime does) and its successor simply lists.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GROUP, INVITATION_PLURAL, REISSUE_ANNOTATION, VERSION } from '../src/api/types.ts';
+import { GROUP, INVITATION_PLURAL, REISSUE_ANNOTATION, VERSION, type UserInvitation } from '../src/api/types.ts';
 import { mergePatchOptions } from '../src/runtime/client.ts';
 import { createInvitations, invitationBody, pool, TENANT } from '../bench/support/invitations.ts';
 import { startOperator } from '../bench/support/operator.ts';
@@ -41,6 +41,8 @@ export interface GoneResult {
   silentWatches: string[];
   /** Thaw → every missed change handled. */
   caughtUpSeconds: number;
+  /** Thaw → the harness's own watch (through the same restart) showed every change. */
+  harnessSeenSeconds: number;
   compactedAt: number;
   created: number;
   deleted: number;
@@ -48,6 +50,9 @@ export interface GoneResult {
   missed: number;
   ok: boolean;
 }
+
+/** Thaw → every missed change handled, at most (issue 15: watches back < 10 s after an API server restart). */
+const CAUGHT_UP_TARGET_S = 10;
 
 export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
   const { n, changes, log } = options;
@@ -101,6 +106,7 @@ export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
     const revision = await etcdRevision(etcdUrl);
     await compactEtcd(etcdUrl, revision);
     await restartApiServer();
+    const readyAt = performance.now();
     log(`    operator frozen; ${changes} created, ${changes} deleted, ${changes} reissued; etcd compacted at revision ${revision}; API server restarted`);
     const relists: string[] = [];
     const silent: string[] = [];
@@ -109,33 +115,53 @@ export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
       if (line.msg === 'watch silent for too long; restarting it') silent.push(String(line.path));
     };
     const thawedAt = performance.now();
+    const readyToThawS = (thawedAt - readyAt) / 1000;
     process.kill(op.pid, 'SIGCONT');
 
     // Every change handled: the new ones Sent, the reissued ones Sent again on a second
     // issuance, the deleted ones' records (in Usher's namespace) removed by the operator
-    // when it learns of the deletion. The deadline allows
-    // for the informer's watchdog (5 min), should a watch hang.
-    const sentNew = (): number => created.filter((b) => watch.seen.get('Sent')?.has(b.metadata.name)).length;
-    const reissueDone = (): number =>
-      reissued.filter((name) => {
-        const inv = watch.informer.get(ns, name);
-        return inv?.status?.phase === 'Sent' && (inv.status.issuance ?? 0) >= 2;
-      }).length;
+    // when it learns of the deletion. Read from the API server itself (a LIST every
+    // 250 ms), so that the figure is the operator's; the harness's own watch (which
+    // also went through the restart) is timed apart. The deadline allows for the
+    // informer's watchdog (5 min), should a watch hang.
+    const handled = (items: readonly UserInvitation[]): { sentNew: number; reissued: number } => {
+      const byName = new Map(items.map((inv) => [inv.metadata.name, inv]));
+      return {
+        sentNew: created.filter((b) => byName.get(b.metadata.name)?.status?.phase === 'Sent').length,
+        reissued: reissued.filter((name) => {
+          const inv = byName.get(name);
+          return inv?.status?.phase === 'Sent' && (inv.status.issuance ?? 0) >= 2;
+        }).length,
+      };
+    };
+    const listed = async (): Promise<UserInvitation[]> =>
+      (
+        (await plane.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: INVITATION_PLURAL })) as {
+          items: UserInvitation[];
+        }
+      ).items;
     const leftovers = async (): Promise<number> => (await records(plane.core, ns)).filter((r) => deletedUids.has(r.invitationUid)).length;
+    const seenByHarness = (): boolean => handled(watch.informer.list(ns)).sentNew === changes && handled(watch.informer.list(ns)).reissued === changes;
     const deadline = thawedAt + options.deadlineMs;
+    let state = { sentNew: 0, reissued: 0 };
     let leftover = Infinity;
     let caughtUpAt = NaN;
-    while (performance.now() < deadline) {
-      leftover = await leftovers();
-      if (sentNew() === changes && reissueDone() === changes && leftover === 0) {
-        caughtUpAt = performance.now();
-        break;
+    let harnessAt = NaN;
+    while (performance.now() < deadline && (Number.isNaN(caughtUpAt) || Number.isNaN(harnessAt))) {
+      if (Number.isNaN(harnessAt) && seenByHarness()) harnessAt = performance.now();
+      if (Number.isNaN(caughtUpAt)) {
+        try {
+          [state, leftover] = await Promise.all([listed().then(handled), leftovers()]);
+        } catch {
+          // The API server may still be settling; the next round reads again.
+        }
+        if (state.sentNew === changes && state.reissued === changes && leftover === 0) caughtUpAt = performance.now();
       }
       await sleep(250);
     }
     const caughtUpS = (caughtUpAt - thawedAt) / 1000;
-    const reissuedOk = reissueDone();
-    const missed = changes - sentNew() + (changes - reissuedOk) + (leftover === 0 ? 0 : 1);
+    const harnessS = (harnessAt - thawedAt) / 1000;
+    const missed = changes - state.sentNew + (changes - state.reissued) + (leftover === 0 ? 0 : 1);
     await sleep(1000);
     watch.stop();
     const alive = op.child.exitCode === null && op.child.signalCode === null;
@@ -143,23 +169,24 @@ export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
     const relists410 = relists.length;
     const extraMails = sink.total - mailsBefore;
     log(
-      `    after the thaw: relists after 410 Gone: ${relists.map((p) => p.replace(/^.*\//, '')).join(', ') || 'none'}; watches found silent by the watchdog: ${silent.map((p) => p.replace(/^.*\//, '')).join(', ') || 'none'}; every change handled ${Number.isNaN(caughtUpS) ? 'never' : `${caughtUpS.toFixed(1)} s`} after the thaw; ${extraMails} mails after the freeze (expected ${2 * changes}: the new and the reissued)`,
+      `    after the thaw: relists after 410 Gone: ${relists.map((p) => p.replace(/^.*\//, '')).join(', ') || 'none'}; watches found silent by the watchdog: ${silent.map((p) => p.replace(/^.*\//, '')).join(', ') || 'none'}; every change handled ${Number.isNaN(caughtUpS) ? 'never' : `${caughtUpS.toFixed(1)} s`} after the thaw (as the API server reads; the harness's own watch saw it ${Number.isNaN(harnessS) ? 'never' : `${harnessS.toFixed(1)} s`} after); API server ready ${readyToThawS.toFixed(1)} s before the thaw; ${extraMails} mails after the freeze (expected ${2 * changes}: the new and the reissued)`,
     );
     checks.check('the operator stayed up', alive, alive ? '' : op.stderr().slice(-300));
     checks.check('the operator got 410 Gone and relisted', relists410 > 0, `${relists410} relists`);
-    checks.check('invitations created while it was away: all Sent', sentNew() === changes, `${sentNew()} of ${changes}`);
-    checks.check('reissues requested while it was away: all reissued and Sent', reissuedOk === changes, `${reissuedOk} of ${changes}`);
+    checks.check('invitations created while it was away: all Sent', state.sentNew === changes, `${state.sentNew} of ${changes}`);
+    checks.check('reissues requested while it was away: all reissued and Sent', state.reissued === changes, `${state.reissued} of ${changes}`);
     checks.check(
       'deleted while it was away: records gone',
       deletedUids.size === changes && recordsBefore === changes && leftover === 0,
       `${recordsBefore} of ${changes} had a record before the freeze, ${leftover} left`,
     );
     checks.check('mails after the freeze: exactly one per new or reissued invitation', extraMails === 2 * changes, `${extraMails}`);
-    if (!(caughtUpS <= 60)) {
-      log(
-        `    WARN caught up only ${Number.isNaN(caughtUpS) ? 'never' : `after ${caughtUpS.toFixed(0)} s`}: a watch hung silently after the API server restart${silent.length ? ` (${silent.join(', ')}) until the informer's watchdog restarted it` : ''}`,
-      );
-    }
+    // Issue 15's target: every watch back, and what was missed handled, within 10 s.
+    checks.check(
+      `caught up within ${CAUGHT_UP_TARGET_S} s of the thaw (watches back after the restart)`,
+      caughtUpS <= CAUGHT_UP_TARGET_S,
+      `${Number.isNaN(caughtUpS) ? 'never' : `${caughtUpS.toFixed(1)} s`}${silent.length ? `; silent until the watchdog: ${silent.join(', ')}` : ''}`,
+    );
     log(`    operator log: ${logFile}`);
     return {
       n,
@@ -167,6 +194,7 @@ export async function watchExpires(options: GoneOptions): Promise<GoneResult> {
       relisted: relists,
       silentWatches: silent,
       caughtUpSeconds: caughtUpS,
+      harnessSeenSeconds: harnessS,
       compactedAt: revision,
       created: changes,
       deleted: changes,

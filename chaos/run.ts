@@ -146,7 +146,7 @@ if (only.has('gone')) {
     `a watch that expires (etcd compacted, 410 Gone) after ${n} invitations, ${changes} created/deleted/reissued meanwhile`,
     () => watchExpires({ n, changes, log, deadlineMs: 390_000, ...(values['operator-root'] ? { operatorRoot: values['operator-root'] } : {}) }),
     (r) =>
-      `${r.relists410} relists after 410; ${r.missed} changes missed; caught up ${r.caughtUpSeconds.toFixed(0)} s after the thaw${r.silentWatches.length ? ` (${r.silentWatches.map((p) => p.replace(/^.*\//, '')).join(', ')} hung until the watchdog)` : ''}`,
+      `${r.relists410} relists after 410; ${r.missed} changes missed; caught up ${r.caughtUpSeconds.toFixed(1)} s after the thaw (harness watch ${r.harnessSeenSeconds.toFixed(1)} s)${r.silentWatches.length ? ` (${r.silentWatches.map((p) => p.replace(/^.*\//, '')).join(', ')} hung until the watchdog)` : ''}`,
   );
 }
 if (only.has('fuzz')) {
