@@ -20,6 +20,7 @@ import type { PooledAuthentication } from '../runtime/pooled-client.ts';
 import type { InvitationRecord } from '../invitation/record.ts';
 import type { IdentityProvider } from '../identity/provider.ts';
 import { IdentityReconciler } from './identity-reconciler.ts';
+import { notingOwnWrites, OwnWrites } from './own-writes.ts';
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -59,9 +60,10 @@ export class Controller {
     this.options = options;
     const identityProvider = options.config.identity ? options.identity : undefined;
     this.cluster = new KubeCluster(options.kubeConfig, options.config, options.log, options.instance, options.auth);
+    const ownWrites = new OwnWrites();
     this.reconciler = new Reconciler({
       reader: this.cluster,
-      writer: this.cluster,
+      writer: notingOwnWrites(this.cluster, ownWrites),
       config: options.config,
       log: options.log.child({ component: 'reconciler' }),
       ...(options.mailer ? { mailer: options.mailer } : {}),
@@ -156,6 +158,7 @@ export class Controller {
       enqueue: (namespace, name) => {
         this.runner.add(objectKey(namespace, name));
       },
+      isOwnWrite: (kind, key, resourceVersion) => ownWrites.isEcho(kind, key, resourceVersion),
       invitationDeleted: (uid) => {
         // Only that invitation's records, found by index: a namespace deleted with thousands of
         // invitations must not rescan every record once per invitation.

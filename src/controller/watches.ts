@@ -23,6 +23,7 @@ import type { V1ClusterRoleBinding, V1Namespace, V1RoleBinding, V1Secret } from 
 import type { User, UserInvitation } from '../api/types.ts';
 import { recordFromSecret } from '../invitation/record.ts';
 import type { Informer } from '../runtime/informer.ts';
+import type { WrittenKind } from './own-writes.ts';
 
 /** The informers whose events enqueue invitations. */
 export interface WatchedInformers {
@@ -40,6 +41,8 @@ export interface WatchTargets {
   enqueue(namespace: string, name: string): void;
   /** An invitation is gone: its records must go too. */
   invitationDeleted(uid: string): void;
+  /** Whether an event shows exactly what the invitation controller wrote last (own-writes.ts): then it queues nothing. */
+  isOwnWrite?(kind: WrittenKind, key: string, resourceVersion: string | undefined): boolean;
 }
 
 interface InvitationRef {
@@ -54,7 +57,9 @@ export function setUpWatches(informers: WatchedInformers, targets: WatchTargets)
 
   for (const type of ['add', 'update'] as const) {
     informers.invitations.on(type, (invitation) => {
-      targets.enqueue(invitation.metadata.namespace ?? '', invitation.metadata.name);
+      const { namespace = '', name, resourceVersion } = invitation.metadata;
+      if (targets.isOwnWrite?.('invitation', `${namespace}/${name}`, resourceVersion)) return;
+      targets.enqueue(namespace, name);
     });
   }
   informers.invitations.on('delete', (invitation) => {
@@ -63,6 +68,8 @@ export function setUpWatches(informers: WatchedInformers, targets: WatchTargets)
 
   for (const type of ['add', 'update', 'delete'] as const) {
     informers.secrets.on(type, (secret) => {
+      const { namespace = '', name = '', resourceVersion } = secret.metadata ?? {};
+      if (type !== 'delete' && targets.isOwnWrite?.('record', `${namespace}/${name}`, resourceVersion)) return;
       enqueueAll(invitationOfRecord(secret));
     });
     informers.linkSecrets?.on(type, (secret) => {
