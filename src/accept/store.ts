@@ -9,11 +9,16 @@
 //     cache may lag a revocation by a moment and the page may run in several
 //     replicas.
 //
+// The caches are lean (pageInvitation, pageRecord, pageNamespace; Users are few and kept whole): they keep
+// only what a GET reads, because no write starts from a cached object here
+// (every POST reads afresh first). A record is decoded once, when it arrives,
+// not on every page view; its Secret is not kept.
+//
 // The page runs under its own ServiceAccount (charts/usher/templates/rbac.yaml):
 // Secrets only in Usher's namespace, nothing on invitation status.
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Namespace, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { GROUP, INVITATION_PLURAL, USER_PLURAL, VERSION, type User, type UserInvitation } from '../api/types.ts';
+import { GROUP, INVITATION_PLURAL, REISSUE_ANNOTATION, USER_PLURAL, VERSION, type User, type UserInvitation, type UserInvitationStatus } from '../api/types.ts';
 import { Informer } from '../runtime/informer.ts';
 import { makePooledApiClient, PooledAuthentication } from '../runtime/pooled-client.ts';
 import { customObjectsClient, namespacesClient, secretsClient, type TypedClient } from '../runtime/typed-client.ts';
@@ -94,6 +99,61 @@ export interface KubeAcceptStoreOptions {
 /** The index of the record informer: records by their public selector, the page's whole lookup of a token. */
 const BY_SELECTOR = 'selector';
 
+/** A record as the page caches it: decoded once; no record when the Secret holds no valid one. */
+export interface CachedRecord {
+  metadata: { name: string; namespace?: string; resourceVersion?: string };
+  /** The Secret's usher.dev/selector label, which the index files it under. */
+  selectorLabel?: string;
+  record?: InvitationRecord;
+}
+
+/** The page's cached record: the decoded payload and the selector label, nothing else of the Secret. */
+export function pageRecord(secret: V1Secret): CachedRecord {
+  const { name = '', namespace, resourceVersion } = secret.metadata ?? {};
+  const selectorLabel = secret.metadata?.labels?.[SELECTOR_LABEL];
+  const record = recordFromSecret(secret);
+  return {
+    metadata: { name, ...(namespace !== undefined ? { namespace } : {}), ...(resourceVersion !== undefined ? { resourceVersion } : {}) },
+    ...(selectorLabel !== undefined ? { selectorLabel } : {}),
+    ...(record ? { record } : {}),
+  };
+}
+
+/** The page's cached namespace: its labels (the tenant label), nothing else. */
+export function pageNamespace(namespace: V1Namespace): V1Namespace {
+  const { name, resourceVersion, labels } = namespace.metadata ?? {};
+  return { metadata: { name, resourceVersion, ...(labels ? { labels } : {}) } };
+}
+
+/**
+ * The page's cached invitation: what a GET reads (the binding, the address,
+ * the scope and grants it shows, the issuance its status discloses, a pending
+ * reissue request), not the link, the conditions or other annotations. Never
+ * written back: a POST reads the invitation afresh.
+ */
+export function pageInvitation(invitation: UserInvitation): UserInvitation {
+  const { name, namespace, uid, resourceVersion, deletionTimestamp, annotations } = invitation.metadata;
+  const reissue = annotations?.[REISSUE_ANNOTATION];
+  const status: UserInvitationStatus | undefined = invitation.status && {
+    ...(invitation.status.issuance !== undefined ? { issuance: invitation.status.issuance } : {}),
+    ...(invitation.status.lastHandledReissueAt !== undefined ? { lastHandledReissueAt: invitation.status.lastHandledReissueAt } : {}),
+  };
+  return {
+    apiVersion: invitation.apiVersion,
+    kind: invitation.kind,
+    metadata: {
+      name,
+      ...(namespace !== undefined ? { namespace } : {}),
+      ...(uid !== undefined ? { uid } : {}),
+      ...(resourceVersion !== undefined ? { resourceVersion } : {}),
+      ...(deletionTimestamp !== undefined ? { deletionTimestamp } : {}),
+      ...(reissue !== undefined ? { annotations: { [REISSUE_ANNOTATION]: reissue } } : {}),
+    },
+    spec: invitation.spec,
+    ...(status ? { status } : {}),
+  };
+}
+
 export class KubeAcceptStore implements AcceptStore {
   readonly cached: CachedReads;
   private readonly options: KubeAcceptStoreOptions;
@@ -101,7 +161,7 @@ export class KubeAcceptStore implements AcceptStore {
   private readonly namespaceClient: TypedClient<V1Namespace>;
   private readonly invitationClient: TypedClient<UserInvitation>;
   private readonly userClient: TypedClient<User>;
-  private readonly records: Informer<V1Secret>;
+  private readonly records: Informer<CachedRecord, V1Secret>;
   private readonly invitations: Informer<UserInvitation>;
   private readonly namespaces: Informer<V1Namespace>;
   private readonly users: Informer<User>;
@@ -118,22 +178,21 @@ export class KubeAcceptStore implements AcceptStore {
     this.userClient = customObjectsClient<User>(custom, 'User', { group: GROUP, version: VERSION, plural: USER_PLURAL });
     const log = options.log.child({ component: 'informer' });
     const resyncPeriodMs = options.resyncPeriodMs ?? 0;
-    this.records = new Informer<V1Secret>({
+    this.records = new Informer<CachedRecord, V1Secret>({
       kubeConfig,
       path: `/api/v1/namespaces/${namespace}/secrets`,
       labelSelector: RECORD_SELECTOR,
       list: (page) => this.secretClient.list({ namespace, labelSelector: RECORD_SELECTOR, ...page }),
+      transform: pageRecord,
       resyncPeriodMs,
       log,
     });
-    this.records.addIndex(BY_SELECTOR, (secret) => {
-      const selector = secret.metadata?.labels?.[SELECTOR_LABEL];
-      return selector ? [selector] : [];
-    });
+    this.records.addIndex(BY_SELECTOR, (cached) => (cached.selectorLabel ? [cached.selectorLabel] : []));
     this.invitations = new Informer<UserInvitation>({
       kubeConfig,
       path: `/apis/${GROUP}/${VERSION}/${INVITATION_PLURAL}`,
       list: (page) => this.invitationClient.list(page),
+      transform: pageInvitation,
       resyncPeriodMs,
       log,
     });
@@ -141,6 +200,7 @@ export class KubeAcceptStore implements AcceptStore {
       kubeConfig,
       path: '/api/v1/namespaces',
       list: (page) => this.namespaceClient.list(page),
+      transform: pageNamespace,
       resyncPeriodMs,
       log,
     });
@@ -153,7 +213,8 @@ export class KubeAcceptStore implements AcceptStore {
     });
 
     this.cached = {
-      recordsBySelector: (selector) => this.records.byIndex(BY_SELECTOR, selector).flatMap((secret) => recordFromSecret(secret) ?? []),
+      // Copies: a caller may build on the record it gets, never on the cache's.
+      recordsBySelector: (selector) => this.records.byIndex(BY_SELECTOR, selector).flatMap((cached) => (cached.record ? [structuredClone(cached.record)] : [])),
       invitation: (ns, name) => this.invitations.get(ns, name),
       namespaceLabels: (name) => {
         const ns = this.namespaces.get(undefined, name);

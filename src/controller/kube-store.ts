@@ -4,6 +4,18 @@
 // change things, each of which also updates an overlay so the next reconcile
 // reads its own writes even before the watch delivers them. What enqueues what
 // is not here: see watches.ts.
+//
+// What the caches keep (the informers' transforms; managedFields go from all):
+//   invitations, Users   whole: the reconcilers write them back (updateInvitation's
+//                        finalizers, saveUser's memberships are PUTs of the cached
+//                        object), so a field left out would be a field deleted
+//   record Secrets       leanRecordSecret: type, name, namespace, uid, resourceVersion,
+//                        labels and data; every record write is built from the decoded
+//                        record (secretFromRecord), never from the cached Secret
+//   link Secrets         leanLinkSecret: name, namespace, resourceVersion, ownerReferences
+//                        and the link; writeLinkSecret builds the whole Secret
+//   namespaces           leanNamespace: name, resourceVersion, labels, deletionTimestamp;
+//                        never written
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig, type KubernetesObject, type V1Namespace, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -35,6 +47,38 @@ const LINK_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY},${COMPONENT_LABEL}=${LI
 const BY_INVITATION_UID = 'invitationUid';
 
 const keyOf = (obj: ObjectLike): string => objectKey(obj.metadata?.namespace, obj.metadata?.name ?? '');
+
+/** A record Secret as the controller caches it: what recordFromSecret, the uid index and the watches read. */
+export function leanRecordSecret(secret: V1Secret): V1Secret {
+  const { name, namespace, uid, resourceVersion, labels } = secret.metadata ?? {};
+  return {
+    ...(secret.type !== undefined ? { type: secret.type } : {}),
+    metadata: {
+      name,
+      namespace,
+      ...(uid !== undefined ? { uid } : {}),
+      resourceVersion,
+      ...(labels ? { labels } : {}),
+    },
+    ...(secret.data ? { data: secret.data } : {}),
+  };
+}
+
+/** A link Secret as the controller caches it: its owner (the watches) and the link (linkSecret()). */
+export function leanLinkSecret(secret: V1Secret): V1Secret {
+  const { name, namespace, resourceVersion, ownerReferences } = secret.metadata ?? {};
+  const link = secret.data?.[LINK_KEY];
+  return {
+    metadata: { name, namespace, resourceVersion, ...(ownerReferences ? { ownerReferences } : {}) },
+    ...(link !== undefined ? { data: { [LINK_KEY]: link } } : {}),
+  };
+}
+
+/** A namespace as the controller caches it: its labels (the tenant) and whether it is being deleted (the RBAC watches). */
+export function leanNamespace(namespace: V1Namespace): V1Namespace {
+  const { name, resourceVersion, labels, deletionTimestamp } = namespace.metadata ?? {};
+  return { metadata: { name, resourceVersion, ...(labels ? { labels } : {}), ...(deletionTimestamp ? { deletionTimestamp } : {}) } };
+}
 
 export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
   readonly invitations: Informer<UserInvitation>;
@@ -95,6 +139,7 @@ export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
       path: `/api/v1/namespaces/${config.namespace}/secrets`,
       labelSelector: RECORD_SELECTOR,
       list: (page) => this.secretClient.list({ namespace: config.namespace, labelSelector: RECORD_SELECTOR, ...page }),
+      transform: leanRecordSecret,
       resyncPeriodMs,
       log: informerLog,
     });
@@ -110,6 +155,7 @@ export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
             path: '/api/v1/secrets',
             labelSelector: LINK_SELECTOR,
             list: (page) => this.secretClient.list({ labelSelector: LINK_SELECTOR, ...page }),
+            transform: leanLinkSecret,
             resyncPeriodMs,
             log: informerLog,
           })
@@ -118,6 +164,7 @@ export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
       kubeConfig,
       path: '/api/v1/namespaces',
       list: (page) => namespaceClient.list(page),
+      transform: leanNamespace,
       resyncPeriodMs,
       log: informerLog,
     });
@@ -326,6 +373,10 @@ export function overlayFor<T extends ObjectLike>(informer: Informer<T>): Overlay
   });
   informer.onRelisted(({ requestedAt }) => {
     overlay.clear(requestedAt);
+  });
+  // No relist clears it now and then any more: drop, once a resync period, what has lapsed anyway (the overlay's 60 s).
+  informer.onResynced(() => {
+    overlay.clear(performance.now() - 60_000);
   });
   return overlay;
 }

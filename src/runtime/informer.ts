@@ -25,10 +25,11 @@
 // Indexers as client-go's cache.Indexers: addIndex(name, fn) keeps, for every
 // value fn returns, the cached objects that have it, through every add, update,
 // delete and relist; byIndex(name, value) reads them without a scan.
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { Backoff, type BackoffOptions } from './backoff.ts';
 import { apiErrorOf } from './client.ts';
 import { silentLogger, type Logger } from './log.ts';
+import { KubeWatch } from './watch.ts';
 
 /**
  * What the informer needs of an object. Looser than client-node's
@@ -42,7 +43,8 @@ export interface ObjectLike {
 /** One page of a list; `metadata.continue` is set when more pages follow. */
 export interface ListResult<T> {
   items: T[];
-  metadata?: { resourceVersion?: string; continue?: string };
+  /** `_continue`: client-node's typed lists (V1ListMeta) spell the token so; either is read. */
+  metadata?: { resourceVersion?: string; continue?: string; _continue?: string };
 }
 
 /** Which page to list: at most `limit` objects (none: all), from `continue` (none: the first page). */
@@ -64,7 +66,11 @@ export interface WatchLike {
   ): Promise<AbortController>;
 }
 
-export interface InformerOptions<T extends ObjectLike> {
+/**
+ * T is what the cache holds; R what the API server sends (list items, watch
+ * objects): the same unless a transform turns one into the other.
+ */
+export interface InformerOptions<T extends ObjectLike, R extends ObjectLike = T> {
   kubeConfig: KubeConfig;
   /** Collection path to watch, e.g. `/apis/usher.dev/v1alpha1/userinvitations` or `/api/v1/namespaces/x/configmaps`. */
   path: string;
@@ -73,7 +79,7 @@ export interface InformerOptions<T extends ObjectLike> {
    * and the options below): at most `limit` objects, from the `continue` token of
    * the page before; its metadata.continue says whether more follow.
    */
-  list: (page: ListPageOptions) => Promise<ListResult<T>>;
+  list: (page: ListPageOptions) => Promise<ListResult<R>>;
   /** Objects per list page (the `limit` passed to list()); default PAGE_SIZE. 0: one unpaged list. */
   pageSize?: number;
   labelSelector?: string;
@@ -88,8 +94,13 @@ export interface InformerOptions<T extends ObjectLike> {
   listTimeoutMs?: number;
   /** Retry delays after errors. Default 800 ms doubling to 30 s, reset after 2 min. */
   backoff?: BackoffOptions;
-  /** Applied to every object before it is cached (after managedFields are dropped): trim what handlers never read. */
-  transform?: (obj: T) => T;
+  /**
+   * Applied to every object before it is cached (after managedFields are
+   * dropped): keep only what the handlers and readers use. It must keep
+   * metadata.name, namespace and resourceVersion (the cache's key and version).
+   * Without one the objects are cached as they come, so R must then be T.
+   */
+  transform?: (obj: R) => T;
   log?: Logger;
   /** Replaces client-node's Watch (tests). */
   watch?: WatchLike;
@@ -131,11 +142,11 @@ export function splitObjectKey(key: string): { namespace?: string; name: string 
   return slash < 0 ? { name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
 
-// client-node's Watch aborts a watch after 30 s without data, but the API server
-// sends bookmarks only about once a minute: on a quiet resource the watch would
-// be cut before any bookmark arrived, its resourceVersion would never move and
-// fall out of the server's watch cache (a 410 and a relist). The informer's own
-// watchdog still catches stalls.
+// How long a started watch may stay quiet (no event, no bookmark) before it is
+// abandoned and resumed: above the API server's bookmark period (about a minute),
+// so quiet watches do not churn. A watch whose response never starts is given up
+// much sooner, by KubeWatch's header timeout (src/runtime/watch.ts); client-node's
+// Watch had one timer for both. The informer's own watchdog still catches stalls.
 const WATCH_INACTIVITY_MS = 150_000;
 
 /** Why one watch ended. */
@@ -165,8 +176,8 @@ interface Run {
 
 const now = (): number => performance.now();
 
-export class Informer<T extends ObjectLike> {
-  readonly #opts: InformerOptions<T>;
+export class Informer<T extends ObjectLike, R extends ObjectLike = T> {
+  readonly #opts: InformerOptions<T, R>;
   readonly #watch: WatchLike;
   readonly #log: Logger;
   readonly #backoff: Backoff;
@@ -179,20 +190,11 @@ export class Informer<T extends ObjectLike> {
   #synced = false;
   #run: Run | undefined;
 
-  constructor(options: InformerOptions<T>) {
+  constructor(options: InformerOptions<T, R>) {
     this.#opts = options;
     this.#log = options.log ?? silentLogger;
     this.#backoff = new Backoff(options.backoff);
-    if (options.watch) {
-      this.#watch = options.watch;
-    } else {
-      const watch = new Watch(options.kubeConfig);
-      // A private field of client-node 2.x, hence the guard (see WATCH_INACTIVITY_MS).
-      if (typeof (watch as unknown as Record<string, unknown>).requestTimeoutMs === 'number') {
-        Object.assign(watch, { requestTimeoutMs: WATCH_INACTIVITY_MS });
-      }
-      this.#watch = watch;
-    }
+    this.#watch = options.watch ?? new KubeWatch(options.kubeConfig, { inactivityTimeoutMs: WATCH_INACTIVITY_MS });
   }
 
   on(event: 'add' | 'delete', handler: (obj: T) => void): this;
@@ -399,7 +401,7 @@ export class Informer<T extends ObjectLike> {
     let pages = 0;
     do {
       const page: ListPageOptions = { ...(pageSize > 0 ? { limit: pageSize } : {}), ...(token ? { continue: token } : {}) };
-      let result: ListResult<T>;
+      let result: ListResult<R>;
       try {
         result = await withTimeout(this.#opts.list(page), timeoutMs, 'list');
       } catch (err) {
@@ -420,7 +422,7 @@ export class Informer<T extends ObjectLike> {
       }
       // Every page of one list carries the revision of its first (the continue token pins it).
       resourceVersion = result.metadata?.resourceVersion ?? resourceVersion;
-      token = result.metadata?.continue || undefined;
+      token = continueOf(result) || undefined;
     } while (token);
     for (const [key, old] of this.#cache) {
       if (!seen.has(key)) {
@@ -540,12 +542,12 @@ export class Informer<T extends ObjectLike> {
       else attempt.fail(raw);
       return;
     }
-    const version = (raw as T | null)?.metadata?.resourceVersion;
+    const version = (raw as R | null)?.metadata?.resourceVersion;
     if (type === 'ADDED' || type === 'MODIFIED') {
-      const obj = this.#prepare(raw as T);
+      const obj = this.#prepare(raw as R);
       if (obj) this.#upsert(obj);
     } else if (type === 'DELETED') {
-      const obj = this.#prepare(raw as T);
+      const obj = this.#prepare(raw as R);
       if (obj) {
         this.#remove(objectKey(obj.metadata?.namespace, obj.metadata?.name ?? ''));
         this.#emit('delete', obj);
@@ -611,13 +613,14 @@ export class Informer<T extends ObjectLike> {
   }
 
   /** Drops managedFields (often the bulk of an object, and never read here) and applies the transform. */
-  #prepare(obj: T): T | undefined {
+  #prepare(obj: R): T | undefined {
     if (!obj.metadata?.name) {
       this.#log.warn({ path: this.#opts.path }, 'object without metadata.name ignored');
       return undefined;
     }
     delete (obj.metadata as { managedFields?: unknown }).managedFields;
-    return this.#opts.transform ? this.#opts.transform(obj) : obj;
+    // Without a transform R is T (see InformerOptions.transform).
+    return this.#opts.transform ? this.#opts.transform(obj) : (obj as unknown as T);
   }
 
   #emit(event: InformerEvent, obj: T, old?: T): void {
@@ -709,6 +712,15 @@ class ExpiredContinue extends Error {
     super('list continue token expired', { cause });
     this.pages = pages;
   }
+}
+
+/**
+ * The page's continue token. client-node's typed lists (V1ListMeta) spell it
+ * `_continue`, the plain JSON of custom objects `continue`: a list function
+ * passed straight from client-node must not end the list after its first page.
+ */
+function continueOf(result: ListResult<unknown>): string | undefined {
+  return result.metadata?.continue ?? result.metadata?._continue;
 }
 
 function versionOf(obj: ObjectLike): string | undefined {

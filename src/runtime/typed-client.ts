@@ -133,6 +133,19 @@ function namespaceOf(kind: string, namespace: string | undefined): string {
   return namespace;
 }
 
+/**
+ * A typed list's page in the informer's shape: client-node's V1ListMeta calls
+ * the continue token `_continue` (its JSON name is `continue`).
+ */
+async function page<T>(list: Promise<{ items: T[]; metadata?: { resourceVersion?: string; _continue?: string } }>): Promise<ListResult<T>> {
+  const { items, metadata } = await list;
+  const { resourceVersion, _continue: token } = metadata ?? {};
+  return {
+    items,
+    metadata: { ...(resourceVersion !== undefined ? { resourceVersion } : {}), ...(token ? { continue: token } : {}) },
+  };
+}
+
 /** client-node's list parameters (its `continue` is spelled `_continue`), without the undefined ones. */
 const listParams = (options: ListOptions): { labelSelector?: string; limit?: number; _continue?: string } => ({
   ...(options.labelSelector === undefined ? {} : { labelSelector: options.labelSelector }),
@@ -148,7 +161,7 @@ export function secretsClient(core: CoreV1Api): TypedClient<V1Secret> {
   return new TypedClient<V1Secret>('Secret', {
     read: (namespace, name) => core.readNamespacedSecret({ namespace: ns(namespace), name }),
     list: (namespace, options) =>
-      namespace ? core.listNamespacedSecret({ namespace, ...listParams(options) }) : core.listSecretForAllNamespaces(listParams(options)),
+      page(namespace ? core.listNamespacedSecret({ namespace, ...listParams(options) }) : core.listSecretForAllNamespaces(listParams(options))),
     create: (namespace, body) => core.createNamespacedSecret({ namespace: ns(namespace), body }),
     replace: (namespace, name, body) => core.replaceNamespacedSecret({ namespace: ns(namespace), name, body }),
     delete: (namespace, name, preconditions) => core.deleteNamespacedSecret({ namespace: ns(namespace), name, ...withPreconditions(preconditions) }),
@@ -159,7 +172,7 @@ export function secretsClient(core: CoreV1Api): TypedClient<V1Secret> {
 export function namespacesClient(core: CoreV1Api): TypedClient<V1Namespace> {
   return new TypedClient<V1Namespace>('Namespace', {
     read: (_namespace, name) => core.readNamespace({ name }),
-    list: (_namespace, options) => core.listNamespace(listParams(options)),
+    list: (_namespace, options) => page(core.listNamespace(listParams(options))),
     create: (_namespace, body) => core.createNamespace({ body }),
     replace: (_namespace, name, body) => core.replaceNamespace({ name, body }),
     replaceStatus: (_namespace, name, body) => core.replaceNamespaceStatus({ name, body }),
@@ -173,7 +186,7 @@ export function roleBindingsClient(rbac: RbacAuthorizationV1Api): TypedClient<V1
   return new TypedClient<V1RoleBinding>('RoleBinding', {
     read: (namespace, name) => rbac.readNamespacedRoleBinding({ namespace: ns(namespace), name }),
     list: (namespace, options) =>
-      namespace ? rbac.listNamespacedRoleBinding({ namespace, ...listParams(options) }) : rbac.listRoleBindingForAllNamespaces(listParams(options)),
+      page(namespace ? rbac.listNamespacedRoleBinding({ namespace, ...listParams(options) }) : rbac.listRoleBindingForAllNamespaces(listParams(options))),
     create: (namespace, body) => rbac.createNamespacedRoleBinding({ namespace: ns(namespace), body }),
     replace: (namespace, name, body) => rbac.replaceNamespacedRoleBinding({ namespace: ns(namespace), name, body }),
     delete: (namespace, name, preconditions) => rbac.deleteNamespacedRoleBinding({ namespace: ns(namespace), name, ...withPreconditions(preconditions) }),
@@ -184,7 +197,7 @@ export function roleBindingsClient(rbac: RbacAuthorizationV1Api): TypedClient<V1
 export function clusterRoleBindingsClient(rbac: RbacAuthorizationV1Api): TypedClient<V1ClusterRoleBinding> {
   return new TypedClient<V1ClusterRoleBinding>('ClusterRoleBinding', {
     read: (_namespace, name) => rbac.readClusterRoleBinding({ name }),
-    list: (_namespace, options) => rbac.listClusterRoleBinding(listParams(options)),
+    list: (_namespace, options) => page(rbac.listClusterRoleBinding(listParams(options))),
     create: (_namespace, body) => rbac.createClusterRoleBinding({ body }),
     replace: (_namespace, name, body) => rbac.replaceClusterRoleBinding({ name, body }),
     delete: (_namespace, name, preconditions) => rbac.deleteClusterRoleBinding({ name, ...withPreconditions(preconditions) }),

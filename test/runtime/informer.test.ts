@@ -554,6 +554,17 @@ describe('Informer', () => {
       informer.stop();
     });
 
+    it('reads client-node’s _continue spelling of the token too (its typed lists), not just continue', async () => {
+      const pages: Record<string, ListResult<Obj>> = {
+        first: { items: [obj('a', '1')], metadata: { resourceVersion: '5', _continue: 'second' } },
+        second: { items: [obj('b', '1')], metadata: { resourceVersion: '5' } },
+      };
+      const { informer } = harness([], { pageSize: 1, list: (page) => Promise.resolve(structuredClone(pages[page.continue ?? 'first'] ?? listOf('5'))) });
+      await informer.start();
+      expect(informer.list()).toHaveLength(2);
+      informer.stop();
+    });
+
     it('has each page in the cache before the next one is asked for', async () => {
       const items = Array.from({ length: 5 }, (_, i) => obj(`o${i}`, '1'));
       const paged = pagedList(items, '9');

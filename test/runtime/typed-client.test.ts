@@ -7,6 +7,7 @@ import {
   CoreV1Api,
   createConfiguration,
   CustomObjectsApi,
+  RbacAuthorizationV1Api,
   RequestContext,
   ResponseContext,
   SelfDecodingBody,
@@ -16,7 +17,16 @@ import {
 } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { isAlreadyExists, isConflict, isConflictOrAlreadyExists, isNotFound } from '../../src/runtime/client.ts';
-import { customObjectsClient, secretsClient, TypedClient, type Preconditions, type ResourceApi } from '../../src/runtime/typed-client.ts';
+import {
+  clusterRoleBindingsClient,
+  customObjectsClient,
+  namespacesClient,
+  roleBindingsClient,
+  secretsClient,
+  TypedClient,
+  type Preconditions,
+  type ResourceApi,
+} from '../../src/runtime/typed-client.ts';
 
 interface Obj {
   metadata: { name: string; namespace?: string; resourceVersion?: string; uid?: string };
@@ -252,7 +262,12 @@ interface Seen {
 }
 
 /** client-node's generated API over a fake HTTP library: records every request, answers with `respond`. */
-function fakeServer(respond: (seen: Seen) => [number, unknown] = () => [200, {}]): { requests: Seen[]; core: CoreV1Api; custom: CustomObjectsApi } {
+function fakeServer(respond: (seen: Seen) => [number, unknown] = () => [200, {}]): {
+  requests: Seen[];
+  core: CoreV1Api;
+  custom: CustomObjectsApi;
+  rbac: RbacAuthorizationV1Api;
+} {
   const requests: Seen[] = [];
   const httpApi = wrapHttpLibrary({
     send: (request: RequestContext) => {
@@ -266,7 +281,7 @@ function fakeServer(respond: (seen: Seen) => [number, unknown] = () => [200, {}]
     },
   });
   const configuration = createConfiguration({ baseServer: new ServerConfiguration('https://k8s.test', {}), httpApi });
-  return { requests, core: new CoreV1Api(configuration), custom: new CustomObjectsApi(configuration) };
+  return { requests, core: new CoreV1Api(configuration), custom: new CustomObjectsApi(configuration), rbac: new RbacAuthorizationV1Api(configuration) };
 }
 
 const statusBody = (code: number, reason: string): Record<string, unknown> => ({
@@ -279,6 +294,22 @@ const statusBody = (code: number, reason: string): Record<string, unknown> => ({
 });
 
 describe('secretsClient', () => {
+  it('hands a page’s continue token on as metadata.continue (client-node’s typed lists call it _continue), for every typed kind', async () => {
+    const { core, custom, rbac } = fakeServer(() => [200, { items: [{ metadata: { name: 'a' } }], metadata: { resourceVersion: '9', continue: 'next-page' } }]);
+    for (const client of [
+      secretsClient(core),
+      namespacesClient(core),
+      roleBindingsClient(rbac),
+      clusterRoleBindingsClient(rbac),
+      customObjectsClient(custom, 'Thing', { group: 'usher.dev', version: 'v1alpha1', plural: 'things' }),
+    ]) {
+      const result = await client.list({ limit: 1 });
+      expect(result.metadata).toEqual({ resourceVersion: '9', continue: 'next-page' });
+    }
+    const last = fakeServer(() => [200, { items: [], metadata: { resourceVersion: '9' } }]);
+    expect((await secretsClient(last.core).list({ limit: 1 })).metadata).toEqual({ resourceVersion: '9' });
+  });
+
   it('reads, creates, replaces and deletes a Secret in its namespace; a list without one spans all namespaces', async () => {
     const { requests, core } = fakeServer(({ method }) => [method === 'POST' ? 201 : 200, method === 'GET' ? { items: [] } : {}]);
     const secrets = secretsClient(core);
