@@ -11,6 +11,12 @@
 //   node bench/sync.ts --n 200000
 //   node bench/sync.ts --n 200000 --compare /tmp/usher-before   # the same plane, then the tree bench/before-tree.sh built
 //   node bench/sync.ts --n 2000 --settle                        # also wait until every invitation was reconciled once
+//   node bench/sync.ts --n 0,10000,50000 --settle --compare /tmp/usher-before   # memory at each count, side by side
+//
+// With several counts (--n 0,10000,50000) the plane is filled up to each in
+// turn and every operator measured there. --settle adds, as the memory
+// benchmark (bench/state.ts) measures it: once every invitation was reconciled
+// and 2 s later, RSS and the heap after two full GCs.
 //
 // Seeding 200,000 invitations through the API server (600,000 writes) takes
 // most of an hour on two shared cores, so by default (--seed etcd) the same
@@ -65,7 +71,12 @@ if (values.help) {
   process.exit(0);
 }
 
-const n = Number(values.n);
+const points = values.n
+  .split(',')
+  .map(Number)
+  .sort((a, b) => a - b);
+/** The invitation count being measured. */
+let n = 0;
 const namespaceCount = Number(values.namespaces);
 const timeoutMs = Number(values.timeout) * 1000;
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
@@ -75,6 +86,7 @@ const log = (line: string): void => {
 
 export interface SyncRun {
   operator: string;
+  invitations: number;
   synced: boolean;
   /** Spawn → "controller running" (leader, caches synced, workers started). */
   syncSeconds?: number;
@@ -87,6 +99,8 @@ export interface SyncRun {
   /** Spawn → every invitation reconciled once (--settle). */
   settleSeconds?: number;
   peakRssAfterSettle?: number;
+  /** 2 s after every invitation was reconciled, after two full GCs (--settle): as bench/state.ts measures memory. */
+  settled?: { rss: number; heapUsed: number; heapTotal: number; external: number };
   cpuSecondsToSync?: number;
   loadAverageAtStart: number[];
   problems: string;
@@ -132,7 +146,7 @@ async function measure(kubeconfig: string, smtpPort: number, operatorRoot: strin
           ? `not synced after ${timeoutMs / 1000} s`
           : `exited (${outcome.exited.code ?? outcome.exited.signal ?? '?'}) before it synced: ${op.stderr().trim().split('\n').slice(-3).join(' | ')}`;
       log(`  ${name}: ${failure}; peak RSS ${mib(peak)}`);
-      return { operator: name, synced: false, peakRss: peak, loadAverageAtStart, problems: summariseProblems(op.problems), failure };
+      return { operator: name, invitations: n, synced: false, peakRss: peak, loadAverageAtStart, problems: summariseProblems(op.problems), failure };
     }
     const syncSeconds = (outcome.at - op.spawnedAt) / 1000;
     const cpuSecondsToSync = op.cpuSeconds();
@@ -145,6 +159,7 @@ async function measure(kubeconfig: string, smtpPort: number, operatorRoot: strin
     );
     const run: SyncRun = {
       operator: name,
+      invitations: n,
       synced: true,
       syncSeconds,
       rssAtSync,
@@ -165,7 +180,12 @@ async function measure(kubeconfig: string, smtpPort: number, operatorRoot: strin
       });
       run.settleSeconds = (performance.now() - op.spawnedAt) / 1000;
       run.peakRssAfterSettle = Math.max(peak, procMemory(op.pid).hwm);
-      log(`  ${name}: every invitation reconciled ${run.settleSeconds.toFixed(1)} s after spawn; peak RSS ${mib(run.peakRssAfterSettle)}`);
+      await new Promise((r) => setTimeout(r, 2000));
+      const settled = await op.memory();
+      run.settled = { rss: procMemory(op.pid).rss, heapUsed: settled.heapUsed, heapTotal: settled.heapTotal, external: settled.external };
+      log(
+        `  ${name}: every invitation reconciled ${run.settleSeconds.toFixed(1)} s after spawn; peak RSS ${mib(run.peakRssAfterSettle)}; then RSS ${mib(run.settled.rss)}, heap used ${mib(settled.heapUsed)} of ${mib(settled.heapTotal)}`,
+      );
       const top = [...op.counts].sort((a, b) => b[1] - a[1]).slice(0, 8);
       log(`  ${name}: log lines ${top.map(([msg, count]) => `${msg} ×${count}`).join('; ')}`);
     }
@@ -173,7 +193,11 @@ async function measure(kubeconfig: string, smtpPort: number, operatorRoot: strin
     return run;
   } finally {
     clearInterval(sampler);
-    await op.kill();
+    // Gracefully, so that it hands its Lease back: the next operator must not wait for it to expire (15 s).
+    const stopping = op.stop();
+    const killer = setTimeout(() => void op.kill(), 10_000);
+    await stopping;
+    clearTimeout(killer);
   }
 }
 
@@ -221,15 +245,22 @@ function settledPair(config: UsherConfig, namespace: string, name: string, now: 
 }
 
 /** Puts N settled invitations and their records into etcd, 64 pairs (128 puts) per transaction. */
-async function seedThroughEtcd(plane: Plane, config: UsherConfig, namespaceOf: (i: number) => string, onDone: (count: number) => void): Promise<void> {
+async function seedThroughEtcd(
+  plane: Plane,
+  config: UsherConfig,
+  namespaceOf: (i: number) => string,
+  from: number,
+  to: number,
+  onDone: (count: number) => void,
+): Promise<void> {
   const etcd = plane.plane.etcdUrl;
   if (!etcd) throw new Error('--seed etcd needs a local control plane (its etcd URL)');
   const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
   const now = new Date();
-  const batches = Array.from({ length: Math.ceil(n / 64) }, (_, b) => b);
+  const batches = Array.from({ length: Math.ceil((to - from) / 64) }, (_, b) => from + b * 64);
   await pool(batches, 4, async (b) => {
     const success: object[] = [];
-    for (let i = b * 64; i < Math.min(n, (b + 1) * 64); i++) {
+    for (let i = b; i < Math.min(to, b + 64); i++) {
       const namespace = namespaceOf(i);
       const name = `inv-${i}`;
       const { invitation, secret } = settledPair(config, namespace, name, now);
@@ -276,61 +307,68 @@ async function countThroughApi(plane: Plane, config: UsherConfig): Promise<{ inv
 
 const startedAt = new Date().toISOString();
 log(
-  `cold sync of ${n} invitations; ${cpus().length} cores, Node ${process.version}, load average ${loadavg()
+  `cold sync of ${points.join(', ')} invitations; ${cpus().length} cores, Node ${process.version}, load average ${loadavg()
     .map((l) => l.toFixed(2))
     .join(' ')}`,
 );
 const plane = await startPlane();
 const sink = await startSink();
 const runs: SyncRun[] = [];
+const seeding: { invitations: number; seconds: number }[] = [];
 try {
   const config = parseConfig(configYaml({ kubeconfig: '', smtpPort: sink.port }), { source: 'bench', env: {} });
   const namespaceOf = (i: number): string => `sync-${i % namespaceCount}`;
   for (let i = 0; i < namespaceCount; i++) await plane.namespace(namespaceOf(i), TENANT);
-  const t0 = performance.now();
-  let done = 0;
-  const progress = setInterval(() => {
-    log(`  seeding: ${done}/${n} (${((done / (performance.now() - t0)) * 1000).toFixed(0)}/s)`);
-  }, 15_000);
-  try {
-    if (values.seed === 'api') {
-      await pool(
-        Array.from({ length: n }, (_, i) => i),
-        Number(values['seed-concurrency']),
-        async (i) => {
-          await seedSettled({ core: plane.core, custom: plane.custom, config }, invitationBody(namespaceOf(i), `inv-${i}`));
-          done++;
-        },
-      );
-    } else {
-      await seedThroughEtcd(plane, config, namespaceOf, (count) => {
-        done += count;
-      });
+  let seeded = 0;
+  for (const point of points) {
+    n = point;
+    const t0 = performance.now();
+    let done = seeded;
+    const progress = setInterval(() => {
+      log(`  seeding: ${done}/${n}`);
+    }, 15_000);
+    try {
+      if (values.seed === 'api') {
+        await pool(
+          Array.from({ length: n - seeded }, (_, i) => seeded + i),
+          Number(values['seed-concurrency']),
+          async (i) => {
+            await seedSettled({ core: plane.core, custom: plane.custom, config }, invitationBody(namespaceOf(i), `inv-${i}`));
+            done++;
+          },
+        );
+      } else {
+        await seedThroughEtcd(plane, config, namespaceOf, seeded, n, (count) => {
+          done += count;
+        });
+      }
+    } finally {
+      clearInterval(progress);
     }
-  } finally {
-    clearInterval(progress);
+    const seconds = (performance.now() - t0) / 1000;
+    seeding.push({ invitations: n - seeded, seconds });
+    log(
+      `  seeded ${n - seeded} more settled invitations with their records (${values.seed === 'api' ? 'through the API server, 3 writes each' : 'straight into etcd'}) in ${seconds.toFixed(1)} s`,
+    );
+    seeded = n;
+    // The API server's watch cache takes a moment to catch up with etcd.
+    for (let attempt = 0; ; attempt++) {
+      const seen = await countThroughApi(plane, config);
+      if (seen.invitations === n && seen.records === n) break;
+      if (attempt >= 30) throw new Error(`the API server lists ${seen.invitations} invitations and ${seen.records} records, not ${n}`);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    log(`  the API server lists ${n} invitations and ${n} records`);
+    for (const root of [undefined, ...values.compare]) runs.push(await measure(plane.kubeconfig, sink.port, root));
   }
-  const seedSeconds = (performance.now() - t0) / 1000;
-  log(
-    `  seeded ${n} settled invitations with their records (${values.seed === 'api' ? 'through the API server, 3 writes each' : 'straight into etcd'}) in ${seedSeconds.toFixed(1)} s`,
-  );
-  // The API server's watch cache takes a moment to catch up with etcd.
-  for (let attempt = 0; ; attempt++) {
-    const seen = await countThroughApi(plane, config);
-    if (seen.invitations === n && seen.records === n) break;
-    if (attempt >= 30) throw new Error(`the API server lists ${seen.invitations} invitations and ${seen.records} records, not ${n}`);
-    await new Promise((r) => setTimeout(r, 2000));
-  }
-  log(`  the API server lists ${n} invitations and ${n} records`);
-  for (const root of [undefined, ...values.compare]) runs.push(await measure(plane.kubeconfig, sink.port, root));
-  const result = { startedAt, invitations: n, seedSeconds, machine: { cpus: cpus().length, node: process.version }, runs };
+  const result = { startedAt, points, seeding, machine: { cpus: cpus().length, node: process.version }, runs };
   if (values.out) writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
   log('');
-  log('| operator | synced in | RSS at sync | peak RSS | heap used (after GC) | load at start |');
-  log('| --- | ---: | ---: | ---: | ---: | --- |');
+  log('| invitations | operator | synced in | RSS at sync | peak RSS to sync | heap used at sync (after GC) | settled: RSS / heap used | load at start |');
+  log('| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |');
   for (const r of runs) {
     log(
-      `| ${r.operator} | ${r.synced ? `${r.syncSeconds?.toFixed(1)} s` : (r.failure ?? 'no')} | ${r.rssAtSync ? mib(r.rssAtSync) : '–'} | ${mib(r.peakRss)} | ${r.heapUsed ? mib(r.heapUsed) : '–'} | ${r.loadAverageAtStart.join(' ')} |`,
+      `| ${r.invitations} | ${r.operator} | ${r.synced ? `${r.syncSeconds?.toFixed(1)} s` : (r.failure ?? 'no')} | ${r.rssAtSync ? mib(r.rssAtSync) : '–'} | ${mib(r.peakRss)} | ${r.heapUsed ? mib(r.heapUsed) : '–'} | ${r.settled ? `${mib(r.settled.rss)} / ${mib(r.settled.heapUsed)}` : '–'} | ${r.loadAverageAtStart.join(' ')} |`,
     );
   }
 } finally {
