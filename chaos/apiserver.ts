@@ -8,6 +8,9 @@
 //     started again (as the kubelet would) and lists afresh.
 // Sends that straddle the outage may be repeated (their sent mark could not be
 // written), at most one per worker busy at that moment.
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GROUP, INVITATION_PLURAL, VERSION, type UserInvitation } from '../src/api/types.ts';
 import { createInvitations, invitationBody, TENANT } from '../bench/support/invitations.ts';
 import { startOperator } from '../bench/support/operator.ts';
 import { watchPhases } from '../bench/support/phases.ts';
@@ -28,8 +31,10 @@ export interface ApiServerRestartOptions {
 export interface ApiServerRestartResult {
   n: number;
   downSeconds: number;
-  /** From the API server being back to the last invitation Sent. */
+  /** From the API server being back to every invitation Sent, as a LIST reads it. */
   drainSeconds: number;
+  /** The same, as the harness's own watch (through the same restart) saw it. */
+  harnessDrainSeconds: number;
   mails: number;
   duplicates: number;
   /** The operator's log: failed watches, lists and reconciles. */
@@ -51,7 +56,17 @@ export async function restartApiServerMidBatch(options: ApiServerRestartOptions)
   const ns = 'apiserver';
   try {
     await plane.namespace(ns, TENANT);
-    const op = await supervise(() => startOperator({ kubeconfig: plane.kubeconfig, smtpPort: sink.port, workers: options.workers }));
+    // Kept for a look afterwards (USHER_CHAOS_LOG_LEVEL=debug shows every watch and list); every process of the run appends to it.
+    const logFile = join(tmpdir(), `usher-chaos-apiserver-${process.pid}-${options.signal}.log`);
+    const op = await supervise(() =>
+      startOperator({
+        kubeconfig: plane.kubeconfig,
+        smtpPort: sink.port,
+        workers: options.workers,
+        logLevel: process.env.USHER_CHAOS_LOG_LEVEL ?? 'info',
+        logFile,
+      }),
+    );
     const watch = await watchPhases(plane.kubeConfig, plane.custom, ns);
     const bodies = Array.from({ length: n }, (_, i) => invitationBody(ns, `inv-${i}`));
     await createInvitations(plane.custom, bodies, 16);
@@ -60,6 +75,23 @@ export async function restartApiServerMidBatch(options: ApiServerRestartOptions)
     const stoppedAt = performance.now();
     const timing = await restartApiServer({ downMs: options.downMs, signal: options.signal });
     const backAt = performance.now();
+    // When every invitation is Sent as the API server reads it (a LIST every 250 ms), apart
+    // from when the harness's own watch, which went through the same restart, saw it.
+    const allSentAt = (async (): Promise<number> => {
+      const deadline = backAt + 180_000;
+      while (performance.now() < deadline) {
+        try {
+          const list = (await plane.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: INVITATION_PLURAL })) as {
+            items: UserInvitation[];
+          };
+          if (list.items.length === n && list.items.every((inv) => inv.status?.phase === 'Sent')) return performance.now();
+        } catch {
+          // Still settling; read again.
+        }
+        await sleep(250);
+      }
+      return NaN;
+    })();
     log(
       `    API server stopped (${options.signal}) at ${mailsAtStop} mails: ${(timing.stopMs / 1000).toFixed(1)} s to stop, ${options.downMs / 1000} s down, ${(timing.startMs / 1000).toFixed(1)} s to be ready again; ${((backAt - stoppedAt) / 1000).toFixed(1)} s in all`,
     );
@@ -75,6 +107,7 @@ export async function restartApiServerMidBatch(options: ApiServerRestartOptions)
       log(`    ${(err as Error).message}`);
     }
     const lastSent = Math.max(...(watch.seen.get('Sent')?.values() ?? [])) - performance.timeOrigin;
+    const apiSentSeconds = ((await allSentAt) - backAt) / 1000;
     await sleep(2000);
     const finalRecords = await records(plane.core, ns);
     watch.stop();
@@ -83,7 +116,8 @@ export async function restartApiServerMidBatch(options: ApiServerRestartOptions)
     const result: ApiServerRestartResult = {
       n,
       downSeconds: (backAt - stoppedAt) / 1000,
-      drainSeconds: (lastSent - backAt) / 1000,
+      drainSeconds: apiSentSeconds,
+      harnessDrainSeconds: (lastSent - backAt) / 1000,
       mails: sink.total,
       duplicates: sink.duplicates().extra,
       watchFailures: count('watch failed; resuming after backoff'),
@@ -93,7 +127,7 @@ export async function restartApiServerMidBatch(options: ApiServerRestartOptions)
       ok: false,
     };
     log(
-      `    ${result.mails} mails for ${n} invitations (${result.duplicates} duplicates); operator log: ${result.watchFailures} watch failures, ${count('resourceVersion expired (410 Gone); relisting')} relists after 410, ${count('list failed')} failed lists, ${result.reconcileFailures} failed reconciles (retried), ${op.exits.length} operator exits${op.exits.length ? ` (${op.exits.join('; ')})` : ''}; drained ${result.drainSeconds.toFixed(1)} s after the API server was back`,
+      `    ${result.mails} mails for ${n} invitations (${result.duplicates} duplicates); operator log: ${result.watchFailures} watch failures, ${count('resourceVersion expired (410 Gone); relisting')} relists after 410, ${count('list failed')} failed lists, ${result.reconcileFailures} failed reconciles (retried), ${op.exits.length} operator exits${op.exits.length ? ` (${op.exits.join('; ')})` : ''}; drained ${result.drainSeconds.toFixed(1)} s after the API server was back (the harness's watch saw it ${result.harnessDrainSeconds.toFixed(1)} s after); operator log: ${logFile}`,
     );
     checks.check('every invitation reached Sent', missing === 0, `${watch.count('Sent')} of ${n}`);
     checks.check('one record per invitation', finalRecords.length === n, `${finalRecords.length} records`);
