@@ -18,7 +18,9 @@
 //
 // Connection settings (TLS, client certificates, proxy agent, bearer or exec
 // token) come from the kubeconfig's applyToHTTPSOptions, read again for every
-// watch so that rotated credentials are picked up.
+// watch so that rotated credentials are picked up. Each watch is a plain
+// HTTP/1.1 request on a connection of its own (client-node's Watch goes through
+// undici, which negotiates HTTP/2): when that connection closes, the watch ends.
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type RequestOptions } from 'node:http';
 import { request as httpsRequest, type RequestOptions as HttpsRequestOptions } from 'node:https';
 import { createInterface } from 'node:readline';
@@ -94,6 +96,12 @@ export class KubeWatch implements WatchLike {
     const headers: OutgoingHttpHeaders = { Accept: 'application/json' };
     const options: HttpsRequestOptions = { method: 'GET', headers };
     await this.#kubeConfig.applyToHTTPSOptions(options);
+    // applyToHTTPSOptions hands out one Agent per cluster and user, built with the
+    // certificates of the first call; without a proxy, a one-off agent instead takes
+    // the CA and client certificate just read (above) into these options, so that
+    // certificates rotated on disk are used by the next watch. A watch holds its
+    // connection for minutes, so pooling would gain nothing.
+    if (!cluster.proxyUrl) options.agent = false;
 
     const controller = new AbortController();
     const { promise: started, resolve: resolveStarted } = Promise.withResolvers<AbortController>();
