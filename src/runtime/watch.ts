@@ -159,8 +159,9 @@ export class KubeWatch implements WatchLike {
         lastData = performance.now();
       });
       // A cut connection comes as Node's bare "aborted" (ECONNRESET): say which watch.
+      // (The cause is kept as a property, not as `cause`, which apiErrorOf would append again.)
       const cut = (err: Error): void => {
-        finish(Object.assign(new Error(`watch ${path}: ${err.message}`, { cause: err }), { code: (err as NodeJS.ErrnoException).code }));
+        finish(Object.assign(new Error(`watch ${path}: connection cut (${err.message})`), { code: (err as NodeJS.ErrnoException).code, original: err }));
       };
       response.on('error', cut);
       if (response.statusCode !== 200) {
