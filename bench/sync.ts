@@ -33,7 +33,8 @@
 // within --timeout seconds (the unpaged list of an older tree may never) is
 // reported as such, with its last stderr line.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { GROUP, INVITATION_PLURAL, VERSION, type UserInvitation } from '../src/api/types.ts';
@@ -58,6 +59,7 @@ const { values } = parseArgs({
     compare: { type: 'string', multiple: true, default: [] },
     timeout: { type: 'string', default: '300' },
     settle: { type: 'boolean', default: false },
+    'heap-snapshot': { type: 'string' },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -67,9 +69,13 @@ if (values.help) {
 
   --seed etcd     put the seeded objects straight into etcd (fast); api: through the API server, 3 writes each (seedSettled)
   --compare DIR   also start the operator of DIR (a tree such as bench/before-tree.sh builds) on the same plane, after this one
-  --settle        keep each operator until every invitation was reconciled once (debug log; slower)`);
+  --settle        keep each operator until every invitation was reconciled once (debug log; slower)
+  --heap-snapshot DIR   with --settle: a V8 heap snapshot of each operator once settled, into DIR, summarised by what holds the memory`);
   process.exit(0);
 }
+
+// A heap snapshot on SIGUSR2 (--heap-snapshot), into the folder given: the operator inherits this environment.
+if (values['heap-snapshot']) process.env.NODE_OPTIONS = `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${values['heap-snapshot']}`;
 
 const points = values.n
   .split(',')
@@ -101,10 +107,59 @@ export interface SyncRun {
   peakRssAfterSettle?: number;
   /** 2 s after every invitation was reconciled, after two full GCs (--settle): as bench/state.ts measures memory. */
   settled?: { rss: number; heapUsed: number; heapTotal: number; external: number };
+  /** --heap-snapshot: the snapshot's file and its self sizes by kind, largest first. */
+  heap?: { file: string; total: number; top: { what: string; count: number; bytes: number }[] };
   cpuSecondsToSync?: number;
   loadAverageAtStart: number[];
   problems: string;
   failure?: string;
+}
+
+/**
+ * Asks the operator for a heap snapshot (SIGUSR2), waits until the file stops
+ * growing, and sums its nodes' self sizes by kind (a string, or an object by its
+ * constructor): where the heap goes.
+ */
+async function heapSnapshot(op: Operator, dir: string): Promise<NonNullable<SyncRun['heap']>> {
+  mkdirSync(dir, { recursive: true });
+  const before = new Set(readdirSync(dir));
+  process.kill(op.pid, 'SIGUSR2');
+  const written = (): string | undefined => readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+  for (let last = -1; ;) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const found = written();
+    const size = found ? statSync(join(dir, found)).size : 0;
+    if (size > 0 && size === last) break;
+    last = size;
+  }
+  const file = written() ?? '';
+  const snapshot = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+    snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
+    nodes: number[];
+    strings: string[];
+  };
+  const fields = snapshot.snapshot.meta.node_fields;
+  const types = snapshot.snapshot.meta.node_types[0];
+  const width = fields.length;
+  const [typeAt, nameAt, sizeAt] = ['type', 'name', 'self_size'].map((f) => fields.indexOf(f)) as [number, number, number];
+  const by = new Map<string, { count: number; bytes: number }>();
+  let total = 0;
+  for (let i = 0; i < snapshot.nodes.length; i += width) {
+    const type = types[snapshot.nodes[i + typeAt] ?? 0] ?? '?';
+    const bytes = snapshot.nodes[i + sizeAt] ?? 0;
+    total += bytes;
+    const what = type === 'object' || type === 'closure' || type === 'native' ? `${type} ${snapshot.strings[snapshot.nodes[i + nameAt] ?? 0] ?? '?'}` : type;
+    const entry = by.get(what) ?? { count: 0, bytes: 0 };
+    entry.count++;
+    entry.bytes += bytes;
+    by.set(what, entry);
+  }
+  const top = [...by]
+    .map(([what, e]) => ({ what, ...e }))
+    .sort((a, b) => b.bytes - a.bytes)
+    .slice(0, 15);
+  log(`  heap snapshot ${file}: ${mib(total)} in all; ${top.map((t) => `${t.what} ${mib(t.bytes)} (${t.count})`).join('; ')}`);
+  return { file: join(dir, file), total, top };
 }
 
 /** VmHWM and VmRSS of a process, in bytes (0 once it is gone). */
@@ -183,6 +238,7 @@ async function measure(kubeconfig: string, smtpPort: number, operatorRoot: strin
       await new Promise((r) => setTimeout(r, 2000));
       const settled = await op.memory();
       run.settled = { rss: procMemory(op.pid).rss, heapUsed: settled.heapUsed, heapTotal: settled.heapTotal, external: settled.external };
+      if (values['heap-snapshot']) run.heap = await heapSnapshot(op, values['heap-snapshot']);
       log(
         `  ${name}: every invitation reconciled ${run.settleSeconds.toFixed(1)} s after spawn; peak RSS ${mib(run.peakRssAfterSettle)}; then RSS ${mib(run.settled.rss)}, heap used ${mib(settled.heapUsed)} of ${mib(settled.heapTotal)}`,
       );
