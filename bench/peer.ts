@@ -399,11 +399,33 @@ async function side(
 
     const warmup = 10;
     const sequential: number[] = [];
+    const retried = new Set<string>();
     for (let i = 0; i < warmup + sequentialN; i++) {
       const name = `seq-${i}`;
       const t0 = wallNow();
       op.feed?.(await createInvitation(plane.custom, invitationBody(ns, name)));
-      await watch.waitFor('Sent', [name], 30_000);
+      try {
+        await watch.waitFor('Sent', [name], 30_000);
+      } catch (err) {
+        // What the API server holds then, and what the program logged as a problem: to tell a slow program from a lost watch event.
+        const stored = (await plane.custom
+          .getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: INVITATION_PLURAL, name })
+          .catch((e: unknown) => ({ error: String(e).split('\n')[0] }))) as Partial<UserInvitation> & { error?: string };
+        log(
+          `  ${operator} ${name}: ${stored.error ?? `phase ${stored.status?.phase ?? 'none'}, finalizers ${JSON.stringify(stored.metadata?.finalizers ?? [])}`}; the watch saw ${[...watch.seen].map(([phase, names]) => `${phase} ${names.size}`).join(', ') || 'nothing'}; problems: ${summariseProblems(op.problems)}`,
+        );
+        if (process.env.PEER_DEBUG) {
+          log(await plane.kubectl('get', 'userinvitations,namespaces', '-A', '-o', 'wide'));
+          log(JSON.stringify([...(await plane.requestCounts())].filter(([k]) => k.includes('userinvitations') || k.includes('namespaces'))));
+        }
+        // Seen on this machine, in a fresh control plane only: a warm-up invitation whose create was answered is gone (404) with
+        // no Event and no reconcile; not understood. A warm-up is not measured, so it is created once more (and said so).
+        if (i >= warmup || stored.error === undefined || !stored.error.includes('404') || retried.has(name)) throw err;
+        retried.add(name);
+        log(`  ${operator} ${name} is gone after its create was answered: created again (a warm-up, not measured)`);
+        i--;
+        continue;
+      }
       if (i >= warmup) sequential.push((watch.seen.get('Sent')?.get(name) ?? NaN) - t0);
     }
 

@@ -1,7 +1,9 @@
 // Draws BENCHMARKS.md's images from a run's figures: throughput against N
 // (operator, the limit, and optionally the operator before the fix from a
 // second file), and the create → Sent latency distribution (operator and
-// limit). Hand-written SVG, rendered to PNG by Debian's Chromium through
+// limit), and for a run with --only peer Usher, the Go peer and the Go bound
+// side by side (throughput; RSS against settled invitations). Hand-written
+// SVG, rendered to PNG by Debian's Chromium through
 // playwright-core (as the browser tests do).
 //
 //   node bench/plot.ts [--results bench/results/latest.json] [--before bench/results/before.json] [--out bench/plots]
@@ -30,6 +32,13 @@ interface Results {
   machine: { cpus: number; memoryGiB: number };
   throughput?: { operator: Batch[]; limit: Batch[] };
   latency?: { latenciesMs: number[]; limit: { latenciesMs: number[] } };
+  peer?: {
+    n: number;
+    usher: { rate: number };
+    peer: { rate: number };
+    bound: { rate: number };
+    memory?: Record<'usher' | 'peer' | 'bound', { invitations: number; rss: number; heap: number }[]>;
+  };
 }
 
 const results = JSON.parse(readFileSync(values.results, 'utf8')) as Results;
@@ -41,7 +50,12 @@ const H = 500;
 const M = { left: 70, right: 250, top: 56, bottom: 60 };
 const plotW = W - M.left - M.right;
 const plotH = H - M.top - M.bottom;
-const COLORS = { operator: '#1f6feb', limit: '#6e7781', before: '#d1692a' };
+const COLORS = { operator: '#1f6feb', limit: '#6e7781', before: '#d1692a', peer: '#1a7f37' };
+const PROGRAMS = [
+  { key: 'usher', label: 'Usher', color: COLORS.operator, dash: false },
+  { key: 'peer', label: 'Go controller-runtime peer', color: COLORS.peer, dash: false },
+  { key: 'bound', label: 'Go bound (plain client)', color: COLORS.limit, dash: true },
+] as const;
 const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function niceMax(value: number): number {
@@ -193,9 +207,89 @@ function latencySvg(): string | undefined {
   );
 }
 
+function peerThroughputSvg(): string | undefined {
+  const p = results.peer;
+  if (!p) return undefined;
+  const bars = PROGRAMS.map((s) => ({ ...s, rate: p[s.key].rate }));
+  const yMax = niceMax(Math.max(...bars.map((b) => b.rate)) * 1.15);
+  const y = (v: number): number => M.top + plotH - (plotH * v) / yMax;
+  const slot = plotW / bars.length;
+  const body = bars
+    .map((b, i) => {
+      const x0 = M.left + slot * i + slot * 0.2;
+      return `<rect x="${x0}" y="${y(b.rate)}" width="${slot * 0.6}" height="${M.top + plotH - y(b.rate)}" fill="${b.color}"${b.dash ? ' fill-opacity="0.6"' : ''}/><text x="${x0 + slot * 0.3}" y="${y(b.rate) - 8}" text-anchor="middle" class="label">${b.rate.toFixed(1)}/s</text>`;
+    })
+    .join('');
+  const xTicks = bars
+    .map(
+      (b, i) =>
+        `<text x="${M.left + slot * (i + 0.5)}" y="${M.top + plotH + 20}" text-anchor="middle" class="tick">${esc(b.label.split(' ')[0] === 'Go' ? b.label.split(' ').slice(0, 2).join(' ') : b.label)}</text>`,
+    )
+    .join('');
+  const legend = legendBox(bars.map((b) => ({ color: b.color, label: b.label, dash: b.dash, lines: [`Usher ÷ this: ${(p.usher.rate / b.rate).toFixed(2)}`] })));
+  return frame(
+    `Throughput, N=${p.n} invitations at once, until all are Sent`,
+    `one control plane, one program at a time; ${results.machine.cpus} cores, ${results.machine.memoryGiB} GiB; run ${results.startedAt.slice(0, 16).replace('T', ' ')} UTC`,
+    '',
+    'invitations per second',
+    yMax,
+    5,
+    (v) => v.toFixed(0),
+    body,
+    xTicks,
+    legend,
+  );
+}
+
+function peerMemorySvg(): string | undefined {
+  const memory = results.peer?.memory;
+  if (!memory || memory.usher.length < 2) return undefined;
+  const mib = (b: number): number => b / 2 ** 20;
+  const xMax = Math.max(...memory.usher.map((m) => m.invitations));
+  const yMax = niceMax(Math.max(...PROGRAMS.flatMap((s) => memory[s.key].map((m) => mib(m.rss)))) * 1.15);
+  const x = (n: number): number => M.left + 20 + ((plotW - 40) * n) / xMax;
+  const y = (v: number): number => M.top + plotH - (plotH * v) / yMax;
+  const xTicks = memory.usher
+    .map(
+      (m) =>
+        `<line x1="${x(m.invitations)}" x2="${x(m.invitations)}" y1="${M.top + plotH}" y2="${M.top + plotH + 5}" stroke="#8c959f"/><text x="${x(m.invitations)}" y="${M.top + plotH + 20}" text-anchor="middle" class="tick">${m.invitations.toLocaleString('en')}</text>`,
+    )
+    .join('');
+  const body = PROGRAMS.map((s) => {
+    const pts = memory[s.key];
+    const path = pts.map((m, i) => `${i ? 'L' : 'M'}${x(m.invitations).toFixed(1)} ${y(mib(m.rss)).toFixed(1)}`).join(' ');
+    return `<path d="${path}" fill="none" stroke="${s.color}" stroke-width="3"${s.dash ? ' stroke-dasharray="6 4"' : ''}/>${pts.map((m) => `<circle cx="${x(m.invitations)}" cy="${y(mib(m.rss))}" r="4" fill="${s.color}"/><text x="${x(m.invitations)}" y="${y(mib(m.rss)) - 9}" text-anchor="middle" class="label" fill="${s.color}">${mib(m.rss).toFixed(0)}</text>`).join('')}`;
+  }).join('');
+  const legend = legendBox(
+    PROGRAMS.map((s) => {
+      const last = memory[s.key].at(-1);
+      return {
+        color: s.color,
+        label: s.label,
+        dash: s.dash,
+        lines: last ? [`heap after GC ${mib(last.heap).toFixed(0)} MiB at ${last.invitations.toLocaleString('en')}`] : [],
+      };
+    }),
+  );
+  return frame(
+    'Memory: RSS once every settled invitation was reconciled',
+    `each program started on the same settled invitations; ${results.machine.cpus} cores, ${results.machine.memoryGiB} GiB; run ${results.startedAt.slice(0, 16).replace('T', ' ')} UTC`,
+    'settled invitations in the cluster',
+    'RSS (MiB)',
+    yMax,
+    5,
+    (v) => v.toFixed(0),
+    body,
+    xTicks,
+    legend,
+  );
+}
+
 const images = [
   ['throughput', throughputSvg()],
   ['latency', latencySvg()],
+  ['peer-throughput', peerThroughputSvg()],
+  ['peer-memory', peerMemorySvg()],
 ] as const;
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
