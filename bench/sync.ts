@@ -409,7 +409,8 @@ try {
     seeded = n;
     // The API server's watch cache takes a moment to catch up with etcd.
     for (let attempt = 0; ; attempt++) {
-      const seen = await countThroughApi(plane, config);
+      // Until it has caught up it may also answer 504 (ResourceVersionTooLarge): ask again.
+      const seen = await countThroughApi(plane, config).catch(() => ({ invitations: -1, records: -1 }));
       if (seen.invitations === n && seen.records === n) break;
       if (attempt >= 30) throw new Error(`the API server lists ${seen.invitations} invitations and ${seen.records} records, not ${n}`);
       await new Promise((r) => setTimeout(r, 2000));
