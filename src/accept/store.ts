@@ -20,6 +20,7 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Namespace, type V1
 import type { Logger } from 'pino';
 import { GROUP, INVITATION_PLURAL, REISSUE_ANNOTATION, USER_PLURAL, VERSION, type User, type UserInvitation, type UserInvitationStatus } from '../api/types.ts';
 import { Informer } from '../runtime/informer.ts';
+import { cachedStrings } from '../runtime/intern.ts';
 import { makePooledApiClient, PooledAuthentication } from '../runtime/pooled-client.ts';
 import { customObjectsClient, namespacesClient, secretsClient, type TypedClient } from '../runtime/typed-client.ts';
 import {
@@ -112,17 +113,17 @@ export function pageRecord(secret: V1Secret): CachedRecord {
   const { name = '', namespace, resourceVersion } = secret.metadata ?? {};
   const selectorLabel = secret.metadata?.labels?.[SELECTOR_LABEL];
   const record = recordFromSecret(secret);
-  return {
+  return cachedStrings.internAll({
     metadata: { name, ...(namespace !== undefined ? { namespace } : {}), ...(resourceVersion !== undefined ? { resourceVersion } : {}) },
     ...(selectorLabel !== undefined ? { selectorLabel } : {}),
     ...(record ? { record } : {}),
-  };
+  });
 }
 
 /** The page's cached namespace: its labels (the tenant label), nothing else. */
 export function pageNamespace(namespace: V1Namespace): V1Namespace {
   const { name, resourceVersion, labels } = namespace.metadata ?? {};
-  return { metadata: { name, resourceVersion, ...(labels ? { labels } : {}) } };
+  return cachedStrings.internAll({ metadata: { name, resourceVersion, ...(labels ? { labels } : {}) } });
 }
 
 /**
@@ -138,7 +139,7 @@ export function pageInvitation(invitation: UserInvitation): UserInvitation {
     ...(invitation.status.issuance !== undefined ? { issuance: invitation.status.issuance } : {}),
     ...(invitation.status.lastHandledReissueAt !== undefined ? { lastHandledReissueAt: invitation.status.lastHandledReissueAt } : {}),
   };
-  return {
+  return cachedStrings.internAll({
     apiVersion: invitation.apiVersion,
     kind: invitation.kind,
     metadata: {
@@ -151,7 +152,7 @@ export function pageInvitation(invitation: UserInvitation): UserInvitation {
     },
     spec: invitation.spec,
     ...(status ? { status } : {}),
-  };
+  });
 }
 
 export class KubeAcceptStore implements AcceptStore {

@@ -5,7 +5,8 @@
 // reads its own writes even before the watch delivers them. What enqueues what
 // is not here: see watches.ts.
 //
-// What the caches keep (the informers' transforms; managedFields go from all):
+// What the caches keep (the informers' transforms; managedFields go from all, and
+// every short string is shared with the other cached objects, cachedStrings):
 //   invitations, Users   whole: the reconcilers write them back (updateInvitation's
 //                        finalizers, saveUser's memberships are PUTs of the cached
 //                        object), so a field left out would be a field deleted
@@ -35,6 +36,7 @@ import {
 } from '../invitation/record.ts';
 import { EventRecorder } from '../runtime/events.ts';
 import { Informer, objectKey, splitObjectKey, type ObjectLike } from '../runtime/informer.ts';
+import { cachedStrings } from '../runtime/intern.ts';
 import { Overlay } from '../runtime/overlay.ts';
 import { makePooledApiClient, PooledAuthentication } from '../runtime/pooled-client.ts';
 import { customObjectsClient, namespacesClient, secretsClient, type TypedClient } from '../runtime/typed-client.ts';
@@ -51,7 +53,7 @@ const keyOf = (obj: ObjectLike): string => objectKey(obj.metadata?.namespace, ob
 /** A record Secret as the controller caches it: what recordFromSecret, the uid index and the watches read. */
 export function leanRecordSecret(secret: V1Secret): V1Secret {
   const { name, namespace, uid, resourceVersion, labels } = secret.metadata ?? {};
-  return {
+  return cachedStrings.internAll({
     ...(secret.type !== undefined ? { type: secret.type } : {}),
     metadata: {
       name,
@@ -61,23 +63,25 @@ export function leanRecordSecret(secret: V1Secret): V1Secret {
       ...(labels ? { labels } : {}),
     },
     ...(secret.data ? { data: secret.data } : {}),
-  };
+  });
 }
 
 /** A link Secret as the controller caches it: its owner (the watches) and the link (linkSecret()). */
 export function leanLinkSecret(secret: V1Secret): V1Secret {
   const { name, namespace, resourceVersion, ownerReferences } = secret.metadata ?? {};
   const link = secret.data?.[LINK_KEY];
-  return {
+  return cachedStrings.internAll({
     metadata: { name, namespace, resourceVersion, ...(ownerReferences ? { ownerReferences } : {}) },
     ...(link !== undefined ? { data: { [LINK_KEY]: link } } : {}),
-  };
+  });
 }
 
 /** A namespace as the controller caches it: its labels (the tenant) and whether it is being deleted (the RBAC watches). */
 export function leanNamespace(namespace: V1Namespace): V1Namespace {
   const { name, resourceVersion, labels, deletionTimestamp } = namespace.metadata ?? {};
-  return { metadata: { name, resourceVersion, ...(labels ? { labels } : {}), ...(deletionTimestamp ? { deletionTimestamp } : {}) } };
+  return cachedStrings.internAll({
+    metadata: { name, resourceVersion, ...(labels ? { labels } : {}), ...(deletionTimestamp ? { deletionTimestamp } : {}) },
+  });
 }
 
 export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
@@ -131,6 +135,8 @@ export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
       kubeConfig,
       path: `/apis/${GROUP}/${VERSION}/${INVITATION_PLURAL}`,
       list: (page) => this.invitationClient.list(page),
+      // Whole (see above), its strings shared.
+      transform: (invitation) => cachedStrings.internAll(invitation),
       resyncPeriodMs,
       log: informerLog,
     });
@@ -172,6 +178,7 @@ export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
       kubeConfig,
       path: `/apis/${GROUP}/${VERSION}/${USER_PLURAL}`,
       list: (page) => this.userClient.list(page),
+      transform: (user) => cachedStrings.internAll(user),
       resyncPeriodMs,
       log: informerLog,
     });

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { BINDING_KIND_LABEL } from '../invitation/rbac.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL } from '../invitation/record.ts';
 import { Informer, objectKey } from '../runtime/informer.ts';
+import { cachedStrings } from '../runtime/intern.ts';
 import type { Overlay } from '../runtime/overlay.ts';
 import { makePooledApiClient, PooledAuthentication } from '../runtime/pooled-client.ts';
 import { clusterRoleBindingsClient, roleBindingsClient, type TypedClient } from '../runtime/typed-client.ts';
@@ -35,6 +36,8 @@ export class KubeBindings implements BindingStore {
       path: '/apis/rbac.authorization.k8s.io/v1/rolebindings',
       labelSelector: BINDING_SELECTOR,
       list: (page) => this.clients.RoleBinding.list({ labelSelector: BINDING_SELECTOR, ...page }),
+      // Kept whole: the RBAC reconciler replaces a binding from its cached copy (ownerReferences). Strings shared.
+      transform: (binding) => cachedStrings.internAll(binding),
       resyncPeriodMs,
       log: informerLog,
     });
@@ -43,6 +46,7 @@ export class KubeBindings implements BindingStore {
       path: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
       labelSelector: BINDING_SELECTOR,
       list: (page) => this.clients.ClusterRoleBinding.list({ labelSelector: BINDING_SELECTOR, ...page }),
+      transform: (binding) => cachedStrings.internAll(binding),
       resyncPeriodMs,
       log: informerLog,
     });
