@@ -20,7 +20,7 @@ import type { PooledAuthentication } from '../runtime/pooled-client.ts';
 import type { InvitationRecord } from '../invitation/record.ts';
 import type { IdentityProvider } from '../identity/provider.ts';
 import { IdentityReconciler } from './identity-reconciler.ts';
-import { notingOwnWrites, OwnWrites } from './own-writes.ts';
+import { EchoFilter, notingOwnWrites, OwnWrites } from './own-writes.ts';
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -61,6 +61,9 @@ export class Controller {
     const identityProvider = options.config.identity ? options.identity : undefined;
     this.cluster = new KubeCluster(options.kubeConfig, options.config, options.log, options.instance, options.auth);
     const ownWrites = new OwnWrites();
+    const echoes = new EchoFilter(ownWrites, (key) => {
+      this.runner.add(key);
+    });
     this.reconciler = new Reconciler({
       reader: this.cluster,
       writer: notingOwnWrites(this.cluster, ownWrites),
@@ -73,9 +76,14 @@ export class Controller {
     const { metrics } = options;
     this.runner = new WorkerRunner({
       workers: options.config.controller.workers,
-      sync: (key) => {
+      sync: async (key) => {
         const { namespace = '', name } = splitObjectKey(key);
-        return this.reconciler.reconcile(namespace, name);
+        echoes.started(key);
+        try {
+          return await this.reconciler.reconcile(namespace, name);
+        } finally {
+          echoes.finished(key);
+        }
       },
       log: options.log,
       keyField: 'invitation',
@@ -158,7 +166,9 @@ export class Controller {
       enqueue: (namespace, name) => {
         this.runner.add(objectKey(namespace, name));
       },
-      isOwnWrite: (kind, key, resourceVersion) => ownWrites.isEcho(kind, key, resourceVersion),
+      changed: (kind, key, resourceVersion, invitation) => {
+        echoes.event(kind, key, resourceVersion, objectKey(invitation.namespace, invitation.name));
+      },
       invitationDeleted: (uid) => {
         // Only that invitation's records, found by index: a namespace deleted with thousands of
         // invitations must not rescan every record once per invitation.

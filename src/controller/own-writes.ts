@@ -18,8 +18,12 @@ export type WrittenKind = 'invitation' | 'record';
 export class OwnWrites {
   readonly #ttlMs: number;
   readonly #clock: () => number;
-  /** kind/key → the version written and when; insertion order is write order (re-inserted on every write). */
-  readonly #written = new Map<string, { resourceVersion: string; at: number }>();
+  /**
+   * kind/key@resourceVersion → when it was written, for every version written, not only
+   * the last: a reconcile writes an invitation two or three times before the first event
+   * is back. Insertion order is write order.
+   */
+  readonly #written = new Map<string, number>();
 
   /** @param ttlMs how long a write waits for its event (a relist may skip over it). */
   constructor(options: { ttlMs?: number; clock?: () => number } = {}) {
@@ -29,20 +33,15 @@ export class OwnWrites {
 
   wrote(kind: WrittenKind, key: string, resourceVersion: string | undefined): void {
     if (!resourceVersion) return;
-    const id = `${kind}/${key}`;
     const now = this.#clock();
-    this.#written.delete(id);
-    this.#written.set(id, { resourceVersion, at: now });
+    this.#written.set(`${kind}/${key}@${resourceVersion}`, now);
     this.#sweep(now);
   }
 
-  /** Whether a watch event shows exactly what we wrote last; true once per write. */
+  /** Whether a watch event shows exactly a version we wrote; true once per write. */
   isEcho(kind: WrittenKind, key: string, resourceVersion: string | undefined): boolean {
-    const id = `${kind}/${key}`;
-    const entry = this.#written.get(id);
-    if (!entry || resourceVersion === undefined || entry.resourceVersion !== resourceVersion) return false;
-    this.#written.delete(id);
-    return true;
+    if (resourceVersion === undefined) return false;
+    return this.#written.delete(`${kind}/${key}@${resourceVersion}`);
   }
 
   get size(): number {
@@ -51,8 +50,8 @@ export class OwnWrites {
 
   /** Drops writes whose events never came (oldest first: the map is in write order). */
   #sweep(now: number): void {
-    for (const [id, entry] of this.#written) {
-      if (now - entry.at <= this.#ttlMs) return;
+    for (const [id, at] of this.#written) {
+      if (now - at <= this.#ttlMs) return;
       this.#written.delete(id);
     }
   }
@@ -95,4 +94,49 @@ export function notingOwnWrites(writer: ClusterWriter, own: OwnWrites): ClusterW
       writer.userEvent(user, type, reason, message);
     },
   };
+}
+
+interface HeldEvent {
+  kind: WrittenKind;
+  key: string;
+  resourceVersion: string | undefined;
+}
+
+/**
+ * Decides which watch events queue an invitation. On loopback the watch event of a
+ * write often arrives before the write's own response, that is before wrote() could
+ * note its version; so an event for an invitation whose reconcile is under way is
+ * held until that reconcile ends, and queues it only if it shows a version the
+ * reconcile did not write. Events for invitations at rest are judged at once.
+ */
+export class EchoFilter {
+  readonly #own: OwnWrites;
+  readonly #enqueue: (invitationKey: string) => void;
+  /** Invitation key → the events held while its reconcile runs. */
+  readonly #inFlight = new Map<string, HeldEvent[]>();
+
+  constructor(own: OwnWrites, enqueue: (invitationKey: string) => void) {
+    this.#own = own;
+    this.#enqueue = enqueue;
+  }
+
+  /** A reconcile of the invitation starts. */
+  started(invitationKey: string): void {
+    this.#inFlight.set(invitationKey, []);
+  }
+
+  /** It ended (done or failed: a failure is retried by the queue anyway). */
+  finished(invitationKey: string): void {
+    const held = this.#inFlight.get(invitationKey);
+    this.#inFlight.delete(invitationKey);
+    if (held?.some((e) => !this.#own.isEcho(e.kind, e.key, e.resourceVersion))) this.#enqueue(invitationKey);
+  }
+
+  /** A watch event of an invitation or record, for the invitation `invitationKey`. */
+  event(kind: WrittenKind, key: string, resourceVersion: string | undefined, invitationKey: string): void {
+    if (this.#own.isEcho(kind, key, resourceVersion)) return;
+    const held = this.#inFlight.get(invitationKey);
+    if (held) held.push({ kind, key, resourceVersion });
+    else this.#enqueue(invitationKey);
+  }
 }

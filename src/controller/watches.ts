@@ -41,8 +41,11 @@ export interface WatchTargets {
   enqueue(namespace: string, name: string): void;
   /** An invitation is gone: its records must go too. */
   invitationDeleted(uid: string): void;
-  /** Whether an event shows exactly what the invitation controller wrote last (own-writes.ts): then it queues nothing. */
-  isOwnWrite?(kind: WrittenKind, key: string, resourceVersion: string | undefined): boolean;
+  /**
+   * An invitation or record event, instead of enqueue(): the controller's EchoFilter
+   * (own-writes.ts) drops those that only show what the invitation controller wrote.
+   */
+  changed?(kind: WrittenKind, objectKey: string, resourceVersion: string | undefined, invitation: InvitationRef): void;
 }
 
 interface InvitationRef {
@@ -58,8 +61,8 @@ export function setUpWatches(informers: WatchedInformers, targets: WatchTargets)
   for (const type of ['add', 'update'] as const) {
     informers.invitations.on(type, (invitation) => {
       const { namespace = '', name, resourceVersion } = invitation.metadata;
-      if (targets.isOwnWrite?.('invitation', `${namespace}/${name}`, resourceVersion)) return;
-      targets.enqueue(namespace, name);
+      if (targets.changed) targets.changed('invitation', `${namespace}/${name}`, resourceVersion, { namespace, name });
+      else targets.enqueue(namespace, name);
     });
   }
   informers.invitations.on('delete', (invitation) => {
@@ -69,8 +72,8 @@ export function setUpWatches(informers: WatchedInformers, targets: WatchTargets)
   for (const type of ['add', 'update', 'delete'] as const) {
     informers.secrets.on(type, (secret) => {
       const { namespace = '', name = '', resourceVersion } = secret.metadata ?? {};
-      if (type !== 'delete' && targets.isOwnWrite?.('record', `${namespace}/${name}`, resourceVersion)) return;
-      enqueueAll(invitationOfRecord(secret));
+      if (!targets.changed || type === 'delete') enqueueAll(invitationOfRecord(secret));
+      else for (const ref of invitationOfRecord(secret)) targets.changed('record', `${namespace}/${name}`, resourceVersion, ref);
     });
     informers.linkSecrets?.on(type, (secret) => {
       enqueueAll(ownerOfLinkSecret(secret));

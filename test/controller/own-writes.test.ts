@@ -2,7 +2,7 @@
 // show exactly what it wrote queue nothing, everything else queues as before.
 import { describe, expect, it } from 'vitest';
 import type { UserInvitation } from '../../src/api/types.ts';
-import { notingOwnWrites, OwnWrites } from '../../src/controller/own-writes.ts';
+import { EchoFilter, notingOwnWrites, OwnWrites } from '../../src/controller/own-writes.ts';
 import type { ClusterWriter } from '../../src/controller/ports.ts';
 import { setUpWatches, type WatchedInformers } from '../../src/controller/watches.ts';
 import { secretFromRecord, type InvitationRecord } from '../../src/invitation/record.ts';
@@ -49,12 +49,15 @@ function harness() {
   const fakes = { invitations: fakeInformer(), secrets: fakeInformer(), namespaces: fakeInformer(), users: fakeInformer() };
   const own = new OwnWrites();
   const enqueued: string[] = [];
+  const echoes = new EchoFilter(own, (key) => enqueued.push(key));
   setUpWatches(fakes as unknown as WatchedInformers & Record<string, Informer<never>>, {
     enqueue: (namespace, name) => enqueued.push(`${namespace}/${name}`),
     invitationDeleted: () => undefined,
-    isOwnWrite: (kind, key, resourceVersion) => own.isEcho(kind, key, resourceVersion),
+    changed: (kind, key, resourceVersion, ref) => {
+      echoes.event(kind, key, resourceVersion, `${ref.namespace}/${ref.name}`);
+    },
   });
-  return { fakes, own, enqueued };
+  return { fakes, own, echoes, enqueued };
 }
 
 describe('own writes', () => {
@@ -84,13 +87,41 @@ describe('own writes', () => {
     expect(enqueued).toEqual(['acme/jane', 'acme/jane']);
   });
 
-  it('two writes before their events: only the last one is skipped, an earlier one queues (harmless)', () => {
+  it('several writes before their events (finalizer, then status): each of them is skipped, a version in between that is not ours queues', () => {
     const { fakes, own, enqueued } = harness();
     own.wrote('invitation', 'acme/jane', '20');
-    own.wrote('invitation', 'acme/jane', '21');
+    own.wrote('invitation', 'acme/jane', '22');
     fakes.invitations.emit('update', invitation('20'));
     fakes.invitations.emit('update', invitation('21'));
+    fakes.invitations.emit('update', invitation('22'));
     expect(enqueued).toEqual(['acme/jane']);
+  });
+
+  it('an event that beats its write’s response, while the reconcile runs, is held and dropped once the write is noted', () => {
+    const { fakes, own, echoes, enqueued } = harness();
+    echoes.started('acme/jane');
+    // The watch is faster than the response: the event comes before wrote().
+    fakes.invitations.emit('update', invitation('40'));
+    fakes.secrets.emit('add', secretFromRecord(record('41')));
+    own.wrote('invitation', 'acme/jane', '40');
+    own.wrote('record', 'usher-system/usher-invitation-uid-1-1', '41');
+    expect(enqueued).toEqual([]);
+    echoes.finished('acme/jane');
+    expect(enqueued).toEqual([]);
+  });
+
+  it('a foreign write while the reconcile runs queues the invitation once it ends', () => {
+    const { fakes, own, echoes, enqueued } = harness();
+    echoes.started('acme/jane');
+    fakes.invitations.emit('update', invitation('50'));
+    own.wrote('invitation', 'acme/jane', '51');
+    fakes.invitations.emit('update', invitation('51'));
+    expect(enqueued).toEqual([]);
+    echoes.finished('acme/jane');
+    expect(enqueued).toEqual(['acme/jane']);
+    // At rest again: events are judged at once.
+    fakes.invitations.emit('update', invitation('52'));
+    expect(enqueued).toEqual(['acme/jane', 'acme/jane']);
   });
 
   it('forgets writes whose events never came, after the ttl', () => {
