@@ -363,7 +363,7 @@ async function countThroughApi(plane: Plane, config: UsherConfig): Promise<{ inv
 
 const startedAt = new Date().toISOString();
 log(
-  `cold sync of ${points.join(', ')} invitations; ${cpus().length} cores, Node ${process.version}, load average ${loadavg()
+  `cold sync of ${points.join(', ')} invitations (--component ${values.component}${process.env.NODE_OPTIONS ? `, NODE_OPTIONS ${process.env.NODE_OPTIONS}` : ''}${process.env.MALLOC_ARENA_MAX ? `, MALLOC_ARENA_MAX ${process.env.MALLOC_ARENA_MAX}` : ''}); ${cpus().length} cores, Node ${process.version}, load average ${loadavg()
     .map((l) => l.toFixed(2))
     .join(' ')}`,
 );
@@ -418,7 +418,16 @@ try {
     log(`  the API server lists ${n} invitations and ${n} records`);
     for (const root of [undefined, ...values.compare]) runs.push(await measure(plane.kubeconfig, sink.port, root));
   }
-  const result = { startedAt, points, seeding, machine: { cpus: cpus().length, node: process.version }, runs };
+  const result = {
+    startedAt,
+    points,
+    component: String(values.component),
+    nodeOptions: process.env.NODE_OPTIONS,
+    mallocArenaMax: process.env.MALLOC_ARENA_MAX,
+    seeding,
+    machine: { cpus: cpus().length, node: process.version },
+    runs,
+  };
   if (values.out) writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
   log('');
   log('| invitations | operator | synced in | RSS at sync | peak RSS to sync | heap used at sync (after GC) | settled: RSS / heap used | load at start |');
