@@ -417,6 +417,11 @@ async function side(
         if (process.env.PEER_DEBUG) {
           log(await plane.kubectl('get', 'userinvitations,namespaces', '-A', '-o', 'wide'));
           log(JSON.stringify([...(await plane.requestCounts())].filter(([k]) => k.includes('userinvitations') || k.includes('namespaces'))));
+          log(
+            `cpu ${JSON.stringify(plane.cpu())}; pids ${readFileSync(join(plane.plane.dir, 'pids'), 'utf8').replace(/\n/g, ' ')}; etcd ${plane.plane.etcdUrl ?? '?'}`,
+          );
+          for (const f of readdirSync(plane.plane.dir).filter((f) => f.endsWith('.log')))
+            log(`${f}: ${readFileSync(join(plane.plane.dir, f), 'utf8').split('\n').slice(-6).join('\n')}`);
         }
         // Seen on this machine, in a fresh control plane only: a warm-up invitation whose create was answered is gone (404) with
         // no Event and no reconcile; not understood. A warm-up is not measured, so it is created once more (and said so).
