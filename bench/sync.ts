@@ -162,6 +162,14 @@ async function heapSnapshot(op: Operator, dir: string): Promise<NonNullable<Sync
   return { file: join(dir, file), total, top };
 }
 
+/** The operator's memory after two full GCs; fails, rather than waits for good, if it exits meanwhile. */
+async function memoryOf(op: Operator): Promise<Awaited<ReturnType<Operator['memory']>>> {
+  const exited = op.exited.then((e) => {
+    throw new Error(`operator exited (${e.code ?? e.signal ?? '?'}) while its memory was measured: ${op.stderr().trim().split('\n').slice(-3).join(' | ')}`);
+  });
+  return Promise.race([op.memory(), exited]);
+}
+
 /** VmHWM and VmRSS of a process, in bytes (0 once it is gone). */
 function procMemory(pid: number): { rss: number; hwm: number } {
   try {
@@ -179,6 +187,7 @@ async function measure(kubeconfig: string, smtpPort: number, operatorRoot: strin
     kubeconfig,
     smtpPort,
     memoryProbe: true,
+    logFile: join(logDir, `operator-${runs.length + 1}.log`),
     logLevel: values.settle ? 'debug' : 'info',
     ...(operatorRoot ? { operatorRoot } : {}),
   });
@@ -208,7 +217,7 @@ async function measure(kubeconfig: string, smtpPort: number, operatorRoot: strin
     const { rss: rssAtSync, hwm } = procMemory(op.pid);
     peak = Math.max(peak, hwm);
     const peakRss = peak;
-    const memory = await op.memory();
+    const memory = await memoryOf(op);
     log(
       `  ${name}: synced ${n} invitations in ${syncSeconds.toFixed(1)} s (CPU ${cpuSecondsToSync.toFixed(1)} s); RSS then ${mib(rssAtSync)}, peak ${mib(peakRss)}; after GC heap used ${mib(memory.heapUsed)} of ${mib(memory.heapTotal)}`,
     );
@@ -236,7 +245,7 @@ async function measure(kubeconfig: string, smtpPort: number, operatorRoot: strin
       run.settleSeconds = (performance.now() - op.spawnedAt) / 1000;
       run.peakRssAfterSettle = Math.max(peak, procMemory(op.pid).hwm);
       await new Promise((r) => setTimeout(r, 2000));
-      const settled = await op.memory();
+      const settled = await memoryOf(op);
       run.settled = { rss: procMemory(op.pid).rss, heapUsed: settled.heapUsed, heapTotal: settled.heapTotal, external: settled.external };
       if (values['heap-snapshot']) run.heap = await heapSnapshot(op, values['heap-snapshot']);
       log(
@@ -362,6 +371,9 @@ async function countThroughApi(plane: Plane, config: UsherConfig): Promise<{ inv
 }
 
 const startedAt = new Date().toISOString();
+/** Each operator's log (JSON lines), for a look afterwards. */
+const logDir = mkdtempSync(join(tmpdir(), 'usher-sync-logs-'));
+log(`operators' logs in ${logDir}`);
 log(
   `cold sync of ${points.join(', ')} invitations (--component ${values.component}${process.env.NODE_OPTIONS ? `, NODE_OPTIONS ${process.env.NODE_OPTIONS}` : ''}${process.env.MALLOC_ARENA_MAX ? `, MALLOC_ARENA_MAX ${process.env.MALLOC_ARENA_MAX}` : ''}); ${cpus().length} cores, Node ${process.version}, load average ${loadavg()
     .map((l) => l.toFixed(2))
