@@ -33,9 +33,9 @@
 // within --timeout seconds (the unpaged list of an older tree may never) is
 // reported as such, with its last stderr line.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cpus, loadavg } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { GROUP, INVITATION_PLURAL, VERSION, type UserInvitation } from '../src/api/types.ts';
 import { parseConfig } from '../src/config/load.ts';
@@ -60,6 +60,7 @@ const { values } = parseArgs({
     timeout: { type: 'string', default: '300' },
     settle: { type: 'boolean', default: false },
     'heap-snapshot': { type: 'string' },
+    component: { type: 'string', default: 'all' },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -70,12 +71,23 @@ if (values.help) {
   --seed etcd     put the seeded objects straight into etcd (fast); api: through the API server, 3 writes each (seedSettled)
   --compare DIR   also start the operator of DIR (a tree such as bench/before-tree.sh builds) on the same plane, after this one
   --settle        keep each operator until every invitation was reconciled once (debug log; slower)
+  --component controller|accept|all   the operator's --component (default all, as the bench runs it; the chart runs
+                  the controller and the page as two Deployments)
   --heap-snapshot DIR   with --settle: a V8 heap snapshot of each operator once settled, into DIR, summarised by what holds the memory`);
   process.exit(0);
 }
 
 // A heap snapshot on SIGUSR2 (--heap-snapshot), into the folder given: the operator inherits this environment.
-if (values['heap-snapshot']) process.env.NODE_OPTIONS = `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${values['heap-snapshot']}`;
+// The operator inherits this environment. bench/support/operator.ts passes no --component, so a preload adds
+// it to the operator's argv before src/main.ts reads it.
+const nodeOptions = [process.env.NODE_OPTIONS ?? ''];
+if (values['heap-snapshot']) nodeOptions.push(`--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${values['heap-snapshot']}`);
+if (values.component !== 'all') {
+  const preload = join(mkdtempSync(join(tmpdir(), 'usher-sync-')), 'component.mjs');
+  writeFileSync(preload, `process.argv.push('--component', ${JSON.stringify(values.component)});\n`);
+  nodeOptions.push(`--import=${preload}`);
+}
+process.env.NODE_OPTIONS = nodeOptions.join(' ').trim();
 
 const points = values.n
   .split(',')
@@ -433,7 +445,7 @@ try {
   const result = {
     startedAt,
     points,
-    component: String(values.component),
+    component: values.component,
     nodeOptions: process.env.NODE_OPTIONS,
     mallocArenaMax: process.env.MALLOC_ARENA_MAX,
     seeding,
