@@ -35,6 +35,10 @@ export interface ApiServerRestartResult {
   drainSeconds: number;
   /** The same, as the harness's own watch (through the same restart) saw it. */
   harnessDrainSeconds: number;
+  /** From the API server being back (its /readyz) to the next mail; about 0 when mails were flowing again before /readyz said so. */
+  firstMailSeconds: number;
+  /** What the backlog left at the outage would take at the batch's pace before it. */
+  paceDrainSeconds: number;
   mails: number;
   duplicates: number;
   /** The operator's log: failed watches, lists and reconciles. */
@@ -69,12 +73,21 @@ export async function restartApiServerMidBatch(options: ApiServerRestartOptions)
     );
     const watch = await watchPhases(plane.kubeConfig, plane.custom, ns);
     const bodies = Array.from({ length: n }, (_, i) => invitationBody(ns, `inv-${i}`));
+    const batchAt = performance.now();
     await createInvitations(plane.custom, bodies, 16);
     while (sink.total < n / 3) await sleep(5);
     const mailsAtStop = sink.total;
     const stoppedAt = performance.now();
     const timing = await restartApiServer({ downMs: options.downMs, signal: options.signal });
     const backAt = performance.now();
+    const mailsAtBack = sink.total;
+    // The first mail after the outage, and the rate before it: the drain is the backlog at
+    // the operator's own pace, so the time to the first mail says how soon it was working again.
+    const firstMailAt = (async (): Promise<number> => {
+      while (sink.total === mailsAtBack && performance.now() < backAt + 180_000) await sleep(20);
+      return performance.now();
+    })();
+    const ratePerSecond = mailsAtStop / ((stoppedAt - batchAt) / 1000);
     // When every invitation is Sent as the API server reads it (a LIST every 250 ms), apart
     // from when the harness's own watch, which went through the same restart, saw it.
     const allSentAt = (async (): Promise<number> => {
@@ -108,6 +121,7 @@ export async function restartApiServerMidBatch(options: ApiServerRestartOptions)
     }
     const lastSent = Math.max(...(watch.seen.get('Sent')?.values() ?? [])) - performance.timeOrigin;
     const apiSentSeconds = ((await allSentAt) - backAt) / 1000;
+    const firstMailSeconds = ((await firstMailAt) - backAt) / 1000;
     await sleep(2000);
     const finalRecords = await records(plane.core, ns);
     watch.stop();
@@ -117,6 +131,8 @@ export async function restartApiServerMidBatch(options: ApiServerRestartOptions)
       n,
       downSeconds: (backAt - stoppedAt) / 1000,
       drainSeconds: apiSentSeconds,
+      firstMailSeconds,
+      paceDrainSeconds: (n - mailsAtBack) / ratePerSecond,
       harnessDrainSeconds: (lastSent - backAt) / 1000,
       mails: sink.total,
       duplicates: sink.duplicates().extra,
@@ -127,7 +143,7 @@ export async function restartApiServerMidBatch(options: ApiServerRestartOptions)
       ok: false,
     };
     log(
-      `    ${result.mails} mails for ${n} invitations (${result.duplicates} duplicates); operator log: ${result.watchFailures} watch failures, ${count('resourceVersion expired (410 Gone); relisting')} relists after 410, ${count('list failed')} failed lists, ${result.reconcileFailures} failed reconciles (retried), ${op.exits.length} operator exits${op.exits.length ? ` (${op.exits.join('; ')})` : ''}; drained ${result.drainSeconds.toFixed(1)} s after the API server was back (the harness's watch saw it ${result.harnessDrainSeconds.toFixed(1)} s after); operator log: ${logFile}`,
+      `    ${result.mails} mails for ${n} invitations (${result.duplicates} duplicates); operator log: ${result.watchFailures} watch failures, ${count('resourceVersion expired (410 Gone); relisting')} relists after 410, ${count('list failed')} failed lists, ${result.reconcileFailures} failed reconciles (retried), ${op.exits.length} operator exits${op.exits.length ? ` (${op.exits.join('; ')})` : ''}; drained ${result.drainSeconds.toFixed(1)} s after the API server was back (the harness's watch saw it ${result.harnessDrainSeconds.toFixed(1)} s after; the ${n - mailsAtBack} left at ${ratePerSecond.toFixed(1)}/s, the pace before the outage, take ${result.paceDrainSeconds.toFixed(1)} s); first mail ${firstMailSeconds.toFixed(1)} s after it was back; operator log: ${logFile}`,
     );
     checks.check('every invitation reached Sent', missing === 0, `${watch.count('Sent')} of ${n}`);
     checks.check('one record per invitation', finalRecords.length === n, `${finalRecords.length} records`);

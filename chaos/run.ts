@@ -111,7 +111,7 @@ if (only.has('apiserver')) {
     `kill kube-apiserver and start it again (down ${downMs / 1000} s) in the middle of a ${n}-invitation batch`,
     () => restartApiServerMidBatch({ n, downMs, signal: 'SIGKILL', expectExit: false, workers: 4, log }),
     (r) =>
-      `all Sent ${r.drainSeconds.toFixed(1)} s after it was back (harness watch ${r.harnessDrainSeconds.toFixed(1)} s); ${r.duplicates} duplicates; ${r.watchFailures} failed watches, ${r.reconcileFailures} failed reconciles retried, ${r.operatorRestarts} operator exits`,
+      `all Sent ${r.drainSeconds.toFixed(1)} s after it was back (harness watch ${r.harnessDrainSeconds.toFixed(1)} s; ${r.paceDrainSeconds.toFixed(1)} s at the pace before), first mail after ${r.firstMailSeconds.toFixed(1)} s; ${r.duplicates} duplicates; ${r.watchFailures} failed watches, ${r.reconcileFailures} failed reconciles retried, ${r.operatorRestarts} operator exits`,
   );
 }
 if (only.has('apiserver-long')) {
