@@ -403,7 +403,8 @@ async function side(
     for (let i = 0; i < warmup + sequentialN; i++) {
       const name = `seq-${i}`;
       const t0 = wallNow();
-      op.feed?.(await createInvitation(plane.custom, invitationBody(ns, name)));
+      const created = await createInvitation(plane.custom, invitationBody(ns, name));
+      op.feed?.(created);
       try {
         await watch.waitFor('Sent', [name], 30_000);
       } catch (err) {
@@ -415,6 +416,7 @@ async function side(
           `  ${operator} ${name}: ${stored.error ?? `phase ${stored.status?.phase ?? 'none'}, finalizers ${JSON.stringify(stored.metadata?.finalizers ?? [])}`}; the watch saw ${[...watch.seen].map(([phase, names]) => `${phase} ${names.size}`).join(', ') || 'nothing'}; problems: ${summariseProblems(op.problems)}`,
         );
         if (process.env.PEER_DEBUG) {
+          log(`the create's answer: ${JSON.stringify({ ...created.metadata, managedFields: undefined })}`);
           log(await plane.kubectl('get', 'userinvitations,namespaces', '-A', '-o', 'wide'));
           log(JSON.stringify([...(await plane.requestCounts())].filter(([k]) => k.includes('userinvitations') || k.includes('namespaces'))));
           log(
