@@ -268,7 +268,7 @@ async function measure(kubeconfig: string, smtpPort: number, operatorRoot: strin
       run.settled = { rss: procMemory(op.pid).rss, heapUsed: settled?.heapUsed ?? 0, heapTotal: settled?.heapTotal ?? 0, external: settled?.external ?? 0 };
       if (values['heap-snapshot']) run.heap = await heapSnapshot(op, values['heap-snapshot']);
       log(
-        `  ${name}: every invitation reconciled ${run.settleSeconds.toFixed(1)} s after spawn; peak RSS ${mib(run.peakRssAfterSettle)}; then RSS ${mib(run.settled.rss)}, heap used ${mib(settled.heapUsed)} of ${mib(settled.heapTotal)}`,
+        `  ${name}: every invitation reconciled ${run.settleSeconds.toFixed(1)} s after spawn; peak RSS ${mib(run.peakRssAfterSettle)}; then RSS ${mib(run.settled.rss)}, heap used ${settled ? `${mib(settled.heapUsed)} of ${mib(settled.heapTotal)}` : 'not measured (--no-gc)'}`,
       );
       const top = [...op.counts].sort((a, b) => b[1] - a[1]).slice(0, 8);
       log(`  ${name}: log lines ${top.map(([msg, count]) => `${msg} ×${count}`).join('; ')}`);
