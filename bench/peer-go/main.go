@@ -8,10 +8,10 @@
 //  1. the usher.dev/membership finalizer on the invitation,
 //  2. the record Secret in Usher's namespace (secretFromRecord: name, type,
 //     labels, record.json with the same keys in the same order),
-//     an Event "Issued",
-//  3. the status with the link (phase Pending, reason Sending), an Event for the phase,
-//  4. the mail attempt marked on the record, the SMTP send, the record marked sent,
-//  5. the status Sent, an Event for the phase.
+//     created with the first mail attempt already marked,
+//  3. the status with the link (phase Pending, reason Sending),
+//  4. the SMTP send, the record marked sent,
+//  5. the status Sent, and one Event for the outcome (reconciler.ts's recordOutcome).
 //
 // That sequence is reconcile() below, and ./bound's deliver() issues the same
 // writes without informers or a queue: when Usher's sequence changes
@@ -99,7 +99,9 @@ func (r *reconciler) records(ctx context.Context, uid string) ([]usher.Record, e
 	return out, nil
 }
 
-func (r *reconciler) writeStatusIfChanged(ctx context.Context, inv usher.Invitation, s usher.Status) (*unstructured.Unstructured, error) {
+// writeStatusIfChanged writes the status when it differs; for the reconcile's outcome, it records one Event
+// when the phase differs from the one the reconcile started from (reconciler.ts's recordOutcome).
+func (r *reconciler) writeStatusIfChanged(ctx context.Context, inv usher.Invitation, s usher.Status, outcome bool, startPhase string) (*unstructured.Unstructured, error) {
 	if inv.SameStatus(s) {
 		return inv.Obj, nil
 	}
@@ -108,8 +110,8 @@ func (r *reconciler) writeStatusIfChanged(ctx context.Context, inv usher.Invitat
 	if err := r.client.Status().Update(ctx, obj); err != nil {
 		return nil, err
 	}
-	if inv.Prev.Phase != s.Phase {
-		// writeStatusIfChanged's Event: the Ready condition's reason and message.
+	if outcome && startPhase != s.Phase {
+		// The outcome's Event: the Ready condition's reason and message.
 		r.recorder.Eventf(obj, nil, corev1.EventTypeNormal, s.Conditions[0].Reason, s.Conditions[0].Reason, "%s", s.Conditions[0].Message)
 	}
 	return obj, nil
@@ -158,6 +160,8 @@ func (r *reconciler) reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, nil
 	}
 	now := time.Now()
+	startPhase := inv.Prev.Phase
+	fresh := false // a record this reconcile created, its first attempt marked
 	link, selector := usher.VerifiedLink(inv.Prev.Link, records, r.baseURL)
 	var cur *usher.Record
 	for i := range records {
@@ -197,17 +201,18 @@ func (r *reconciler) reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		tok := usher.IssueToken()
 		rec := usher.NewRecord(inv, r.namespace, issuance, tok, now)
+		rec.Mail = &usher.MailState{Attempts: 1, AttemptStartedAt: usher.IsoMillis(time.Now())}
 		secret := usher.SecretFromRecord(rec)
 		if err := r.client.Create(ctx, secret); err != nil {
 			// AlreadyExists: a stale cache (our own earlier write); requeue and read again.
 			return reconcile.Result{}, err
 		}
 		rec.ResourceVersion = secret.ResourceVersion
-		r.recorder.Eventf(u, nil, corev1.EventTypeNormal, reason, reason, "Issued invitation link #%d for %s, valid until %s.", issuance, inv.Email, rec.ExpiresAt)
-		r.log.Info("issued invitation", "invitation", req.String(), "issuance", issuance, "expiresAt", rec.ExpiresAt)
+		fresh = true
+		r.log.Info("issued invitation", "reason", reason, "invitation", req.String(), "issuance", issuance, "expiresAt", rec.ExpiresAt)
 		link = usher.LinkFor(r.baseURL, tok.Selector, tok.Verifier)
 		s := inv.Held(rec, link, time.Now())
-		written, err := r.writeStatusIfChanged(ctx, inv, s)
+		written, err := r.writeStatusIfChanged(ctx, inv, s, false, "")
 		if err != nil {
 			return reconcile.Result{}, err
 		}
@@ -223,30 +228,33 @@ func (r *reconciler) reconcile(ctx context.Context, req reconcile.Request) (reco
 				return reconcile.Result{RequeueAfter: time.Until(at)}, nil
 			}
 		}
-		// sendMail: the attempt on the record, the send, the outcome on the record.
+		// sendMail: the attempt on the record (a fresh record has it already), the send, the outcome on the record.
 		attempts := 1
-		if cur.Mail != nil {
-			attempts = cur.Mail.Attempts + 1
-		}
 		started := *cur
-		ms := usher.MailState{Attempts: attempts, AttemptStartedAt: usher.IsoMillis(time.Now())}
-		if cur.Mail != nil {
-			ms.SentAt, ms.LastError, ms.NextAttemptAt = cur.Mail.SentAt, cur.Mail.LastError, cur.Mail.NextAttemptAt
+		if !fresh {
+			if cur.Mail != nil {
+				attempts = cur.Mail.Attempts + 1
+			}
+			ms := usher.MailState{Attempts: attempts, AttemptStartedAt: usher.IsoMillis(time.Now())}
+			if cur.Mail != nil {
+				ms.SentAt, ms.LastError, ms.NextAttemptAt, ms.FailedAt = cur.Mail.SentAt, cur.Mail.LastError, cur.Mail.NextAttemptAt, cur.Mail.FailedAt
+			}
+			started.Mail = &ms
+			s := usher.SecretFromRecord(started)
+			if err := r.client.Update(ctx, s); err != nil {
+				return reconcile.Result{}, err
+			}
+			started.ResourceVersion = s.ResourceVersion
 		}
-		started.Mail = &ms
-		s := usher.SecretFromRecord(started)
-		if err := r.client.Update(ctx, s); err != nil {
-			return reconcile.Result{}, err
-		}
-		started.ResourceVersion = s.ResourceVersion
 		sendErr := r.mail.Send(inv.Email, usher.Message(r.from, inv.Email, link, cur.ExpiresAt))
 		r.log.Info("invitation mail attempt", "invitation", req.String(), "attempts", attempts, "ok", sendErr == nil)
 		done := started
 		if sendErr == nil {
 			done.Mail = &usher.MailState{Attempts: attempts, SentAt: usher.IsoSeconds(time.Now())}
 		} else {
-			next := time.Now().Add(30 * time.Second)
-			done.Mail = &usher.MailState{Attempts: attempts, LastError: sendErr.Error(), NextAttemptAt: usher.IsoMillis(next)}
+			failedAt := time.Now()
+			next := failedAt.Add(30 * time.Second)
+			done.Mail = &usher.MailState{Attempts: attempts, LastError: sendErr.Error(), NextAttemptAt: usher.IsoMillis(next), FailedAt: usher.IsoMillis(failedAt)}
 			r.recorder.Eventf(u, nil, corev1.EventTypeWarning, "MailRetrying", "MailRetrying", "Sending the invitation failed (attempt %d), retrying in 30s: %s", attempts, sendErr.Error())
 		}
 		if err := r.client.Update(ctx, usher.SecretFromRecord(done)); err != nil {
@@ -258,7 +266,7 @@ func (r *reconciler) reconcile(ctx context.Context, req reconcile.Request) (reco
 		cur = &done
 	}
 	s := inv.Held(*cur, link, time.Now())
-	if _, err := r.writeStatusIfChanged(ctx, inv, s); err != nil {
+	if _, err := r.writeStatusIfChanged(ctx, inv, s, true, startPhase); err != nil {
 		return reconcile.Result{}, err
 	}
 	exp, _ := time.Parse(time.RFC3339, cur.ExpiresAt)

@@ -69,31 +69,26 @@ func (b *bound) deliver(ctx context.Context, u *unstructured.Unstructured) error
 	}
 	inv := usher.ReadInvitation(u)
 
-	// 2. The record Secret with a fresh token's hash; an Event Issued.
+	// 2. The record Secret with a fresh token's hash, created with the first mail attempt marked.
 	tok := usher.IssueToken()
 	rec := usher.NewRecord(inv, b.namespace, 1, tok, time.Now())
+	rec.Mail = &usher.MailState{Attempts: 1, AttemptStartedAt: usher.IsoMillis(time.Now())}
 	secrets := b.kube.CoreV1().Secrets(b.namespace)
 	created, err := secrets.Create(ctx, usher.SecretFromRecord(rec), metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("record: %w", err)
 	}
 	rec.ResourceVersion = created.ResourceVersion
-	b.event(u, corev1.EventTypeNormal, "Issued", fmt.Sprintf("Issued invitation link #%d for %s, valid until %s.", rec.Issuance, inv.Email, rec.ExpiresAt))
+	startPhase := inv.Prev.Phase
 
-	// 3. The status with the link (Pending, Sending); an Event for the phase.
+	// 3. The status with the link (Pending, Sending), no Event: a step, not an outcome.
 	link := usher.LinkFor(b.baseURL, tok.Selector, tok.Verifier)
-	if inv, err = b.writeStatus(ctx, inv, inv.Held(rec, link, time.Now())); err != nil {
+	if inv, err = b.writeStatus(ctx, inv, inv.Held(rec, link, time.Now()), false, ""); err != nil {
 		return fmt.Errorf("status Pending: %w", err)
 	}
 
-	// 4. The attempt marked on the record, the send, the record marked sent.
+	// 4. The send (the attempt is marked already), the record marked sent.
 	started := rec
-	started.Mail = &usher.MailState{Attempts: 1, AttemptStartedAt: usher.IsoMillis(time.Now())}
-	marked, err := secrets.Update(ctx, usher.SecretFromRecord(started), metav1.UpdateOptions{})
-	if err != nil {
-		return fmt.Errorf("attempt mark: %w", err)
-	}
-	started.ResourceVersion = marked.ResourceVersion
 	if err := b.mail.Send(inv.Email, usher.Message(b.from, inv.Email, link, rec.ExpiresAt)); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
@@ -103,15 +98,16 @@ func (b *bound) deliver(ctx context.Context, u *unstructured.Unstructured) error
 		return fmt.Errorf("sent mark: %w", err)
 	}
 
-	// 5. The status Sent; an Event for the phase.
-	if _, err := b.writeStatus(ctx, inv, inv.Held(done, link, time.Now())); err != nil {
+	// 5. The status Sent; one Event for the outcome (reconciler.ts's recordOutcome).
+	if _, err := b.writeStatus(ctx, inv, inv.Held(done, link, time.Now()), true, startPhase); err != nil {
 		return fmt.Errorf("status Sent: %w", err)
 	}
 	return nil
 }
 
-// writeStatus is writeStatusIfChanged: the status subresource when the status differs, an Event when the phase does.
-func (b *bound) writeStatus(ctx context.Context, inv usher.Invitation, s usher.Status) (usher.Invitation, error) {
+// writeStatus is writeStatusIfChanged: the status subresource when the status differs; for the
+// reconcile's outcome, an Event when the phase differs from the one it started from (startPhase).
+func (b *bound) writeStatus(ctx context.Context, inv usher.Invitation, s usher.Status, outcome bool, startPhase string) (usher.Invitation, error) {
 	if inv.SameStatus(s) {
 		return inv, nil
 	}
@@ -121,7 +117,7 @@ func (b *bound) writeStatus(ctx context.Context, inv usher.Invitation, s usher.S
 	if err != nil {
 		return inv, err
 	}
-	if inv.Prev.Phase != s.Phase {
+	if outcome && startPhase != s.Phase {
 		b.event(written, corev1.EventTypeNormal, s.Conditions[0].Reason, s.Conditions[0].Message)
 	}
 	return usher.ReadInvitation(written), nil

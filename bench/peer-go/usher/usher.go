@@ -60,6 +60,7 @@ type MailState struct {
 	LastError         string `json:"lastError,omitempty"`
 	FailedPermanently bool   `json:"failedPermanently,omitempty"`
 	NextAttemptAt     string `json:"nextAttemptAt,omitempty"`
+	FailedAt          string `json:"failedAt,omitempty"`
 }
 
 type Payload struct {
