@@ -154,12 +154,15 @@ export class Controller {
     }
     // After a mail server outage, the invitations that failed meanwhile are mailed now,
     // not when each one's backoff runs out (decide() retries an attempt that failed inside it).
-    options.mailer?.onRecovered?.(() => {
+    // Only those whose last attempt failed inside the outage: the others have nothing to gain.
+    options.mailer?.onRecovered?.((outage) => {
       for (const invitation of this.cluster.invitations.list()) {
-        // Pending covers those whose failure is being written right now, too.
-        if (invitation.status?.phase === 'Pending') {
-          this.runner.add(objectKey(invitation.metadata.namespace, invitation.metadata.name));
-        }
+        if (invitation.status?.phase !== 'Pending') continue;
+        const failed = this.cluster.records(invitation.metadata.uid ?? '').some((r) => {
+          const at = r.mail?.failedAt ? Date.parse(r.mail.failedAt) : NaN;
+          return !r.mail?.sentAt && at >= outage.from.getTime() && at <= outage.to.getTime();
+        });
+        if (failed) this.runner.add(objectKey(invitation.metadata.namespace, invitation.metadata.name));
       }
     });
     setUpWatches(this.cluster, {

@@ -17,7 +17,7 @@ import {
 } from '../invitation/users.ts';
 import type { UsherConfig } from '../config/types.ts';
 import { type InvitationRecord, type MailState } from '../invitation/record.ts';
-import { linkFor, parseToken, SELECTOR_BYTES, tokenFromBytes, VERIFIER_BYTES, verifierMatches } from '../invitation/token.ts';
+import { linkFor, parseToken, SELECTOR_BYTES, selectorOfLink, tokenFromBytes, VERIFIER_BYTES, verifierMatches } from '../invitation/token.ts';
 import { isConflict, isNotFound } from '../runtime/client.ts';
 import { decide, MEMBERSHIP_FINALIZER, type Action, type MailOutage, type Observed } from '../invitation/decide.ts';
 import { isUsed } from '../invitation/link-state.ts';
@@ -194,6 +194,8 @@ export class Reconciler {
     const now = this.deps.now ?? (() => new Date());
     const { namespace = '', name } = invitation.metadata;
     let latest = invitation;
+    const selector = selectorOfLink(link);
+    const ourIssuance = reader.records(invitation.metadata.uid ?? '').find((r) => r.selector === selector)?.issuance ?? 0;
     for (let attempt = 1; ; attempt++) {
       // The reissue request this token answered counts as handled, though status does not say so yet.
       const asIssued: UserInvitation =
@@ -205,6 +207,9 @@ export class Reconciler {
         if (!isConflict(err) || attempt >= 5) throw err;
         const fresh = await writer.readInvitation(namespace, name);
         if (!fresh || fresh.metadata.uid !== invitation.metadata.uid) return undefined;
+        // Another replica (a leader that took over while this one stalled) disclosed a token of its
+        // own meanwhile: ours is superseded, and putting it back would have it mailed as a dead link.
+        if (supersedes(fresh.status, ourIssuance, link)) return undefined;
         latest = fresh;
       }
     }
@@ -334,7 +339,7 @@ export class Reconciler {
       }
       case 'ensureUser': {
         const existing = observed.user?.metadata.deletionTimestamp ? undefined : observed.user;
-        // The phase change to UserCreated records the Event.
+        // The phase change to UserCreated is the outcome recordOutcome() records as an Event.
         await writer.saveUser(withMembership(existing, action.email, action.membership, existing ? {} : { authentication: 'External' }));
         return {};
       }
@@ -360,7 +365,7 @@ export class Reconciler {
     const result = await mailer.sendInvitation(invitation, observed.link, new Date(record.expiresAt));
     let mail: MailState;
     if (result.ok) {
-      // Success and permanent refusal change the phase, and the phase change records the Event.
+      // Success and permanent refusal change the phase: recordOutcome() records the Event.
       mail = { attempts, sentAt: isoSeconds(now()) };
     } else if (result.permanent) {
       mail = { attempts, failedPermanently: true, lastError: result.response };
@@ -419,6 +424,12 @@ export function verifiedLink(disclosed: string | undefined, records: readonly In
   if (!token || disclosed !== linkFor(baseUrl, `${token.selector}.${token.verifier}`)) return undefined;
   const vouched = records.some((r) => r.selector === token.selector && verifierMatches(token.verifier, r.verifierHash));
   return vouched ? linkFor(baseUrl, `${token.selector}.${token.verifier}`) : undefined;
+}
+
+/** Whether a status read back shows a later issuance than ours, or the same one with another link. */
+function supersedes(status: UserInvitationStatus | undefined, ourIssuance: number, link: string): boolean {
+  const theirs = status?.issuance ?? 0;
+  return theirs > ourIssuance || (theirs === ourIssuance && status?.link !== undefined && status.link !== link);
 }
 
 /** The User without the provisional marks of an acceptance (the page's last step, when it did not happen). */

@@ -62,6 +62,9 @@ interface Delayed {
   index: number;
 }
 
+/** The bucket's held keys are released at most this often (see forget()). */
+const RELEASE_INTERVAL_MS = 1000;
+
 // setTimeout() turns longer delays into 1 ms (with a warning): wait at most this
 // long, then look again.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -87,6 +90,7 @@ export class WorkQueue {
   readonly #bucket: RetryBucket | undefined;
   /** Keys the bucket holds back beyond their own backoff: key → when their own backoff ends. */
   readonly #heldByBucket = new Map<string, number>();
+  #releasedAt = -Infinity;
 
   readonly #heap: Delayed[] = [];
   readonly #delayed = new Map<string, Delayed>();
@@ -169,8 +173,9 @@ export class WorkQueue {
   }
 
   /**
-   * Resets the key's backoff (call when it was processed successfully). A success
-   * also says the trouble that failed every key at once (an outage) may be over,
+   * Resets the key's backoff (call when it was processed successfully). The success
+   * of a key that had failed also says the trouble that failed every key at once (an
+   * outage) may be over,
    * so the keys the overall bucket holds back are released to their own backoff,
    * and the bucket is full again. Unlike client-go, whose bucket keeps them queued
    * at 10 per second: after a few seconds of API server outage that was over
@@ -178,10 +183,15 @@ export class WorkQueue {
    * the bucket limits them again.
    */
   forget(key: string): void {
-    this.#failures.delete(key);
+    // Only a key that had failed says the trouble is over (a no-op success says nothing),
+    // and at most once a second, so that some successes amid many failures (throttling)
+    // do not make the bucket useless.
+    const hadFailed = this.#failures.delete(key);
     this.#heldByBucket.delete(key);
-    if (this.#heldByBucket.size === 0) return;
+    if (!hadFailed || this.#heldByBucket.size === 0) return;
     const t = now();
+    if (t - this.#releasedAt < RELEASE_INTERVAL_MS) return;
+    this.#releasedAt = t;
     // At least 1 ms: the key's entry in the heap moves up rather than staying behind as a second, later add.
     for (const [held, readyAt] of this.#heldByBucket) this.addAfter(held, Math.max(1, readyAt - t));
     this.#heldByBucket.clear();

@@ -97,6 +97,23 @@ describe('Reconciler, with in-memory ports', () => {
     expect(w.cluster.writes).toHaveLength(before);
   });
 
+  it('a conflict on the status write because another replica disclosed a token of its own: ours is not put back, and not mailed', async () => {
+    const w = world();
+    let raced = false;
+    w.cluster.beforeWrite = (op) => {
+      if (op !== 'writeStatus' || raced) return;
+      raced = true;
+      // A leader that took over while this one stalled issued #2 and disclosed it.
+      w.cluster.edit('acme-ns', 'jane', (i) => {
+        i.status = { phase: 'Pending', issuance: 2, link: 'https://usher.example/accept/' + 'c'.repeat(32) + '.' + 'd'.repeat(43) };
+      });
+    };
+    expect(await w.reconcile()).toEqual({});
+    expect(w.cluster.writesOf('writeStatus').map((s) => s.failed)).toEqual([409]);
+    expect(w.invitation()?.status).toMatchObject({ issuance: 2 });
+    expect(w.mailer.sends).toHaveLength(0);
+  });
+
   it('a conflict on the status write that discloses a fresh link: re-reads the invitation and still writes the link', async () => {
     const w = world({ config: noMail });
     // Someone labels the invitation between our read and our status write.
@@ -141,6 +158,20 @@ describe('Reconciler, with in-memory ports', () => {
     const invitation = w.invitation();
     expect(invitation?.status).toMatchObject({ phase: 'Pending', issuance: 2 });
     expect(verifiedLink(invitation?.status?.link, w.cluster.records(w.uid), BASE_URL)).toBe(invitation?.status?.link);
+  });
+
+  it('with mail: a record created with its attempt marked whose link never reached status is superseded, not mailed', async () => {
+    const w = world();
+    for (let i = 0; i < 5; i++) w.cluster.failNext('writeStatus', apiError(409, 'Conflict'));
+    await expect(w.reconcile()).rejects.toThrow(/Conflict/);
+    expect(w.record()?.mail).toEqual({ attempts: 1, attemptStartedAt: NOW.toISOString() });
+    expect(w.mailer.sends).toHaveLength(0);
+
+    await w.reconcile();
+    expect(w.cluster.records(w.uid).map((r) => r.issuance)).toEqual([2]);
+    // One mail, with the link of #2, the one status shows.
+    expect(w.mailer.sends.map((m) => m.link)).toEqual([w.invitation()?.status?.link]);
+    expect(w.invitation()?.status).toMatchObject({ phase: 'Sent', issuance: 2 });
   });
 
   it(`throws after ${MAX_ROUNDS} rounds when decide never converges, saying what it still asks for`, async () => {
@@ -266,7 +297,7 @@ describe('Reconciler, with in-memory ports', () => {
     expect(w.cluster.writes).toHaveLength(before);
   });
 
-  it('records an Event on each phase change, and none when nothing changes', async () => {
+  it('records one Event per outcome, and none when nothing changes', async () => {
     const w = world();
     await w.reconcile();
     // One per outcome: issuing, disclosing and sending in one reconcile end in Sent.

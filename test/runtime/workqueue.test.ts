@@ -341,6 +341,34 @@ describe('WorkQueue', () => {
       expect(q.len()).toBe(399);
     });
 
+    it('only the success of a key that had failed releases them, and at most once a second', async () => {
+      const q = new WorkQueue();
+      for (let i = 0; i < 300; i++) q.addRateLimited(`k${String(i)}`);
+      await vi.advanceTimersByTimeAsync(5);
+      expect(q.delayedLen()).toBe(200);
+      // A key that never failed (a no-op reconcile) succeeds: nothing is released.
+      q.forget('fine');
+      await vi.advanceTimersByTimeAsync(1);
+      expect(q.delayedLen()).toBe(200);
+      // A failed key succeeds: released.
+      q.forget('k0');
+      await vi.advanceTimersByTimeAsync(1);
+      expect(q.delayedLen()).toBe(0);
+      // They fail again at once; another failed key succeeds within the second: the bucket holds.
+      for (let i = 0; i < 300; i++) q.addRateLimited(`again${String(i)}`);
+      await vi.advanceTimersByTimeAsync(5);
+      const held = q.delayedLen();
+      expect(held).toBeGreaterThan(150);
+      q.forget('again0');
+      await vi.advanceTimersByTimeAsync(1);
+      expect(q.delayedLen()).toBe(held);
+      // A second later, it may release again.
+      await vi.advanceTimersByTimeAsync(1_000);
+      q.forget('again1');
+      await vi.advanceTimersByTimeAsync(1);
+      expect(q.delayedLen()).toBe(0);
+    });
+
     it('a success releases nothing that waits for its own backoff (the bucket held it no longer than that)', async () => {
       const q = new WorkQueue({ baseDelayMs: 60_000 });
       q.addRateLimited('slow');
