@@ -102,7 +102,7 @@ export interface InformerOptions<T extends ObjectLike, R extends ObjectLike = T>
    */
   transform?: (obj: R) => T;
   log?: Logger;
-  /** Replaces client-node's Watch (tests). */
+  /** Replaces the KubeWatch of src/runtime/watch.ts (tests). */
   watch?: WatchLike;
 }
 

@@ -6,7 +6,8 @@
 //
 // Differences from client-go, on purpose: after shutDown() get() resolves
 // undefined at once (keys still waiting are dropped, since nobody will process
-// them), and add()/addAfter() are ignored.
+// them), and add()/addAfter() are ignored; the overall retry bucket releases
+// the keys it holds back when a key that had failed succeeds (see forget()).
 
 export interface WorkQueueOptions {
   /** First delay of addRateLimited(); doubles with every failure of the key (client-go: 5 ms). */
