@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { CoreV1Api, CustomObjectsApi, V1Secret } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, INVITATION_KIND, INVITATION_PLURAL, VERSION, type UserInvitation, type UserInvitationSpec } from '../../src/api/types.ts';
 import type { UsherConfig } from '../../src/config/types.ts';
-import { decide, type Action } from '../../src/invitation/decide.ts';
+import { decide, MEMBERSHIP_FINALIZER, type Action } from '../../src/invitation/decide.ts';
 import type { InvitationMailer } from '../../src/controller/ports.ts';
 import { secretFromRecord, type InvitationRecord } from '../../src/invitation/record.ts';
 import { issueToken, linkFor } from '../../src/invitation/token.ts';
@@ -155,7 +155,9 @@ export async function deliverPlain(client: PlainClient, invitation: UserInvitati
 export async function seedSettled(client: Omit<PlainClient, 'mailer'>, body: UserInvitation): Promise<{ invitation: UserInvitation; token: string }> {
   const { core, custom, config } = client;
   const namespace = body.metadata.namespace ?? '';
-  const invitation = await createInvitation(custom, body);
+  // With the finalizer, as Usher leaves an invitation it issued a token for: without it,
+  // an operator started on these would add it to every one (a write each), which is no restart.
+  const invitation = await createInvitation(custom, { ...body, metadata: { ...body.metadata, finalizers: [MEMBERSHIP_FINALIZER] } });
   const now = new Date();
   const token = issueToken(randomBytes);
   const plan = decide({ invitation, records: [], link: undefined, namespaceTenant: TENANT, user: undefined, config, now });
