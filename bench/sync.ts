@@ -32,7 +32,7 @@
 // plane, so their figures are side by side; an operator that does not sync
 // within --timeout seconds (the unpaged list of an older tree may never) is
 // reported as such, with its last stderr line.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -40,12 +40,10 @@ import { parseArgs } from 'node:util';
 import { GROUP, INVITATION_PLURAL, VERSION, type UserInvitation } from '../src/api/types.ts';
 import { parseConfig } from '../src/config/load.ts';
 import type { UsherConfig } from '../src/config/types.ts';
-import { decide, MEMBERSHIP_FINALIZER, type Action } from '../src/invitation/decide.ts';
-import { recordName } from '../src/invitation/naming.ts';
-import { RECORD_SELECTOR, secretFromRecord, type InvitationRecord } from '../src/invitation/record.ts';
+import { MEMBERSHIP_FINALIZER } from '../src/invitation/decide.ts';
+import { RECORD_SELECTOR, secretFromRecord } from '../src/invitation/record.ts';
 import { isoSeconds } from '../src/invitation/time.ts';
-import { issueToken, linkFor } from '../src/invitation/token.ts';
-import { invitationBody, pool, seedSettled, TENANT } from './support/invitations.ts';
+import { invitationBody, pool, seedSettled, settledState, TENANT } from './support/invitations.ts';
 import { configYaml, startOperator, summariseProblems, type Operator } from './support/operator.ts';
 import { startPlane, type Plane } from './support/plane.ts';
 import { startSink } from './support/sink.ts';
@@ -294,33 +292,7 @@ function settledPair(config: UsherConfig, namespace: string, name: string, now: 
     // With the finalizer the operator adds (usher.access.onInvitationDelete RemoveMembership): settled means no write at all.
     metadata: { ...created.metadata, uid, generation: 1, creationTimestamp: isoSeconds(now), finalizers: [MEMBERSHIP_FINALIZER] },
   };
-  const plan = decide({ invitation, records: [], link: undefined, namespaceTenant: TENANT, user: undefined, config, now });
-  const issue = plan.actions.find((a): a is Extract<Action, { kind: 'issue' }> => a.kind === 'issue');
-  if (!issue) throw new Error(`decide() issued nothing for ${name}`);
-  const token = issueToken(randomBytes);
-  const record: InvitationRecord = {
-    name: recordName(uid, issue.issuance),
-    namespace: config.namespace,
-    invitationNamespace: namespace,
-    invitationName: name,
-    invitationUid: uid,
-    selector: token.selector,
-    verifierHash: token.verifierHash,
-    email: issue.email,
-    issuance: issue.issuance,
-    issuedAt: issue.issuedAt,
-    expiresAt: issue.expiresAt,
-    mail: { attempts: 1, sentAt: isoSeconds(now) },
-  };
-  const status = decide({
-    invitation,
-    records: [record],
-    link: linkFor(config.baseUrl, token.token),
-    namespaceTenant: TENANT,
-    user: undefined,
-    config,
-    now,
-  }).status;
+  const { record, status } = settledState(invitation, config, now);
   const secret = secretFromRecord(record);
   return {
     invitation: { ...invitation, status },

@@ -4,7 +4,16 @@
 // and to lay down settled invitations quickly (for the memory benchmark).
 import { randomBytes } from 'node:crypto';
 import type { CoreV1Api, CustomObjectsApi, V1Secret } from '@kubernetes/client-node';
-import { API_VERSION, GROUP, INVITATION_KIND, INVITATION_PLURAL, VERSION, type UserInvitation, type UserInvitationSpec } from '../../src/api/types.ts';
+import {
+  API_VERSION,
+  GROUP,
+  INVITATION_KIND,
+  INVITATION_PLURAL,
+  VERSION,
+  type UserInvitation,
+  type UserInvitationSpec,
+  type UserInvitationStatus,
+} from '../../src/api/types.ts';
 import type { UsherConfig } from '../../src/config/types.ts';
 import { decide, MEMBERSHIP_FINALIZER, type Action } from '../../src/invitation/decide.ts';
 import type { InvitationMailer } from '../../src/controller/ports.ts';
@@ -152,23 +161,26 @@ export async function deliverPlain(client: PlainClient, invitation: UserInvitati
  * record Secret already marked sent, and the status the operator itself would
  * compute for them, so that the operator finds nothing to do.
  */
-export async function seedSettled(client: Omit<PlainClient, 'mailer'>, body: UserInvitation): Promise<{ invitation: UserInvitation; token: string }> {
-  const { core, custom, config } = client;
-  const namespace = body.metadata.namespace ?? '';
-  // With the finalizer, as Usher leaves an invitation it issued a token for: without it,
-  // an operator started on these would add it to every one (a write each), which is no restart.
-  const invitation = await createInvitation(custom, { ...body, metadata: { ...body.metadata, finalizers: [MEMBERSHIP_FINALIZER] } });
-  const now = new Date();
-  const token = issueToken(randomBytes);
+/**
+ * What Usher leaves for an invitation it mailed: the record of its first token, marked sent,
+ * and the status decide() computes from it (the record's resourceVersion plays no part in it).
+ */
+export function settledState(
+  invitation: UserInvitation,
+  config: UsherConfig,
+  now: Date,
+): { record: InvitationRecord; status: UserInvitationStatus; token: string } {
+  const { name, namespace = '', uid = '' } = invitation.metadata;
   const plan = decide({ invitation, records: [], link: undefined, namespaceTenant: TENANT, user: undefined, config, now });
   const issue = plan.actions.find((a): a is Extract<Action, { kind: 'issue' }> => a.kind === 'issue');
-  if (!issue) throw new Error(`decide() issued nothing for ${invitation.metadata.name}`);
+  if (!issue) throw new Error(`decide() issued nothing for ${name}`);
+  const token = issueToken(randomBytes);
   const record: InvitationRecord = {
-    name: recordName(invitation.metadata.uid ?? '', issue.issuance),
+    name: recordName(uid, issue.issuance),
     namespace: config.namespace,
     invitationNamespace: namespace,
-    invitationName: invitation.metadata.name,
-    invitationUid: invitation.metadata.uid ?? '',
+    invitationName: name,
+    invitationUid: uid,
     selector: token.selector,
     verifierHash: token.verifierHash,
     email: issue.email,
@@ -177,17 +189,19 @@ export async function seedSettled(client: Omit<PlainClient, 'mailer'>, body: Use
     expiresAt: issue.expiresAt,
     mail: { attempts: 1, sentAt: isoSeconds(now) },
   };
-  const secret = await core.createNamespacedSecret({ namespace: config.namespace, body: secretFromRecord(record) });
   const link = linkFor(config.baseUrl, token.token);
-  const status = decide({
-    invitation,
-    records: [{ ...record, resourceVersion: secret.metadata?.resourceVersion }],
-    link,
-    namespaceTenant: TENANT,
-    user: undefined,
-    config,
-    now,
-  }).status;
+  const { status } = decide({ invitation, records: [record], link, namespaceTenant: TENANT, user: undefined, config, now });
+  return { record, status, token: token.token };
+}
+
+export async function seedSettled(client: Omit<PlainClient, 'mailer'>, body: UserInvitation): Promise<{ invitation: UserInvitation; token: string }> {
+  const { core, custom, config } = client;
+  const namespace = body.metadata.namespace ?? '';
+  // With the finalizer, as Usher leaves an invitation it issued a token for: without it,
+  // an operator started on these would add it to every one (a write each), which is no restart.
+  const invitation = await createInvitation(custom, { ...body, metadata: { ...body.metadata, finalizers: [MEMBERSHIP_FINALIZER] } });
+  const { record, status, token } = settledState(invitation, config, new Date());
+  await core.createNamespacedSecret({ namespace: config.namespace, body: secretFromRecord(record) });
   const written = (await custom.replaceNamespacedCustomObjectStatus({
     group: GROUP,
     version: VERSION,
@@ -196,5 +210,5 @@ export async function seedSettled(client: Omit<PlainClient, 'mailer'>, body: Use
     name: invitation.metadata.name,
     body: { ...invitation, status },
   })) as UserInvitation;
-  return { invitation: written, token: token.token };
+  return { invitation: written, token };
 }

@@ -20,6 +20,7 @@ import type { PooledAuthentication } from '../runtime/pooled-client.ts';
 import type { InvitationRecord } from '../invitation/record.ts';
 import type { IdentityProvider } from '../identity/provider.ts';
 import { IdentityReconciler } from './identity-reconciler.ts';
+import { failedInEndedOutage } from '../invitation/decide.ts';
 import { EchoFilter, notingOwnWrites, OwnWrites } from './own-writes.ts';
 
 export interface ControllerOptions {
@@ -158,10 +159,7 @@ export class Controller {
     options.mailer?.onRecovered?.((outage) => {
       for (const invitation of this.cluster.invitations.list()) {
         if (invitation.status?.phase !== 'Pending') continue;
-        const failed = this.cluster.records(invitation.metadata.uid ?? '').some((r) => {
-          const at = r.mail?.failedAt ? Date.parse(r.mail.failedAt) : NaN;
-          return !r.mail?.sentAt && at >= outage.from.getTime() && at <= outage.to.getTime();
-        });
+        const failed = this.cluster.records(invitation.metadata.uid ?? '').some((r) => !r.mail?.sentAt && failedInEndedOutage(r.mail, outage));
         if (failed) this.runner.add(objectKey(invitation.metadata.namespace, invitation.metadata.name));
       }
     });

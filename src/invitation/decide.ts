@@ -568,8 +568,9 @@ function mailRetrying(f: Facts, h: Held): Plan | undefined {
     : undefined;
 }
 
-function failedInEndedOutage(mail: NonNullable<InvitationRecord['mail']>, outage: MailOutage | undefined): boolean {
-  if (!outage || !mail.failedAt) return false;
+/** Whether a mail attempt failed inside this outage (the controller queues those when it ends, decide() retries them). */
+export function failedInEndedOutage(mail: InvitationRecord['mail'], outage: MailOutage | undefined): boolean {
+  if (!outage || !mail?.failedAt) return false;
   const failedAt = Date.parse(mail.failedAt);
   return failedAt >= outage.from.getTime() && failedAt <= outage.to.getTime();
 }
