@@ -25,7 +25,7 @@ import { KubeConfig, type RequestContext } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { createAcceptServer } from '../src/accept/index.ts';
 import { parseConfig } from '../src/config/load.ts';
-import { PooledAuthentication } from '../src/runtime/pooled-client.ts';
+import { PooledAuthentication } from './support/pooled-client.ts';
 import { issueToken } from '../src/invitation/token.ts';
 import { freePort } from '../tools/control-plane/control-plane.ts';
 import { invitationBody, pool, seedSettled, TENANT } from './support/invitations.ts';

@@ -24,7 +24,7 @@ import { createInvitationMailer } from './mail/invitation-mailer.ts';
 import { UsherMetrics, withMailMetrics } from './metrics/metrics.ts';
 import { startMetricsServer } from './metrics/server.ts';
 import { OptionsError, parseRuntimeOptions, type RuntimeOptions } from './options.ts';
-import { PooledAuthentication } from './runtime/pooled-client.ts';
+import { RestClient } from './runtime/rest-client.ts';
 import { createKeycloakProvider } from './identity/keycloak.ts';
 import { PeriodicProbe } from './runtime/probe.ts';
 
@@ -62,8 +62,8 @@ async function main(): Promise<void> {
   const runsController = component !== 'accept';
   const config = readConfig(options.configPath, options.env, component);
   const kubeConfig = loadKubeConfig(options.kubeconfig.path, options.kubeconfig.env);
-  // One pool of keep-alive connections to the API server for the whole process.
-  const auth = new PooledAuthentication(kubeConfig);
+  // One API client, with one pool of keep-alive connections, for the whole process.
+  const rest = new RestClient(kubeConfig);
   const metrics = new UsherMetrics();
   const mailer = config.mail ? createInvitationMailer(config.mail, log.child({ component: 'mail' })) : undefined;
   if (!config.mail) log.info('no mail server configured: invitation links are shown in status for manual sharing');
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
     config,
     log,
     metrics,
-    auth,
+    rest,
     ...(options.podName !== undefined ? { instance: options.podName } : {}),
     ...(mailer ? { mailer: withMailMetrics(mailer, metrics) } : {}),
     ...(identity ? { identity } : {}),
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   let stopping = false;
   // Ready means "can serve": a standby serves the acceptance page, so its readiness must not
   // wait for a Lease it may never get (a rollout would stall on it).
-  const accept = runsPage ? createAcceptServer({ kubeConfig, config, log, auth }) : undefined;
+  const accept = runsPage ? createAcceptServer({ kubeConfig, config, log, rest }) : undefined;
   const metricsServer = await startMetricsServer({
     metrics,
     port: options.metricsPort,
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
   const elector = election
     ? new LeaderElector({
         kubeConfig,
-        auth,
+        rest,
         namespace: election.namespace,
         name: election.name,
         identity: election.identity,

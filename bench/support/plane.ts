@@ -9,7 +9,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
-import { makePooledApiClient, PooledAuthentication } from '../../src/runtime/pooled-client.ts';
+import { makePooledApiClient, PooledAuthentication } from './pooled-client.ts';
 import { startControlPlane, type ControlPlane } from '../../tools/control-plane/control-plane.ts';
 
 export const root = join(import.meta.dirname, '..', '..');

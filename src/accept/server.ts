@@ -19,14 +19,14 @@ import { messagePage, notFoundPage, type RenderedPage } from './pages.ts';
 import { registerRoutes, ROUTES, send, type Context } from './routes.ts';
 import { SignInLimiter } from './sign-in.ts';
 import { KubeAcceptStore, type AcceptStore } from './store.ts';
-import type { PooledAuthentication } from '../runtime/pooled-client.ts';
+import type { RestClient } from '../runtime/rest-client.ts';
 
 export interface AcceptServerDeps {
   kubeConfig: KubeConfig;
   /** Replaces the Kubernetes store (tests with an in-memory one). */
   store?: AcceptStore;
-  /** The process's one connection pool, for the Kubernetes store. */
-  auth?: PooledAuthentication;
+  /** The process's one API client, for the Kubernetes store. */
+  rest?: RestClient;
   config: UsherConfig;
   log: Logger;
   now?: () => Date;
@@ -58,7 +58,7 @@ export function createAcceptServer(deps: AcceptServerDeps): AcceptServer {
       namespace: config.namespace,
       credentialsNamespace: accept.credentialsNamespace,
       log,
-      ...(deps.auth ? { auth: deps.auth } : {}),
+      ...(deps.rest ? { rest: deps.rest } : {}),
       resyncPeriodMs: config.controller.resyncPeriodMs,
     });
   const ctx: Context = {

@@ -16,12 +16,12 @@
 //
 // The page runs under its own ServiceAccount (charts/usher/templates/rbac.yaml):
 // Secrets only in Usher's namespace, nothing on invitation status.
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Namespace, type V1Secret } from '@kubernetes/client-node';
+import type { KubeConfig, V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, INVITATION_PLURAL, REISSUE_ANNOTATION, USER_PLURAL, VERSION, type User, type UserInvitation, type UserInvitationStatus } from '../api/types.ts';
 import { Informer } from '../runtime/informer.ts';
 import { cachedStrings } from '../runtime/intern.ts';
-import { makePooledApiClient, PooledAuthentication } from '../runtime/pooled-client.ts';
+import { RestClient } from '../runtime/rest-client.ts';
 import { customObjectsClient, namespacesClient, secretsClient, type TypedClient } from '../runtime/typed-client.ts';
 import {
   MANAGED_BY,
@@ -93,8 +93,8 @@ export interface KubeAcceptStoreOptions {
   credentialsNamespace: string;
   log: Logger;
   resyncPeriodMs?: number;
-  /** The process's one connection pool (shared with the controller); a new one when absent. */
-  auth?: PooledAuthentication;
+  /** The process's one API client (shared with the controller); a new one when absent. */
+  rest?: RestClient;
 }
 
 /** The index of the record informer: records by their public selector, the page's whole lookup of a token. */
@@ -170,13 +170,11 @@ export class KubeAcceptStore implements AcceptStore {
   constructor(options: KubeAcceptStoreOptions) {
     this.options = options;
     const { kubeConfig, namespace } = options;
-    const auth = options.auth ?? new PooledAuthentication(kubeConfig);
-    const core = makePooledApiClient(kubeConfig, CoreV1Api, auth);
-    const custom = makePooledApiClient(kubeConfig, CustomObjectsApi, auth);
-    this.secretClient = secretsClient(core);
-    this.namespaceClient = namespacesClient(core);
-    this.invitationClient = customObjectsClient<UserInvitation>(custom, 'UserInvitation', { group: GROUP, version: VERSION, plural: INVITATION_PLURAL });
-    this.userClient = customObjectsClient<User>(custom, 'User', { group: GROUP, version: VERSION, plural: USER_PLURAL });
+    const rest = options.rest ?? new RestClient(kubeConfig);
+    this.secretClient = secretsClient(rest);
+    this.namespaceClient = namespacesClient(rest);
+    this.invitationClient = customObjectsClient<UserInvitation>(rest, 'UserInvitation', { group: GROUP, version: VERSION, plural: INVITATION_PLURAL });
+    this.userClient = customObjectsClient<User>(rest, 'User', { group: GROUP, version: VERSION, plural: USER_PLURAL });
     const log = options.log.child({ component: 'informer' });
     const resyncPeriodMs = options.resyncPeriodMs ?? 0;
     this.records = new Informer<CachedRecord, V1Secret>({

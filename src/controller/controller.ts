@@ -16,7 +16,7 @@ import { Reconciler } from './reconciler.ts';
 import { setUpRbacWatches, setUpUserWatches, setUpWatches } from './watches.ts';
 import { KubeBindings } from './rbac-store.ts';
 import { RbacReconciler } from './rbac-reconciler.ts';
-import type { PooledAuthentication } from '../runtime/pooled-client.ts';
+import type { RestClient } from '../runtime/rest-client.ts';
 import type { InvitationRecord } from '../invitation/record.ts';
 import type { IdentityProvider } from '../identity/provider.ts';
 import { IdentityReconciler } from './identity-reconciler.ts';
@@ -33,8 +33,8 @@ export interface ControllerOptions {
   metrics?: UsherMetrics;
   /** This replica's name in the Events it records (the pod's name). */
   instance?: string;
-  /** The process's one connection pool (shared with the page and leader election); a new one when absent. */
-  auth?: PooledAuthentication;
+  /** The process's one API client (shared with the page and leader election); a new one when absent. */
+  rest?: RestClient;
   /** Where accepted people get their account (usher.identity); without it Users end at the User resource. */
   identity?: IdentityProvider;
 }
@@ -60,7 +60,7 @@ export class Controller {
   constructor(options: ControllerOptions) {
     this.options = options;
     const identityProvider = options.config.identity ? options.identity : undefined;
-    this.cluster = new KubeCluster(options.kubeConfig, options.config, options.log, options.instance, options.auth);
+    this.cluster = new KubeCluster(options.kubeConfig, options.config, options.log, options.instance, options.rest);
     const ownWrites = new OwnWrites();
     const echoes = new EchoFilter(ownWrites, (key) => {
       this.runner.add(key);
@@ -118,7 +118,7 @@ export class Controller {
     }
     const rbac = options.config.rbac;
     if (rbac) {
-      const bindings = new KubeBindings(options.kubeConfig, options.log, options.config.controller.resyncPeriodMs, options.auth);
+      const bindings = new KubeBindings(options.kubeConfig, options.log, options.config.controller.resyncPeriodMs, options.rest);
       const reconciler = new RbacReconciler({
         users: this.cluster,
         namespaces: () => this.cluster.namespaces.list(),

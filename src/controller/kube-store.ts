@@ -18,7 +18,7 @@
 //   namespaces           leanNamespace: name, resourceVersion, labels, deletionTimestamp;
 //                        never written
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig, type KubernetesObject, type V1Namespace, type V1Secret } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject, V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, INVITATION_PLURAL, USER_PLURAL, VERSION, type User, type UserInvitation, type UserInvitationStatus, type UserStatus } from '../api/types.ts';
 import type { UsherConfig } from '../config/types.ts';
@@ -34,11 +34,11 @@ import {
   secretFromRecord,
   type InvitationRecord,
 } from '../invitation/record.ts';
-import { EventRecorder } from '../runtime/events.ts';
+import { EventRecorder, restEventsApi } from '../runtime/events.ts';
 import { Informer, objectKey, splitObjectKey, type ObjectLike } from '../runtime/informer.ts';
 import { cachedStrings } from '../runtime/intern.ts';
 import { Overlay } from '../runtime/overlay.ts';
-import { makePooledApiClient, PooledAuthentication } from '../runtime/pooled-client.ts';
+import { RestClient } from '../runtime/rest-client.ts';
 import { customObjectsClient, namespacesClient, secretsClient, type TypedClient } from '../runtime/typed-client.ts';
 import { credentialsSecretName, linkSecretNameFor, PASSWORD_HASH_KEY } from '../invitation/naming.ts';
 
@@ -105,25 +105,23 @@ export class KubeCluster implements ClusterReader, ClusterWriter, UserStore {
 
   /**
    * `instance` names this replica in the Events it records (the pod's name in a
-   * cluster); `auth` is the process's one pool of keep-alive connections (see
-   * PooledAuthentication), shared with the page and leader election.
+   * cluster); `rest` is the process's one API client (its pool of keep-alive
+   * connections), shared with the page and leader election.
    */
   constructor(
     kubeConfig: KubeConfig,
     config: UsherConfig,
     log: Logger,
     instance = `usher-${randomBytes(3).toString('hex')}`,
-    auth: PooledAuthentication = new PooledAuthentication(kubeConfig),
+    rest: RestClient = new RestClient(kubeConfig),
   ) {
     this.config = config;
-    const core = makePooledApiClient(kubeConfig, CoreV1Api, auth);
-    const custom = makePooledApiClient(kubeConfig, CustomObjectsApi, auth);
-    this.secretClient = secretsClient(core);
-    this.invitationClient = customObjectsClient<UserInvitation>(custom, 'UserInvitation', { group: GROUP, version: VERSION, plural: INVITATION_PLURAL });
-    this.userClient = customObjectsClient<User>(custom, 'User', { group: GROUP, version: VERSION, plural: USER_PLURAL });
-    const namespaceClient = namespacesClient(core);
+    this.secretClient = secretsClient(rest);
+    this.invitationClient = customObjectsClient<UserInvitation>(rest, 'UserInvitation', { group: GROUP, version: VERSION, plural: INVITATION_PLURAL });
+    this.userClient = customObjectsClient<User>(rest, 'User', { group: GROUP, version: VERSION, plural: USER_PLURAL });
+    const namespaceClient = namespacesClient(rest);
     this.recorder = new EventRecorder({
-      api: makePooledApiClient(kubeConfig, EventsV1Api, auth),
+      api: restEventsApi(rest),
       reportingController: 'usher.dev/usher',
       reportingInstance: instance,
       log,

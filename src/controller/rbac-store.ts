@@ -4,14 +4,14 @@
 // usher.dev/binding kind, indexed by the uid of the Users that own them; and
 // the writes, each remembered in an overlay so that the next reconcile reads
 // its own writes before the watch delivers them.
-import { RbacAuthorizationV1Api, type KubeConfig, type V1ClusterRoleBinding, type V1RoleBinding } from '@kubernetes/client-node';
+import type { KubeConfig, V1ClusterRoleBinding, V1RoleBinding } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { BINDING_KIND_LABEL } from '../invitation/rbac.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL } from '../invitation/record.ts';
 import { Informer, objectKey } from '../runtime/informer.ts';
 import { cachedStrings } from '../runtime/intern.ts';
 import type { Overlay } from '../runtime/overlay.ts';
-import { makePooledApiClient, PooledAuthentication } from '../runtime/pooled-client.ts';
+import { RestClient } from '../runtime/rest-client.ts';
 import { clusterRoleBindingsClient, roleBindingsClient, type TypedClient } from '../runtime/typed-client.ts';
 import { overlayFor } from './kube-store.ts';
 import type { BindingManifest, BindingObject, BindingStore } from './ports.ts';
@@ -27,9 +27,8 @@ export class KubeBindings implements BindingStore {
   private readonly clients: { RoleBinding: TypedClient<V1RoleBinding>; ClusterRoleBinding: TypedClient<V1ClusterRoleBinding> };
   private readonly overlays: { RoleBinding: Overlay<V1RoleBinding>; ClusterRoleBinding: Overlay<V1ClusterRoleBinding> };
 
-  constructor(kubeConfig: KubeConfig, log: Logger, resyncPeriodMs: number, auth: PooledAuthentication = new PooledAuthentication(kubeConfig)) {
-    const api = makePooledApiClient(kubeConfig, RbacAuthorizationV1Api, auth);
-    this.clients = { RoleBinding: roleBindingsClient(api), ClusterRoleBinding: clusterRoleBindingsClient(api) };
+  constructor(kubeConfig: KubeConfig, log: Logger, resyncPeriodMs: number, rest: RestClient = new RestClient(kubeConfig)) {
+    this.clients = { RoleBinding: roleBindingsClient(rest), ClusterRoleBinding: clusterRoleBindingsClient(rest) };
     const informerLog = log.child({ component: 'informer' });
     this.roleBindings = new Informer<V1RoleBinding>({
       kubeConfig,

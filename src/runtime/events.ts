@@ -4,13 +4,41 @@
 // replica. Best effort: an Event that cannot be recorded is logged, never
 // thrown, so recording one cannot fail a reconcile.
 import { randomBytes } from 'node:crypto';
-import { V1MicroTime, type EventsV1Event } from '@kubernetes/client-node';
 import { apiErrorOf } from './client.ts';
 import { silentLogger, type Logger } from './log.ts';
+import { microTime, type RestClient } from './rest-client.ts';
 
-/** The part of client-node's EventsV1Api the recorder uses; tests pass a fake. */
+/** An events.k8s.io/v1 Event as the recorder writes it (the fields it sets). */
+export interface EventBody {
+  apiVersion: 'events.k8s.io/v1';
+  kind: 'Event';
+  metadata: { name: string; namespace: string };
+  /** A MicroTime: RFC 3339 with six fractional digits. */
+  eventTime: string;
+  reportingController: string;
+  reportingInstance: string;
+  action: string;
+  reason: string;
+  type: EventType;
+  note: string;
+  regarding: {
+    apiVersion?: string | undefined;
+    kind?: string | undefined;
+    name: string;
+    namespace: string;
+    uid?: string | undefined;
+    resourceVersion?: string | undefined;
+  };
+}
+
+/** Where the recorder creates Events; tests pass a fake. */
 export interface EventsApiLike {
-  createNamespacedEvent(param: { namespace: string; body: EventsV1Event }): Promise<unknown>;
+  createNamespacedEvent(param: { namespace: string; body: EventBody }): Promise<unknown>;
+}
+
+/** Events created through `rest`. */
+export function restEventsApi(rest: RestClient): EventsApiLike {
+  return { createNamespacedEvent: ({ namespace, body }) => rest.post(`/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`, body) };
 }
 
 /** The object an Event is about. */
@@ -47,12 +75,12 @@ export class EventRecorder {
   record(subject: EventSubject, type: EventType, reason: string, message: string, action = reason): void {
     const { name, uid, resourceVersion } = subject.metadata;
     const namespace = subject.metadata.namespace ?? 'default';
-    const body: EventsV1Event = {
+    const body: EventBody = {
       apiVersion: 'events.k8s.io/v1',
       kind: 'Event',
       // Unique per call: several Events about one object within a millisecond still get names of their own.
       metadata: { name: `${name}.${Date.now().toString(16)}${randomBytes(2).toString('hex')}`, namespace },
-      eventTime: new V1MicroTime(),
+      eventTime: microTime(),
       reportingController: this.#opts.reportingController,
       reportingInstance: this.#opts.reportingInstance,
       action,

@@ -12,11 +12,11 @@
 // arrives, so no response holds the whole collection: an unpaged LIST of
 // 200,000 invitations is one string V8 cannot hold. Paging rather than a
 // watch-list (sendInitialEvents=true): a paged LIST works with any API server
-// and every list function here (client-node's typed calls take limit and
-// _continue), needs no new stream handling, and its expired-token case (410 on
-// a continue) is just "list again"; a watch-list would also need the
-// client-node Watch to pass sendInitialEvents and resourceVersionMatch and to
-// recognise the initial-events-end bookmark.
+// and every list function here (the typed clients take limit and continue),
+// needs no new stream handling, and its expired-token case (410 on a continue)
+// is just "list again"; a watch-list would also need the watch to pass
+// sendInitialEvents and resourceVersionMatch and to recognise the
+// initial-events-end bookmark.
 //
 // The periodic resync does not list: as client-go's, it re-emits `update` for
 // every cached object (obj and old the same), so handlers get a second look at

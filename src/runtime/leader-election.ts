@@ -15,10 +15,44 @@
 // - stop() gives the Lease up as client-go's ReleaseOnCancel does (empty
 //   holder, leaseDurationSeconds 1), so a successor need not wait out the lease.
 import { setTimeout as delay } from 'node:timers/promises';
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { apiErrorOf } from './client.ts';
-import { makePooledApiClient, type PooledAuthentication } from './pooled-client.ts';
+import { microTime, RestClient } from './rest-client.ts';
+
+/** A coordination.k8s.io/v1 Lease's spec; the times are MicroTimes (RFC 3339, six fractional digits). */
+export interface LeaseSpec {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions?: number;
+}
+
+export interface Lease {
+  apiVersion?: string;
+  kind?: string;
+  /** Sent back as read: the resourceVersion (for the compare-and-swap), labels and annotations. */
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string } & Record<string, unknown>;
+  spec?: LeaseSpec;
+}
+
+/** The Lease calls the elector makes; tests pass one that fails on purpose. */
+export interface LeaseApi {
+  readNamespacedLease(param: { namespace: string; name: string }): Promise<Lease>;
+  createNamespacedLease(param: { namespace: string; body: Lease }): Promise<Lease>;
+  replaceNamespacedLease(param: { namespace: string; name: string; body: Lease }): Promise<Lease>;
+}
+
+/** Leases through `rest`. */
+export function restLeaseApi(rest: RestClient): LeaseApi {
+  const leases = (namespace: string): string => `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
+  return {
+    readNamespacedLease: ({ namespace, name }) => rest.get<Lease>(`${leases(namespace)}/${encodeURIComponent(name)}`),
+    createNamespacedLease: ({ namespace, body }) => rest.post<Lease>(leases(namespace), body),
+    replaceNamespacedLease: ({ namespace, name, body }) => rest.put<Lease>(`${leases(namespace)}/${encodeURIComponent(name)}`, body),
+  };
+}
 
 export interface LeaderElectionTimings {
   /** How long a standby waits, after it last saw the Lease change, before it takes the Lease over. */
@@ -42,10 +76,10 @@ const JITTER = 0.2;
 
 export interface LeaderElectorOptions extends Partial<LeaderElectionTimings> {
   kubeConfig: KubeConfig;
-  /** The client to use instead of a pooled CoordinationV1Api made from kubeConfig (tests inject failures here). */
-  coordinationApi?: CoordinationV1Api;
-  /** The process's one connection pool (undici opens as many connections as needed, so a busy controller does not hold up renewals). */
-  auth?: PooledAuthentication;
+  /** The Lease calls to make instead of restLeaseApi(rest) (tests inject failures here). */
+  coordinationApi?: LeaseApi;
+  /** The process's one client (its pool opens several connections, so a busy controller does not hold up renewals); default: one of its own. */
+  rest?: RestClient;
   /** Namespace and name of the Lease (the chart's Role grants access to this name only). */
   namespace: string;
   name: string;
@@ -69,13 +103,13 @@ type Attempt = 'acquired' | 'renewed' | 'held' | 'failed';
 
 interface Observed {
   resourceVersion: string;
-  spec: V1LeaseSpec;
+  spec: LeaseSpec;
   /** performance.now() when this resourceVersion was first seen. */
   at: number;
 }
 
 export class LeaderElector {
-  private readonly api: CoordinationV1Api;
+  private readonly api: LeaseApi;
   private readonly options: LeaderElectorOptions;
   private readonly timings: LeaderElectionTimings;
   private readonly stopping = new AbortController();
@@ -98,7 +132,7 @@ export class LeaderElector {
     if (renewDeadlineMs <= retryPeriodMs * (1 + JITTER)) throw new Error(`leader election: renewDeadline must be greater than retryPeriod × ${1 + JITTER}`);
     if (leaseDurationMs % 1000 !== 0) throw new Error('leader election: leaseDuration must be whole seconds (Lease.spec.leaseDurationSeconds)');
     if (!options.identity) throw new Error('leader election: identity must not be empty');
-    this.api = options.coordinationApi ?? makePooledApiClient(options.kubeConfig, CoordinationV1Api, options.auth);
+    this.api = options.coordinationApi ?? restLeaseApi(options.rest ?? new RestClient(options.kubeConfig));
   }
 
   /** Whether this replica leads right now. */
@@ -143,8 +177,8 @@ export class LeaderElector {
     try {
       const lease = await this.call(this.api.readNamespacedLease({ namespace, name }));
       if (lease.spec?.holderIdentity !== identity) return false;
-      const now = new V1MicroTime();
-      const spec: V1LeaseSpec = {
+      const now = microTime();
+      const spec: LeaseSpec = {
         holderIdentity: '',
         leaseDurationSeconds: 1,
         acquireTime: now,
@@ -242,15 +276,15 @@ export class LeaderElector {
   /** One read and at most one write, as client-go's tryAcquireOrRenew. */
   private async tryAcquireOrRenew(): Promise<Attempt> {
     const { namespace, name, identity, log } = this.options;
-    const now = new V1MicroTime();
+    const now = microTime();
     const leaseDurationSeconds = this.timings.leaseDurationMs / 1000;
     try {
-      let lease: V1Lease;
+      let lease: Lease;
       try {
         lease = await this.call(this.api.readNamespacedLease({ namespace, name }));
       } catch (err) {
         if (apiErrorOf(err).code !== 404) throw err;
-        const spec: V1LeaseSpec = { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 };
+        const spec: LeaseSpec = { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 };
         const created = await this.call(
           this.api.createNamespacedLease({ namespace, body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec } }),
         );
@@ -268,7 +302,7 @@ export class LeaderElector {
         if (holder !== '' && performance.now() < observed.at + durationMs) return 'held';
       }
       const renewing = holder === identity;
-      const spec: V1LeaseSpec = {
+      const spec: LeaseSpec = {
         holderIdentity: identity,
         leaseDurationSeconds,
         acquireTime: renewing ? (lease.spec?.acquireTime ?? now) : now,
@@ -287,7 +321,7 @@ export class LeaderElector {
     }
   }
 
-  private observe(lease: V1Lease): void {
+  private observe(lease: Lease): void {
     const resourceVersion = lease.metadata?.resourceVersion ?? '';
     if (this.observed?.resourceVersion === resourceVersion) return;
     const before = this.observed?.spec.holderIdentity;
@@ -322,7 +356,7 @@ export class LeaderElector {
  * The Lease as read, with a new spec: its metadata (resourceVersion included,
  * for the compare-and-swap; labels and annotations kept) goes back unchanged.
  */
-function leaseWith(lease: V1Lease, spec: V1LeaseSpec): V1Lease {
+function leaseWith(lease: Lease, spec: LeaseSpec): Lease {
   return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: lease.metadata, spec };
 }
 

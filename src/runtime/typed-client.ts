@@ -1,4 +1,4 @@
-// A small typed client for one resource kind over client-node 2.x: the reads
+// A small typed client for one resource kind over the RestClient: the reads
 // and writes controllers make, each saying which error means what, so callers
 // never test status codes themselves.
 //
@@ -12,9 +12,10 @@
 // secretsClient(), namespacesClient(), roleBindingsClient(),
 // clusterRoleBindingsClient() and customObjectsClient() bind it to a
 // kind; tests pass a ResourceApi of their own.
-import type { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, V1ClusterRoleBinding, V1Namespace, V1RoleBinding, V1Secret } from '@kubernetes/client-node';
+import type { V1ClusterRoleBinding, V1Namespace, V1RoleBinding, V1Secret } from '@kubernetes/client-node';
 import { isAlreadyExists, isNotFound } from './client.ts';
 import type { ListPageOptions, ListResult, ObjectLike } from './informer.ts';
+import type { Query, RestClient } from './rest-client.ts';
 
 /** Delete preconditions: the delete fails with Conflict unless the object still has them. */
 export interface Preconditions {
@@ -22,7 +23,7 @@ export interface Preconditions {
   resourceVersion?: string;
 }
 
-/** The calls of one resource kind, as client-node spells them; `namespace` is undefined for cluster-scoped kinds. */
+/** The calls of one resource kind; `namespace` is undefined for cluster-scoped kinds. */
 export interface ResourceApi<T> {
   read(namespace: string | undefined, name: string): Promise<T>;
   /** One page: at most `limit` objects (all without one), from the `continue` token of the page before. */
@@ -133,75 +134,80 @@ function namespaceOf(kind: string, namespace: string | undefined): string {
   return namespace;
 }
 
-/**
- * A typed list's page in the informer's shape: client-node's V1ListMeta calls
- * the continue token `_continue` (its JSON name is `continue`).
- */
-async function page<T>(list: Promise<{ items: T[]; metadata?: { resourceVersion?: string; _continue?: string } }>): Promise<ListResult<T>> {
-  const { items, metadata } = await list;
-  const { resourceVersion, _continue: token } = metadata ?? {};
-  return {
-    items,
-    metadata: { ...(resourceVersion !== undefined ? { resourceVersion } : {}), ...(token ? { continue: token } : {}) },
-  };
+/** Where a kind is served: `/api/v1` or `/apis/<group>/<version>`, and its plural. */
+export interface ResourcePath {
+  /** `/api/v1` for the core group, `/apis/<group>/<version>` for the others. */
+  apiPath: string;
+  plural: string;
+  /**
+   * `required`: a namespaced kind (a list without a namespace lists every namespace);
+   * `never`: a cluster-scoped one; `optional`: the call decides, as for custom resources
+   * (a call with a namespace goes to the namespaced endpoint, one without to the cluster-wide one).
+   */
+  namespaced: 'required' | 'never' | 'optional';
+  /** Whether the kind has a status subresource. */
+  status?: boolean;
 }
 
-/** client-node's list parameters (its `continue` is spelled `_continue`), without the undefined ones. */
-const listParams = (options: ListOptions): { labelSelector?: string; limit?: number; _continue?: string } => ({
+const segment = encodeURIComponent;
+
+/**
+ * The calls of one kind over a RestClient: the objects are the plain JSON the
+ * API server sent, typed as T (timestamps are strings, as on the wire).
+ */
+export function restResource<T>(rest: RestClient, kind: string, resource: ResourcePath): ResourceApi<T> {
+  const { apiPath, plural, namespaced } = resource;
+  const collection = (namespace: string | undefined): string => {
+    const ns = namespaced === 'never' ? undefined : namespace;
+    return ns ? `${apiPath}/namespaces/${segment(ns)}/${plural}` : `${apiPath}/${plural}`;
+  };
+  const one = (namespace: string | undefined, name: string): string =>
+    `${collection(namespaced === 'required' ? namespaceOf(kind, namespace) : namespace)}/${segment(name)}`;
+  const api: ResourceApi<T> = {
+    read: (namespace, name) => rest.get<T>(one(namespace, name)),
+    list: (namespace, options) => rest.get<ListResult<T>>(collection(namespace), listQuery(options)),
+    create: (namespace, body) => rest.post<T>(collection(namespaced === 'required' ? namespaceOf(kind, namespace) : namespace), body),
+    replace: (namespace, name, body) => rest.put<T>(one(namespace, name), body),
+    delete: (namespace, name, preconditions) => rest.delete(one(namespace, name), preconditions ? { preconditions } : undefined),
+  };
+  if (resource.status) api.replaceStatus = (namespace, name, body) => rest.put<T>(`${one(namespace, name)}/status`, body);
+  return api;
+}
+
+/** The list's query parameters, without the undefined ones. */
+const listQuery = (options: ListOptions): Query => ({
   ...(options.labelSelector === undefined ? {} : { labelSelector: options.labelSelector }),
   ...(options.limit === undefined ? {} : { limit: options.limit }),
-  ...(options.continue === undefined ? {} : { _continue: options.continue }),
+  ...(options.continue === undefined ? {} : { continue: options.continue }),
 });
-const withPreconditions = (preconditions: Preconditions | undefined): { body?: { preconditions: Preconditions } } =>
-  preconditions ? { body: { preconditions } } : {};
 
 /** Secrets (namespaced; a list without a namespace lists every namespace). */
-export function secretsClient(core: CoreV1Api): TypedClient<V1Secret> {
-  const ns = (namespace: string | undefined): string => namespaceOf('Secret', namespace);
-  return new TypedClient<V1Secret>('Secret', {
-    read: (namespace, name) => core.readNamespacedSecret({ namespace: ns(namespace), name }),
-    list: (namespace, options) =>
-      page(namespace ? core.listNamespacedSecret({ namespace, ...listParams(options) }) : core.listSecretForAllNamespaces(listParams(options))),
-    create: (namespace, body) => core.createNamespacedSecret({ namespace: ns(namespace), body }),
-    replace: (namespace, name, body) => core.replaceNamespacedSecret({ namespace: ns(namespace), name, body }),
-    delete: (namespace, name, preconditions) => core.deleteNamespacedSecret({ namespace: ns(namespace), name, ...withPreconditions(preconditions) }),
-  });
+export function secretsClient(rest: RestClient): TypedClient<V1Secret> {
+  return new TypedClient<V1Secret>('Secret', restResource(rest, 'Secret', { apiPath: '/api/v1', plural: 'secrets', namespaced: 'required' }));
 }
 
 /** Namespaces (cluster-scoped). */
-export function namespacesClient(core: CoreV1Api): TypedClient<V1Namespace> {
-  return new TypedClient<V1Namespace>('Namespace', {
-    read: (_namespace, name) => core.readNamespace({ name }),
-    list: (_namespace, options) => page(core.listNamespace(listParams(options))),
-    create: (_namespace, body) => core.createNamespace({ body }),
-    replace: (_namespace, name, body) => core.replaceNamespace({ name, body }),
-    replaceStatus: (_namespace, name, body) => core.replaceNamespaceStatus({ name, body }),
-    delete: (_namespace, name, preconditions) => core.deleteNamespace({ name, ...withPreconditions(preconditions) }),
-  });
+export function namespacesClient(rest: RestClient): TypedClient<V1Namespace> {
+  return new TypedClient<V1Namespace>(
+    'Namespace',
+    restResource(rest, 'Namespace', { apiPath: '/api/v1', plural: 'namespaces', namespaced: 'never', status: true }),
+  );
 }
 
 /** RoleBindings (namespaced; a list without a namespace lists every namespace). */
-export function roleBindingsClient(rbac: RbacAuthorizationV1Api): TypedClient<V1RoleBinding> {
-  const ns = (namespace: string | undefined): string => namespaceOf('RoleBinding', namespace);
-  return new TypedClient<V1RoleBinding>('RoleBinding', {
-    read: (namespace, name) => rbac.readNamespacedRoleBinding({ namespace: ns(namespace), name }),
-    list: (namespace, options) =>
-      page(namespace ? rbac.listNamespacedRoleBinding({ namespace, ...listParams(options) }) : rbac.listRoleBindingForAllNamespaces(listParams(options))),
-    create: (namespace, body) => rbac.createNamespacedRoleBinding({ namespace: ns(namespace), body }),
-    replace: (namespace, name, body) => rbac.replaceNamespacedRoleBinding({ namespace: ns(namespace), name, body }),
-    delete: (namespace, name, preconditions) => rbac.deleteNamespacedRoleBinding({ namespace: ns(namespace), name, ...withPreconditions(preconditions) }),
-  });
+export function roleBindingsClient(rest: RestClient): TypedClient<V1RoleBinding> {
+  return new TypedClient<V1RoleBinding>(
+    'RoleBinding',
+    restResource(rest, 'RoleBinding', { apiPath: '/apis/rbac.authorization.k8s.io/v1', plural: 'rolebindings', namespaced: 'required' }),
+  );
 }
 
 /** ClusterRoleBindings (cluster-scoped). */
-export function clusterRoleBindingsClient(rbac: RbacAuthorizationV1Api): TypedClient<V1ClusterRoleBinding> {
-  return new TypedClient<V1ClusterRoleBinding>('ClusterRoleBinding', {
-    read: (_namespace, name) => rbac.readClusterRoleBinding({ name }),
-    list: (_namespace, options) => page(rbac.listClusterRoleBinding(listParams(options))),
-    create: (_namespace, body) => rbac.createClusterRoleBinding({ body }),
-    replace: (_namespace, name, body) => rbac.replaceClusterRoleBinding({ name, body }),
-    delete: (_namespace, name, preconditions) => rbac.deleteClusterRoleBinding({ name, ...withPreconditions(preconditions) }),
-  });
+export function clusterRoleBindingsClient(rest: RestClient): TypedClient<V1ClusterRoleBinding> {
+  return new TypedClient<V1ClusterRoleBinding>(
+    'ClusterRoleBinding',
+    restResource(rest, 'ClusterRoleBinding', { apiPath: '/apis/rbac.authorization.k8s.io/v1', plural: 'clusterrolebindings', namespaced: 'never' }),
+  );
 }
 
 export interface CustomResource {
@@ -211,36 +217,11 @@ export interface CustomResource {
 }
 
 /**
- * A custom resource through CustomObjectsApi, namespaced or cluster-scoped: a
- * call with a namespace goes to the namespaced endpoint, one without to the
- * cluster-wide one. The objects are the plain JSON the server sent, typed as T.
+ * A custom resource, namespaced or cluster-scoped: a call with a namespace
+ * goes to the namespaced endpoint, one without to the cluster-wide one. Every
+ * custom resource Usher serves has a status subresource.
  */
-export function customObjectsClient<T extends ObjectLike>(custom: CustomObjectsApi, kind: string, resource: CustomResource): TypedClient<T> {
+export function customObjectsClient<T extends ObjectLike>(rest: RestClient, kind: string, resource: CustomResource): TypedClient<T> {
   const { group, version, plural } = resource;
-  return new TypedClient<T>(kind, {
-    read: async (namespace, name) =>
-      (await (namespace
-        ? custom.getNamespacedCustomObject({ group, version, namespace, plural, name })
-        : custom.getClusterCustomObject({ group, version, plural, name }))) as T,
-    list: async (namespace, options) =>
-      (await (namespace
-        ? custom.listNamespacedCustomObject({ group, version, namespace, plural, ...listParams(options) })
-        : custom.listClusterCustomObject({ group, version, plural, ...listParams(options) }))) as ListResult<T>,
-    create: async (namespace, body) =>
-      (await (namespace
-        ? custom.createNamespacedCustomObject({ group, version, namespace, plural, body })
-        : custom.createClusterCustomObject({ group, version, plural, body }))) as T,
-    replace: async (namespace, name, body) =>
-      (await (namespace
-        ? custom.replaceNamespacedCustomObject({ group, version, namespace, plural, name, body })
-        : custom.replaceClusterCustomObject({ group, version, plural, name, body }))) as T,
-    replaceStatus: async (namespace, name, body) =>
-      (await (namespace
-        ? custom.replaceNamespacedCustomObjectStatus({ group, version, namespace, plural, name, body })
-        : custom.replaceClusterCustomObjectStatus({ group, version, plural, name, body }))) as T,
-    delete: (namespace, name, preconditions) =>
-      namespace
-        ? custom.deleteNamespacedCustomObject({ group, version, namespace, plural, name, ...withPreconditions(preconditions) })
-        : custom.deleteClusterCustomObject({ group, version, plural, name, ...withPreconditions(preconditions) }),
-  });
+  return new TypedClient<T>(kind, restResource<T>(rest, kind, { apiPath: `/apis/${group}/${version}`, plural, namespaced: 'optional', status: true }));
 }

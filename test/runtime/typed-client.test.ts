@@ -1,22 +1,13 @@
 // The typed client without a cluster: what each call makes of NotFound,
 // AlreadyExists and Conflict (against an in-memory resource with the API
-// server's rules), and the requests its client-node bindings send (through a
-// fake HTTP library that answers as the API server would).
-import {
-  ApiException,
-  CoreV1Api,
-  createConfiguration,
-  CustomObjectsApi,
-  RbacAuthorizationV1Api,
-  RequestContext,
-  ResponseContext,
-  SelfDecodingBody,
-  ServerConfiguration,
-  wrapHttpLibrary,
-  type V1Secret,
-} from '@kubernetes/client-node';
-import { describe, expect, it } from 'vitest';
+// server's rules), and the requests its bindings to each kind send through a
+// RestClient (to a local HTTP server that answers as the API server would).
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApiException, KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { afterEach, describe, expect, it } from 'vitest';
 import { isAlreadyExists, isConflict, isConflictOrAlreadyExists, isNotFound } from '../../src/runtime/client.ts';
+import { RestClient } from '../../src/runtime/rest-client.ts';
 import {
   clusterRoleBindingsClient,
   customObjectsClient,
@@ -259,29 +250,47 @@ interface Seen {
   method: string;
   url: string;
   body: unknown;
+  headers: Record<string, string | string[] | undefined>;
 }
 
-/** client-node's generated API over a fake HTTP library: records every request, answers with `respond`. */
-function fakeServer(respond: (seen: Seen) => [number, unknown] = () => [200, {}]): {
-  requests: Seen[];
-  core: CoreV1Api;
-  custom: CustomObjectsApi;
-  rbac: RbacAuthorizationV1Api;
-} {
+const servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
+});
+
+/**
+ * A RestClient against a local HTTP server that records every request (its
+ * URL as if the cluster were https://k8s.test) and answers with `respond`.
+ */
+async function fakeServer(respond: (seen: Seen) => [number, unknown] = () => [200, {}]): Promise<{ requests: Seen[]; rest: RestClient }> {
   const requests: Seen[] = [];
-  const httpApi = wrapHttpLibrary({
-    send: (request: RequestContext) => {
-      const raw = request.getBody();
-      const seen = { method: request.getHttpMethod(), url: request.getUrl(), body: typeof raw === 'string' ? (JSON.parse(raw) as unknown) : undefined };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const seen = {
+        method: req.method ?? '',
+        url: `https://k8s.test${req.url ?? ''}`,
+        body: raw ? (JSON.parse(raw) as unknown) : undefined,
+        headers: req.headers,
+      };
       requests.push(seen);
       const [code, answer] = respond(seen);
-      return Promise.resolve(
-        new ResponseContext(code, { 'content-type': 'application/json' }, new SelfDecodingBody(Promise.resolve(Buffer.from(JSON.stringify(answer))))),
-      );
-    },
+      res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+    });
   });
-  const configuration = createConfiguration({ baseServer: new ServerConfiguration('https://k8s.test', {}), httpApi });
-  return { requests, core: new CoreV1Api(configuration), custom: new CustomObjectsApi(configuration), rbac: new RbacAuthorizationV1Api(configuration) };
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [{ name: 'fake', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+    users: [{ name: 'fake', token: 'the-token' }],
+    contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
+    currentContext: 'fake',
+  });
+  return { requests, rest: new RestClient(kubeConfig) };
 }
 
 const statusBody = (code: number, reason: string): Record<string, unknown> => ({
@@ -294,25 +303,25 @@ const statusBody = (code: number, reason: string): Record<string, unknown> => ({
 });
 
 describe('secretsClient', () => {
-  it('hands a page’s continue token on as metadata.continue (client-node’s typed lists call it _continue), for every typed kind', async () => {
-    const { core, custom, rbac } = fakeServer(() => [200, { items: [{ metadata: { name: 'a' } }], metadata: { resourceVersion: '9', continue: 'next-page' } }]);
+  it('hands a page’s continue token on as metadata.continue, for every kind', async () => {
+    const { rest } = await fakeServer(() => [200, { items: [{ metadata: { name: 'a' } }], metadata: { resourceVersion: '9', continue: 'next-page' } }]);
     for (const client of [
-      secretsClient(core),
-      namespacesClient(core),
-      roleBindingsClient(rbac),
-      clusterRoleBindingsClient(rbac),
-      customObjectsClient(custom, 'Thing', { group: 'usher.dev', version: 'v1alpha1', plural: 'things' }),
+      secretsClient(rest),
+      namespacesClient(rest),
+      roleBindingsClient(rest),
+      clusterRoleBindingsClient(rest),
+      customObjectsClient(rest, 'Thing', { group: 'usher.dev', version: 'v1alpha1', plural: 'things' }),
     ]) {
       const result = await client.list({ limit: 1 });
       expect(result.metadata).toEqual({ resourceVersion: '9', continue: 'next-page' });
     }
-    const last = fakeServer(() => [200, { items: [], metadata: { resourceVersion: '9' } }]);
-    expect((await secretsClient(last.core).list({ limit: 1 })).metadata).toEqual({ resourceVersion: '9' });
+    const last = await fakeServer(() => [200, { items: [], metadata: { resourceVersion: '9' } }]);
+    expect((await secretsClient(last.rest).list({ limit: 1 })).metadata).toEqual({ resourceVersion: '9' });
   });
 
   it('reads, creates, replaces and deletes a Secret in its namespace; a list without one spans all namespaces', async () => {
-    const { requests, core } = fakeServer(({ method }) => [method === 'POST' ? 201 : 200, method === 'GET' ? { items: [] } : {}]);
-    const secrets = secretsClient(core);
+    const { requests, rest } = await fakeServer(({ method }) => [method === 'POST' ? 201 : 200, method === 'GET' ? { items: [] } : {}]);
+    const secrets = secretsClient(rest);
     const body: V1Secret = { metadata: { name: 'a', namespace: 'ns', resourceVersion: '3' }, data: { k: 'dg==' } };
     await secrets.create(body);
     await secrets.replace(body);
@@ -328,7 +337,7 @@ describe('secretsClient', () => {
       'DELETE https://k8s.test/api/v1/namespaces/ns/secrets/a',
       'GET https://k8s.test/api/v1/secrets?labelSelector=app%3Dx',
       'GET https://k8s.test/api/v1/namespaces/ns/secrets',
-      'GET https://k8s.test/api/v1/namespaces/ns/secrets?continue=tok%2Fen&labelSelector=app%3Dx&limit=500',
+      'GET https://k8s.test/api/v1/namespaces/ns/secrets?labelSelector=app%3Dx&limit=500&continue=tok%2Fen',
     ]);
     expect(requests[1]?.body).toMatchObject({ metadata: { name: 'a', namespace: 'ns', resourceVersion: '3' }, data: { k: 'dg==' } });
     expect(requests[2]?.body).toBeUndefined();
@@ -342,8 +351,8 @@ describe('secretsClient', () => {
       PUT: [409, statusBody(409, 'Conflict')],
       DELETE: [404, statusBody(404, 'NotFound')],
     };
-    const { core } = fakeServer(({ method }) => answers[method] ?? [500, {}]);
-    const secrets = secretsClient(core);
+    const { rest } = await fakeServer(({ method }) => answers[method] ?? [500, {}]);
+    const secrets = secretsClient(rest);
     const body: V1Secret = { metadata: { name: 'a', namespace: 'ns', resourceVersion: '3' } };
     expect(await secrets.getOrUndefined('ns', 'a')).toBeUndefined();
     const exists = await rejection(secrets.create(body));
@@ -354,8 +363,8 @@ describe('secretsClient', () => {
   });
 
   it('wants a namespace', async () => {
-    const { requests, core } = fakeServer();
-    await expect(secretsClient(core).getOrUndefined(undefined, 'a')).rejects.toThrow('a Secret needs a namespace');
+    const { requests, rest } = await fakeServer();
+    await expect(secretsClient(rest).getOrUndefined(undefined, 'a')).rejects.toThrow('a Secret needs a namespace');
     expect(requests).toEqual([]);
   });
 });
@@ -364,8 +373,8 @@ describe('customObjectsClient', () => {
   const resource = { group: 'usher.dev', version: 'v1alpha1', plural: 'things' };
 
   it('uses the namespaced endpoints with a namespace and the cluster-wide ones without', async () => {
-    const { requests, custom } = fakeServer(({ method }) => [method === 'POST' ? 201 : 200, { metadata: { name: 'a' } }]);
-    const things = customObjectsClient<Obj>(custom, 'Thing', resource);
+    const { requests, rest } = await fakeServer(({ method }) => [method === 'POST' ? 201 : 200, { metadata: { name: 'a' } }]);
+    const things = customObjectsClient<Obj>(rest, 'Thing', resource);
     const namespaced: Obj = { metadata: { name: 'a', namespace: 'ns', resourceVersion: '1' } };
     const clusterScoped: Obj = { metadata: { name: 'a', resourceVersion: '1' } };
     await things.getOrUndefined('ns', 'a');
@@ -395,7 +404,7 @@ describe('customObjectsClient', () => {
       `DELETE ${base}/namespaces/ns/things/a`,
       `GET ${base}/things`,
       `GET ${base}/namespaces/ns/things?labelSelector=x%3Dy`,
-      `GET ${base}/things?continue=abc&limit=2`,
+      `GET ${base}/things?limit=2&continue=abc`,
     ]);
     expect(requests[8]?.body).toEqual({ preconditions: { uid: 'u1' } });
   });
@@ -406,8 +415,8 @@ describe('customObjectsClient', () => {
       POST: [409, statusBody(409, 'AlreadyExists')],
       PUT: [409, statusBody(409, 'Conflict')],
     };
-    const { custom } = fakeServer(({ method }) => answers[method] ?? [500, {}]);
-    const things = customObjectsClient<Obj>(custom, 'Thing', resource);
+    const { rest } = await fakeServer(({ method }) => answers[method] ?? [500, {}]);
+    const things = customObjectsClient<Obj>(rest, 'Thing', resource);
     expect(await things.getOrUndefined(undefined, 'a')).toBeUndefined();
     expect(isAlreadyExists(await rejection(things.create({ metadata: { name: 'a' } })))).toBe(true);
     expect(isConflict(await rejection(things.replace({ metadata: { name: 'a', resourceVersion: '1' } })))).toBe(true);

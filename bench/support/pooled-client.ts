@@ -1,6 +1,8 @@
-// API clients that reuse their connections. Every part of Usher that talks to
-// the API server (controller, acceptance page, leader election) makes its
-// clients here rather than with KubeConfig.makeApiClient: see PooledAuthentication.
+// client-node API clients that reuse their connections, for the benchmarks'
+// own drivers (creating invitations, reading phases), which use client-node's
+// generated API classes. Usher itself no longer does: its calls go through
+// src/runtime/rest-client.ts (docs/adr/0010). Until then this module was
+// src/runtime/pooled-client.ts, and every part of Usher made its clients here.
 import {
   bufferFromFileOrString,
   createConfiguration,
