@@ -121,6 +121,10 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
       USHER_LEADER_ELECTION: options.leaderElection === false ? 'false' : 'true',
       POD_NAME: `usher-bench-${process.pid}-${instances++}`,
       POD_NAMESPACE: 'default',
+      // Node options for the operator only (e.g. --max-semi-space-size=1), added to any the bench's process has.
+      ...(process.env.USHER_BENCH_OPERATOR_NODE_OPTIONS
+        ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${process.env.USHER_BENCH_OPERATOR_NODE_OPTIONS}`.trim() }
+        : {}),
     },
     cwd: opRoot,
   });

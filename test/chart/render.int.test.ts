@@ -196,6 +196,7 @@ describe('the default rendering', () => {
       USHER_LEASE_NAME: 'usher-leader',
       USHER_METRICS_PORT: '9090',
       LOG_LEVEL: 'info',
+      NODE_OPTIONS: '--max-semi-space-size=1',
     });
     expect(container.ports).toEqual([{ name: 'metrics', containerPort: 9090, protocol: 'TCP' }]);
     expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
@@ -230,7 +231,13 @@ describe('the default rendering', () => {
     expect(container.args).toEqual(['--component', 'accept', '--config', '/etc/usher/config.yaml']);
     const env = Object.fromEntries(container.env.map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
     // No USHER_LEADER_ELECTION, no USHER_LEASE_NAME: the page takes no part in leader election.
-    expect(env).toEqual({ POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', USHER_METRICS_PORT: '9090', LOG_LEVEL: 'info' });
+    expect(env).toEqual({
+      POD_NAME: 'metadata.name',
+      POD_NAMESPACE: 'metadata.namespace',
+      USHER_METRICS_PORT: '9090',
+      LOG_LEVEL: 'info',
+      NODE_OPTIONS: '--max-semi-space-size=1',
+    });
     expect(container.ports).toEqual([
       { name: 'http', containerPort: 8080, protocol: 'TCP' },
       { name: 'metrics', containerPort: 9090, protocol: 'TCP' },
@@ -287,6 +294,17 @@ describe('the default rendering', () => {
     const single = await template({ replicaCount: 1, leaderElection: { enabled: false }, accept: { replicaCount: 1 } });
     for (const component of ['controller', 'accept'] as const)
       expect(deploymentOf(single, component).spec.template.spec.topologySpreadConstraints, component).toBeUndefined();
+  });
+
+  it('passes nodeOptions to both components as NODE_OPTIONS, and none when it is empty', async () => {
+    const nodeOptionsOf = (manifests: Manifest[], component: 'controller' | 'accept'): string | undefined =>
+      containerOf(manifests, component).env.find((e) => e.name === 'NODE_OPTIONS')?.value;
+    const tuned = await template({ nodeOptions: '--max-semi-space-size=4 --max-old-space-size=900' });
+    const plain = await template({ nodeOptions: '' });
+    for (const component of ['controller', 'accept'] as const) {
+      expect(nodeOptionsOf(tuned, component), component).toBe('--max-semi-space-size=4 --max-old-space-size=900');
+      expect(nodeOptionsOf(plain, component), component).toBeUndefined();
+    }
   });
 
   it('keeps a pod of each Deployment through disruptions when it has several, and has no PDB for one', async () => {

@@ -79,6 +79,10 @@ spec:
               value: {{ .Values.ports.metrics | quote }}
             - name: LOG_LEVEL
               value: {{ .Values.logLevel | quote }}
+            {{- with .Values.nodeOptions }}
+            - name: NODE_OPTIONS
+              value: {{ . | quote }}
+            {{- end }}
           ports:
             {{- if not $controller }}
             - name: http
