@@ -111,7 +111,8 @@ async function main(): Promise<void> {
   const elector = election
     ? new LeaderElector({
         kubeConfig,
-        rest,
+        // A client of its own, not the shared pool: a renewal must not wait behind a burst of reconciles or relists.
+        rest: new RestClient(kubeConfig, { maxSockets: 2 }),
         namespace: election.namespace,
         name: election.name,
         identity: election.identity,

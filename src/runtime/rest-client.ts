@@ -1,6 +1,6 @@
 // A plain JSON client for the Kubernetes API: every read and write Usher makes
-// goes through one of these, shared by the controller, the acceptance page and
-// leader election (src/main.ts makes one per process).
+// goes through one of these. src/main.ts makes one for the controller and the
+// acceptance page to share, and a small one of its own for leader election.
 //
 // Why not client-node's generated API classes (CoreV1Api, CustomObjectsApi…):
 // on the controller's hot path they cost more than the work itself. Each call
@@ -40,7 +40,7 @@ export class KubeApiError extends Error {
 export interface RestClientOptions {
   /** Connections kept open to the API server at most (HTTP/1.1: one request each at a time). Default 16. */
   maxSockets?: number;
-  /** A request whose connection stays silent this long is abandoned with an error. Default 30 s. */
+  /** A request whose connection stays silent this long is abandoned with an error. Default 60 s (the API server's own request timeout). */
   requestTimeoutMs?: number;
   /** The User-Agent header. */
   userAgent?: string;
@@ -56,6 +56,8 @@ export interface RequestOptions {
   contentType?: string;
 }
 
+/** Requests that may be sent again after a connection reset: repeating them changes nothing (a PUT carries its resourceVersion). */
+const IDEMPOTENT = new Set(['GET', 'PUT', 'DELETE']);
 /** How long the kubeconfig's TLS material and headers are used before they are read again. */
 const CONNECTION_TTL_MS = 10_000;
 /** How long an Agent replaced by a new identity stays open for the requests still on it. */
@@ -89,7 +91,7 @@ export class RestClient {
   constructor(kubeConfig: KubeConfig, options: RestClientOptions = {}) {
     this.#kubeConfig = kubeConfig;
     this.#maxSockets = options.maxSockets ?? 16;
-    this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
     this.#userAgent = options.userAgent ?? 'usher';
   }
 
@@ -113,8 +115,9 @@ export class RestClient {
    * One request; resolves with the parsed answer (undefined for an empty one),
    * rejects with a KubeApiError for any status other than 2xx, or with the
    * connection's error. Retried once: after a 401 (with the kubeconfig read
-   * again: a token that expired), and when a kept-alive connection turns out
-   * to have been closed by the server before it read the request.
+   * again: a token that expired), and, for GET, PUT and DELETE only, when a
+   * kept-alive connection turns out to have been closed by the server. (A POST
+   * is not sent again: the reset may have come after the server committed it.)
    */
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     if (this.#closed) throw new Error(`${method} ${path}: the client is closed`);
@@ -127,7 +130,7 @@ export class RestClient {
         connection = await this.#connect(true);
         return this.#send<T>(connection, method, path, options, payload);
       }
-      if ((err as { staleSocket?: boolean }).staleSocket) return this.#send<T>(connection, method, path, options, payload);
+      if ((err as { staleSocket?: boolean }).staleSocket && IDEMPOTENT.has(method)) return this.#send<T>(connection, method, path, options, payload);
       throw err;
     }
   }

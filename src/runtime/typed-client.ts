@@ -161,8 +161,11 @@ export function restResource<T>(rest: RestClient, kind: string, resource: Resour
     const ns = namespaced === 'never' ? undefined : namespace;
     return ns ? `${apiPath}/namespaces/${segment(ns)}/${plural}` : `${apiPath}/${plural}`;
   };
-  const one = (namespace: string | undefined, name: string): string =>
-    `${collection(namespaced === 'required' ? namespaceOf(kind, namespace) : namespace)}/${segment(name)}`;
+  const one = (namespace: string | undefined, name: string): string => {
+    // URL resolution would turn /secrets/.. into the namespace's path: no object has such a name.
+    if (name === '' || name === '.' || name === '..') throw new Error(`a ${kind} cannot be named ${JSON.stringify(name)}`);
+    return `${collection(namespaced === 'required' ? namespaceOf(kind, namespace) : namespace)}/${segment(name)}`;
+  };
   const api: ResourceApi<T> = {
     read: (namespace, name) => rest.get<T>(one(namespace, name)),
     list: (namespace, options) => rest.get<ListResult<T>>(collection(namespace), listQuery(options)),

@@ -367,6 +367,14 @@ describe('secretsClient', () => {
     await expect(secretsClient(rest).getOrUndefined(undefined, 'a')).rejects.toThrow('a Secret needs a namespace');
     expect(requests).toEqual([]);
   });
+
+  it('refuses the names URL resolution would rewrite (. and ..), sending nothing', async () => {
+    const { requests, rest } = await fakeServer();
+    const secrets = secretsClient(rest);
+    await expect(secrets.getOrUndefined('ns', '..')).rejects.toThrow('a Secret cannot be named ".."');
+    await expect(secrets.deleteIgnoringNotFound('ns', '.')).rejects.toThrow('a Secret cannot be named "."');
+    expect(requests).toEqual([]);
+  });
 });
 
 describe('customObjectsClient', () => {
