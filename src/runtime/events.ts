@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { apiErrorOf } from './client.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { microTime, type RestClient } from './rest-client.ts';
+import { restResource } from './typed-client.ts';
 
 /** An events.k8s.io/v1 Event as the recorder writes it (the fields it sets). */
 export interface EventBody {
@@ -38,7 +39,8 @@ export interface EventsApiLike {
 
 /** Events created through `rest`. */
 export function restEventsApi(rest: RestClient): EventsApiLike {
-  return { createNamespacedEvent: ({ namespace, body }) => rest.post(`/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`, body) };
+  const events = restResource<EventBody>(rest, 'Event', { apiPath: '/apis/events.k8s.io/v1', plural: 'events', namespaced: 'required' });
+  return { createNamespacedEvent: ({ namespace, body }) => events.create(namespace, body) };
 }
 
 /** The object an Event is about. */

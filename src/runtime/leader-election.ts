@@ -19,6 +19,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { apiErrorOf } from './client.ts';
 import { microTime, RestClient } from './rest-client.ts';
+import { restResource } from './typed-client.ts';
 
 /** A coordination.k8s.io/v1 Lease's spec; the times are MicroTimes (RFC 3339, six fractional digits). */
 export interface LeaseSpec {
@@ -46,11 +47,11 @@ export interface LeaseApi {
 
 /** Leases through `rest`. */
 export function restLeaseApi(rest: RestClient): LeaseApi {
-  const leases = (namespace: string): string => `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
+  const leases = restResource<Lease>(rest, 'Lease', { apiPath: '/apis/coordination.k8s.io/v1', plural: 'leases', namespaced: 'required' });
   return {
-    readNamespacedLease: ({ namespace, name }) => rest.get<Lease>(`${leases(namespace)}/${encodeURIComponent(name)}`),
-    createNamespacedLease: ({ namespace, body }) => rest.post<Lease>(leases(namespace), body),
-    replaceNamespacedLease: ({ namespace, name, body }) => rest.put<Lease>(`${leases(namespace)}/${encodeURIComponent(name)}`, body),
+    readNamespacedLease: ({ namespace, name }) => leases.read(namespace, name),
+    createNamespacedLease: ({ namespace, body }) => leases.create(namespace, body),
+    replaceNamespacedLease: ({ namespace, name, body }) => leases.replace(namespace, name, body),
   };
 }
 
